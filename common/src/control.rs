@@ -1,0 +1,336 @@
+//! The control protocol between `quorumctl` and the local daemon.
+//!
+//! Newline-delimited JSON over a Unix socket. The client writes one [`Request`] line; the
+//! daemon answers one [`Reply`] line. `follow` is answered with [`Response::Following`], then
+//! one [`Event`] per line (the first is a full [`Event::Snapshot`]) until either side hangs up.
+//!
+//! ```text
+//! quorumctl                       quorumd
+//!    | {"type":"status"}\n           |
+//!    |------------------------------>|
+//!    | {"Ok":{"type":"status",...}}\n|
+//!    |<------------------------------|
+//!    | {"type":"follow"}\n           |
+//!    |------------------------------>|
+//!    | {"Ok":{"type":"following"}}\n |
+//!    | {"type":"snapshot",...}\n     |
+//!    | {"type":"role",...}\n  ...    |
+//!    |<------------------------------|
+//! ```
+//!
+//! This is a stable, versioned interface: fields may be added, never renamed or removed without
+//! bumping [`PROTOCOL_VERSION`].
+
+use crate::types::{MemberState, Role, Strategy};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version of the control protocol; reported in [`Status::protocol_version`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request or reply line accepted, in bytes (newline excluded).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Default control socket path (systemd's `RuntimeDirectory=quorumd`).
+pub const DEFAULT_SOCKET: &str = "/run/quorumd/quorumd.sock";
+
+/// Environment variable that overrides the socket path for both programs.
+pub const SOCKET_ENV: &str = "QUORUMD_SOCKET";
+
+/// One request line from a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// The full status of this node and its view of the cluster.
+    Status,
+    /// This node's role only (cheap: for scripts polling several times a second).
+    Role,
+    /// The members table only.
+    Members,
+    /// Rename this node; peers see the new name, the rank order does not change. Privileged.
+    Rename {
+        /// The new name (non-empty, no control characters, unique in the cluster).
+        name: String,
+    },
+    /// Leave the cluster gracefully: hand over, run the hook, exit 0. Privileged.
+    Dispatch,
+    /// Stream events: a snapshot, then role, master and membership changes.
+    Follow,
+    /// Remove a lost member from the quorum count (an operator's decision). Privileged.
+    Forget {
+        /// The member's name.
+        name: String,
+    },
+}
+
+impl Request {
+    /// Whether the request changes state and therefore needs root, the daemon's uid or group.
+    pub fn is_privileged(&self) -> bool {
+        matches!(
+            self,
+            Request::Rename { .. } | Request::Dispatch | Request::Forget { .. }
+        )
+    }
+}
+
+/// A successful answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(Status),
+    /// Answer to [`Request::Role`].
+    Role {
+        /// This node's role.
+        role: Role,
+    },
+    /// Answer to [`Request::Members`].
+    Members {
+        /// The members table, self included.
+        members: Vec<Member>,
+    },
+    /// Answer to [`Request::Rename`].
+    Renamed {
+        /// The previous name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// Answer to [`Request::Dispatch`], sent once the node has handed over and run its hook,
+    /// just before it exits.
+    Dispatched,
+    /// Answer to [`Request::Follow`]; [`Event`] lines follow.
+    Following,
+    /// Answer to [`Request::Forget`].
+    Forgotten {
+        /// The forgotten member's name.
+        name: String,
+    },
+}
+
+/// The answer line to a request: `{"Ok": Response}` or `{"Err": ControlError}`.
+pub type Reply = Result<Response, ControlError>;
+
+/// Why the daemon refused a request. The daemon's state is unchanged by a refused request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ControlError {
+    /// Machine-readable reason.
+    pub kind: ErrorKind,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl ControlError {
+    /// Builds an error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ControlError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Machine-readable reasons for a refused request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The line was not a valid request (not JSON, unknown type, missing field, too long).
+    BadRequest,
+    /// The caller may read but not change state.
+    PermissionDenied,
+    /// No member has that name.
+    NotFound,
+    /// The request conflicts with the cluster's state (forget an alive member, name taken...).
+    Conflict,
+    /// The node is leaving and accepts no more changes.
+    ShuttingDown,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::BadRequest => "bad request",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::ShuttingDown => "shutting down",
+        })
+    }
+}
+
+/// Votes behind the current decision, as seen by this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quorum {
+    /// Members (self included) whose vote backs the master this node follows (or itself).
+    pub votes: usize,
+    /// Votes needed for a strict majority of `counted`.
+    pub needed: usize,
+    /// Counted members: alive + lost (not dispatched, not certainly crashed), at least `--expect`.
+    pub counted: usize,
+}
+
+/// One row of the members table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's name.
+    pub name: String,
+    /// The address peers reach it at.
+    pub address: String,
+    /// Its peer (TCP) port.
+    pub port: u16,
+    /// alive, lost or dispatched.
+    pub state: MemberState,
+    /// Its role as last reported by it (None when never heard or not alive).
+    pub role: Option<Role>,
+    /// Whether it counts for quorum.
+    pub counted: bool,
+    /// Whether it is a witness (votes, never master).
+    pub witness: bool,
+    /// Whether this row is the answering node itself.
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    /// Milliseconds since this node last heard from it (None for self and never heard).
+    pub last_heard_ms: Option<u64>,
+}
+
+/// Full status of a node: what `quorumctl status` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's name.
+    pub name: String,
+    /// This node's role.
+    pub role: Role,
+    /// The cluster epoch this node knows (grows with every new mastership).
+    pub epoch: u64,
+    /// The master's name, if this node knows one.
+    pub master: Option<String>,
+    /// Vote count behind the current decision.
+    pub quorum: Quorum,
+    /// Members table, self included, best rank first.
+    pub members: Vec<Member>,
+    /// quorumd version.
+    pub version: String,
+    /// Control protocol version ([`PROTOCOL_VERSION`]).
+    pub protocol_version: u32,
+    /// Cluster name (`--cluster`).
+    pub cluster: String,
+    /// Rank strategy.
+    pub strategy: Strategy,
+    /// Whether this node is a witness.
+    pub witness: bool,
+}
+
+/// One line of a `follow` stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The full status: always the first event of a stream.
+    Snapshot(Status),
+    /// This node's role changed.
+    Role {
+        /// The new role.
+        role: Role,
+        /// The role before.
+        previous: Role,
+        /// The master this node now knows (None if none).
+        master: Option<String>,
+        /// The cluster epoch.
+        epoch: u64,
+    },
+    /// The master this node follows changed, its own role unchanged.
+    Master {
+        /// The new master (None if none).
+        master: Option<String>,
+        /// The cluster epoch.
+        epoch: u64,
+    },
+    /// A member joined, was lost, left, came back, was renamed or forgotten.
+    Member {
+        /// The member's (current) name.
+        name: String,
+        /// What happened.
+        change: MemberChange,
+    },
+}
+
+/// What happened to a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum MemberChange {
+    /// First heard from (or a new incarnation replaced an old entry of that name).
+    Joined,
+    /// Went silent (still counted).
+    Lost,
+    /// Crash certain: its host closed its links. Not counted until it returns.
+    Crashed,
+    /// Heard from again after being lost.
+    Returned,
+    /// Left gracefully.
+    Dispatched,
+    /// Renamed; the event's `name` is the new name.
+    Renamed {
+        /// The old name.
+        from: String,
+    },
+    /// Removed from the count by an operator.
+    Forgotten,
+}
+
+/// Encodes one line (JSON plus `\n`).
+pub fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing our own plain data types cannot fail (no maps with non-string keys).
+    let mut out = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+    out.push(b'\n');
+    out
+}
+
+/// Decodes one request line; a clear [`ControlError`] on anything else.
+pub fn decode_request(line: &[u8]) -> Result<Request, ControlError> {
+    if line.len() > MAX_LINE {
+        return Err(ControlError::new(
+            ErrorKind::BadRequest,
+            format!("request line longer than {MAX_LINE} bytes"),
+        ));
+    }
+    serde_json::from_slice(line).map_err(|e| {
+        ControlError::new(
+            ErrorKind::BadRequest,
+            format!("not a valid request ({e}); expected one JSON object per line, e.g. {{\"type\":\"status\"}}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_read_like_the_docs() {
+        let r = Request::Rename { name: "bob".into() };
+        let line = encode_line(&r);
+        assert_eq!(line, b"{\"type\":\"rename\",\"name\":\"bob\"}\n".to_vec());
+        assert_eq!(decode_request(&line[..line.len() - 1]), Ok(r));
+        assert_eq!(decode_request(b"{\"type\":\"status\"}"), Ok(Request::Status));
+    }
+
+    #[test]
+    fn garbage_and_huge_lines_are_clear_errors() {
+        let e = decode_request(b"hello").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        let e = decode_request(b"{\"type\":\"launch_missiles\"}").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadRequest);
+        let huge = vec![b' '; MAX_LINE + 1];
+        let e = decode_request(&huge).unwrap_err();
+        assert!(e.message.contains("longer"), "{e}");
+    }
+
+    #[test]
+    fn reply_errors_serialize_as_err() {
+        let reply: Reply = Err(ControlError::new(ErrorKind::PermissionDenied, "no"));
+        let s = String::from_utf8(encode_line(&reply)).unwrap();
+        assert_eq!(s, "{\"Err\":{\"kind\":\"permission_denied\",\"message\":\"no\"}}\n");
+        let back: Reply = serde_json::from_str(s.trim()).unwrap();
+        assert_eq!(back, reply);
+    }
+}

@@ -1,0 +1,163 @@
+//! Identity, rank, roles and member states: the words every other module uses.
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The identity of one running quorumd process: its incarnation id, drawn anew at every start.
+///
+/// Names are for people and may change (`quorumctl rename`); a `MemberId` never does. Identity
+/// is never derived from a network address: many daemons may share one host.
+pub type MemberId = u64;
+
+/// Which total order the vote uses. It must be the same on every member of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The earliest started member ranks first (the original's default, "life time").
+    #[default]
+    Age,
+    /// The member with the lowest peer port ranks first (`--use-port-instead-of-life-time`).
+    Port,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Age => "age",
+            Strategy::Port => "port",
+        })
+    }
+}
+
+/// A member's place in the vote order. Smaller ranks first: the best candidate is the minimum.
+///
+/// Fixed when the process starts, so a rename does not move a node in the order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rank {
+    /// Start time in milliseconds since the Unix epoch (strategy age) or the peer port (port).
+    pub key: u64,
+    /// The name the process started with: breaks ties of `key` (e.g. equal ports on two hosts).
+    pub tiebreak: String,
+    /// The incarnation id: makes the order total even for equal keys and names.
+    pub id: MemberId,
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.key, &self.tiebreak, self.id).cmp(&(other.key, &other.tiebreak, other.id))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// What a member tells others about itself when it says hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Incarnation id, new at every start.
+    pub id: MemberId,
+    /// Current name; unique in the cluster. A newer incarnation with the same name replaces the
+    /// old entry (re-entry).
+    pub name: String,
+    /// Address peers reach this member at (never `0.0.0.0`).
+    pub addr: String,
+    /// TCP port of this member's peer listener.
+    pub port: u16,
+    /// Rank in the vote order.
+    pub rank: Rank,
+    /// Start time in milliseconds since the Unix epoch (tells which incarnation is newer).
+    pub started_ms: u64,
+    /// A witness votes but never becomes master.
+    pub witness: bool,
+    /// The rank strategy this member uses; a member with another strategy is refused.
+    pub strategy: Strategy,
+}
+
+/// The role of a node, as reported by `quorumctl role` and passed to hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Discovery window after boot: no claim, no hook.
+    Starting,
+    /// Holds the mastership (and a valid lease).
+    Master,
+    /// Part of a quorum, following the master (or waiting for the election to settle).
+    Slave,
+    /// Cannot reach a quorum; keeps trying to rejoin.
+    Inquorate,
+    /// Leaving gracefully.
+    Dispatching,
+}
+
+impl Role {
+    /// The lower-case word used on the command line, in hooks and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Starting => "starting",
+            Role::Master => "master",
+            Role::Slave => "slave",
+            Role::Inquorate => "inquorate",
+            Role::Dispatching => "dispatching",
+        }
+    }
+
+    /// All roles, in the order of their life cycle.
+    pub const ALL: [Role; 5] = [
+        Role::Starting,
+        Role::Master,
+        Role::Slave,
+        Role::Inquorate,
+        Role::Dispatching,
+    ];
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown role {s:?} (expected starting, master, slave, inquorate or dispatching)")
+            })
+    }
+}
+
+/// How other members see a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Heard from recently.
+    Alive,
+    /// Silent or crashed. Counted for quorum, unless its crash is certain.
+    Lost,
+    /// Left gracefully; not counted.
+    Dispatched,
+}
+
+impl MemberState {
+    /// The lower-case word used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Lost => "lost",
+            MemberState::Dispatched => "dispatched",
+        }
+    }
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,19 @@
+//! quorumd: the daemon that elects one master on a LAN.
+//!
+//! # Layout
+//!
+//! - `config`: command line, environment and TOML config, resolved into [`config::Settings`].
+//! - `node`: the driver: owns the pure election core and the transport; one `select!` loop.
+//! - `discovery`, `links`: UDP broadcast hellos and TCP peer links (the transport).
+//! - `control`: the Unix-socket control server quorumctl talks to.
+//! - `hooks`: runs master/slave/notify scripts, one at a time, never blocking heartbeats.
+//! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
+
+pub mod config;
+pub mod control;
+pub mod discovery;
+pub mod hooks;
+pub mod links;
+pub mod logging;
+pub mod node;
+pub mod notify;
