@@ -1,0 +1,208 @@
+//! The command line as clap sees it: every option is optional here, so that the merge in
+//! `config.rs` can tell "given on the command line" from "not given" and apply
+//! flags > environment > config file > profile defaults.
+//!
+//! Defaults are therefore written in the doc lines (clap's `default_value` would hide whether a
+//! flag was given), and clap's own `env` support is not used: the environment is read by the
+//! merge through an injectable lookup, so tests never depend on the process environment.
+
+use super::Profile;
+use clap::{ArgAction, Parser};
+use common::types::Strategy;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Every option can also be given as an environment variable QUORUMD_<OPTION> (e.g. QUORUMD_NAME,
+QUORUMD_CLUSTER, QUORUMD_SOCKET, QUORUMD_PEERS=a:1,b:2, QUORUMD_HEARTBEAT=200ms) or as a key of
+the --config file (TOML, the long option name in snake_case; timers in a [timers] table).
+Precedence: command line > environment > config file > defaults (of the chosen --profile).
+Durations are written as in systemd: 200ms, 1s, 1.5s, 2min; a bare number means seconds.
+
+Examples:
+  One node, default ports, master hook:
+    quorumd -n alice -m /etc/quorumd/master.sh -s /etc/quorumd/slave.sh
+
+  The original's command line:
+    quorumd 0.0.0.0 6170 -d -m=i_am_master.py -s=i_am_slave.py -n=Dick
+
+  Three nodes on one machine (loopback broadcast):
+    quorumd 127.0.0.1 7001 127.255.255.255 7000 -n a --socket /tmp/a.sock &
+    quorumd 127.0.0.1 7002 127.255.255.255 7000 -n b --socket /tmp/b.sock &
+    quorumd 127.0.0.1 7003 127.255.255.255 7000 -n c --socket /tmp/c.sock &
+    quorumctl --socket /tmp/a.sock status
+
+  A hook: the script sees QUORUM_ROLE, QUORUM_PREVIOUS_ROLE, QUORUM_MASTER, QUORUM_EPOCH,
+  QUORUM_NODE and QUORUM_EVENT in its environment:
+    quorumd --notify /usr/local/bin/on-role-change --hook-timeout 10s
+
+  As a systemd service:
+    quorumd --config /etc/quorumd/quorumd.toml
+";
+
+/// quorumd: elects exactly one master among the machines of a LAN, by quorum.
+#[derive(Debug, Parser)]
+#[command(
+    name = "quorumd",
+    version,
+    about,
+    after_help = AFTER_HELP,
+    // The original (argparse) accepted repeated options such as `-d ... -d`: the last wins.
+    args_override_self = true
+)]
+pub(super) struct Cli {
+    // ---- Network ----
+    /// Address of the TCP peer listener (default: 0.0.0.0).
+    #[arg(value_name = "ADDRESS", help_heading = "Network")]
+    pub address: Option<IpAddr>,
+
+    /// TCP peer port; the next free port is used if it is taken (default: 8080).
+    #[arg(value_name = "PORT", help_heading = "Network")]
+    pub port: Option<u16>,
+
+    /// Discovery broadcast address (default: 255.255.255.255; 127.255.255.255 on loopback).
+    #[arg(value_name = "BROADCAST_ADDRESS", help_heading = "Network")]
+    pub broadcast_address: Option<IpAddr>,
+
+    /// Discovery UDP port, shared by all nodes of a cluster (default: 5595).
+    #[arg(value_name = "BROADCAST_PORT", help_heading = "Network")]
+    pub broadcast_port: Option<u16>,
+
+    /// A peer's TCP address ADDR:PORT, contacted directly where broadcast does not reach
+    /// (repeatable; default: none).
+    #[arg(long = "peer", value_name = "ADDR:PORT", action = ArgAction::Append, help_heading = "Network")]
+    pub peers: Vec<SocketAddr>,
+
+    /// Address announced to peers when listening on 0.0.0.0 (default: guessed from the route).
+    #[arg(long, value_name = "IP", help_heading = "Network")]
+    pub advertise: Option<IpAddr>,
+
+    /// Cluster name: nodes of other clusters on the same ports are ignored (default: quorum).
+    #[arg(long, value_name = "NAME", help_heading = "Network")]
+    pub cluster: Option<String>,
+
+    /// Shared key file authenticating cluster traffic (default: none, with a warning).
+    #[arg(long, value_name = "FILE", help_heading = "Network")]
+    pub key_file: Option<PathBuf>,
+
+    // ---- Election ----
+    /// This node's name, unique in the cluster (default: <hostname>:<port>).
+    #[arg(short = 'n', long, value_name = "NAME", help_heading = "Election")]
+    pub name: Option<String>,
+
+    /// Rank by lowest port instead of earliest start (alias: --use_port_instead_of_life_time).
+    #[arg(
+        long = "use-port-instead-of-life-time",
+        alias = "use_port_instead_of_life_time",
+        action = ArgAction::SetTrue,
+        help_heading = "Election"
+    )]
+    pub use_port: bool,
+
+    /// Rank strategy: age (earliest start wins) or port (lowest port wins) (default: age).
+    #[arg(long, value_name = "age|port", value_parser = parse_strategy, conflicts_with = "use_port", help_heading = "Election")]
+    pub strategy: Option<Strategy>,
+
+    /// Count at least N members for quorum, so a lone node never makes itself master
+    /// (default: 0 = off).
+    #[arg(long, value_name = "N", help_heading = "Election")]
+    pub expect: Option<usize>,
+
+    /// Vote but never become master (a tie-breaker box) (default: off).
+    #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
+    pub witness: bool,
+
+    /// A sitting master keeps the role when a better-ranked node joins (default: off).
+    #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
+    pub no_preempt: bool,
+
+    /// Exit (status 1) instead of waiting when no quorum can be reached (default: off).
+    #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
+    pub exit_on_minority: bool,
+
+    // ---- Hooks ----
+    /// Script run when this node becomes master; -m=path works (default: none).
+    #[arg(short = 'm', long, value_name = "PATH", help_heading = "Hooks")]
+    pub master_script: Option<PathBuf>,
+
+    /// Script run when this node becomes slave, inquorate or leaves; -s=path works
+    /// (default: none).
+    #[arg(short = 's', long, value_name = "PATH", help_heading = "Hooks")]
+    pub slave_script: Option<PathBuf>,
+
+    /// Script run on every role or master change (default: none).
+    #[arg(long = "notify", value_name = "PATH", help_heading = "Hooks")]
+    pub notify_script: Option<PathBuf>,
+
+    /// Kill a hook (its whole process group) running longer than this (default: 30s).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Hooks")]
+    pub hook_timeout: Option<Duration>,
+
+    // ---- Timers ----
+    /// Timer profile: default, or fast (about 10x quicker failover, more traffic).
+    #[arg(long, value_name = "default|fast", value_parser = parse_profile, help_heading = "Timers")]
+    pub profile: Option<Profile>,
+
+    /// Heartbeat interval, >= 5ms (default: 200ms; fast: 20ms).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub heartbeat: Option<Duration>,
+
+    /// A peer is lost after this silence, >= lease (default: 1s; fast: 150ms).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub silence: Option<Duration>,
+
+    /// Master lease, >= 3 x heartbeat (default: 800ms; fast: 120ms).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub lease: Option<Duration>,
+
+    /// Discovery window at start, >= 2 x heartbeat (default: 600ms; fast: 150ms).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub startup: Option<Duration>,
+
+    /// Interval of the repeated discovery broadcast, >= heartbeat (default: 2s; fast: 500ms).
+    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub announce: Option<Duration>,
+
+    // ---- Logging and files ----
+    /// Debug logging for quorumd (RUST_LOG overrides) (default: off).
+    #[arg(short = 'd', long, action = ArgAction::SetTrue, help_heading = "Logging and files")]
+    pub debug: bool,
+
+    /// Also log to this file, rotated daily (default: none; stderr always).
+    #[arg(long, value_name = "FILE", help_heading = "Logging and files")]
+    pub log_file: Option<PathBuf>,
+
+    /// TOML config file (env QUORUMD_CONFIG; default: none).
+    #[arg(
+        long = "config",
+        value_name = "FILE",
+        help_heading = "Logging and files"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Control socket quorumctl talks to (default: /run/quorumd/quorumd.sock as root, else
+    /// $XDG_RUNTIME_DIR/quorumd/quorumd.sock or /tmp/quorumd-<uid>/quorumd.sock).
+    #[arg(long, value_name = "PATH", help_heading = "Logging and files")]
+    pub socket: Option<PathBuf>,
+
+    /// Directory for persistent state (default: /var/lib/quorumd as root, else none).
+    #[arg(long, value_name = "DIR", help_heading = "Logging and files")]
+    pub state_dir: Option<PathBuf>,
+}
+
+pub(super) fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    match s {
+        "age" => Ok(Strategy::Age),
+        "port" => Ok(Strategy::Port),
+        _ => Err(format!("unknown strategy {s:?} (expected age or port)")),
+    }
+}
+
+pub(super) fn parse_profile(s: &str) -> Result<Profile, String> {
+    match s {
+        "default" => Ok(Profile::Default),
+        "fast" => Ok(Profile::Fast),
+        _ => Err(format!("unknown profile {s:?} (expected default or fast)")),
+    }
+}
