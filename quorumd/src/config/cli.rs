@@ -52,23 +52,24 @@ Examples:
     args_override_self = true
 )]
 pub(super) struct Cli {
-    // ---- Network ----
+    // ---- Arguments (the original's positionals) ----
     /// Address of the TCP peer listener (default: 0.0.0.0).
-    #[arg(value_name = "ADDRESS", help_heading = "Network")]
+    #[arg(value_name = "ADDRESS")]
     pub address: Option<IpAddr>,
 
     /// TCP peer port; the next free port is used if it is taken (default: 8080).
-    #[arg(value_name = "PORT", help_heading = "Network")]
+    #[arg(value_name = "PORT")]
     pub port: Option<u16>,
 
     /// Discovery broadcast address (default: 255.255.255.255; 127.255.255.255 on loopback).
-    #[arg(value_name = "BROADCAST_ADDRESS", help_heading = "Network")]
+    #[arg(value_name = "BROADCAST_ADDRESS")]
     pub broadcast_address: Option<IpAddr>,
 
     /// Discovery UDP port, shared by all nodes of a cluster (default: 5595).
-    #[arg(value_name = "BROADCAST_PORT", help_heading = "Network")]
+    #[arg(value_name = "BROADCAST_PORT")]
     pub broadcast_port: Option<u16>,
 
+    // ---- Network ----
     /// A peer's TCP address ADDR:PORT, contacted directly where broadcast does not reach
     /// (repeatable; default: none).
     #[arg(long = "peer", value_name = "ADDR:PORT", action = ArgAction::Append, help_heading = "Network")]
