@@ -1,1 +1,438 @@
-//! (in progress)
+//! The control socket server: how `quorumctl` talks to the running daemon.
+//!
+//! Newline-delimited JSON over a Unix socket (the protocol types live in
+//! [`common::control`]). Each client is served in its own task:
+//!
+//! ```text
+//!  client ──line──> LineReader (bounded) ──> decode ──> permission check
+//!                                                        │
+//!      status / role / members: answered from the watch<Snapshot> (the driver is not asked)
+//!      rename / dispatch / forget: Command + oneshot ──> driver ──> Reply
+//!      follow: Following, Snapshot, then every broadcast Event until hang-up or shutdown
+//! ```
+//!
+//! Nothing a client sends can disturb the daemon: lines are capped at [`MAX_LINE`], bad lines
+//! get a `bad_request` reply, slow readers are disconnected, and the number of clients is capped.
+//!
+//! - [`auth`]: who may change state (peer credentials vs the socket's group).
+//! - [`lines`]: the bounded line reader.
+
+mod auth;
+mod lines;
+
+use anyhow::{Context, bail};
+use common::control::{
+    ControlError, ErrorKind, Event, MAX_LINE, Reply, Request, Response, Status, decode_request,
+    encode_line,
+};
+use common::types::Role;
+use lines::{Line, LineReader};
+use serde::Serialize;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// A write to a client that takes longer than this (its socket buffer is full) disconnects it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients served at once; further connections are closed at once (fd exhaustion guard).
+const MAX_CLIENTS: usize = 256;
+/// How long `run` waits, after shutdown, for clients still writing a reply (e.g. `Dispatched`).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What the driver publishes after every change (on a `tokio::sync::watch` channel).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The status as of the driver's last change.
+    pub status: Status,
+    /// When this node's master lease runs out (None when it is not master).
+    pub master_until: Option<Instant>,
+}
+
+impl Snapshot {
+    /// The status as it is true *now*: if `status.role` is Master but `master_until` has passed
+    /// (the process was frozen, or the driver has not ticked yet), report role Inquorate and
+    /// master None. A node must never answer "master" after its lease ran out (DESIGN §4.1).
+    /// A Master status without any `master_until` counts as expired (fail safe).
+    pub fn effective(&self, now: Instant) -> Status {
+        let mut status = self.status.clone();
+        if self.lease_expired(now) {
+            status.role = Role::Inquorate;
+            status.master = None;
+            for member in status.members.iter_mut().filter(|m| m.is_self) {
+                member.role = Some(Role::Inquorate);
+            }
+        }
+        status
+    }
+
+    /// `effective(now).role` without cloning the members table (`quorumctl role` is hot).
+    fn effective_role(&self, now: Instant) -> Role {
+        if self.lease_expired(now) {
+            Role::Inquorate
+        } else {
+            self.status.role
+        }
+    }
+
+    fn lease_expired(&self, now: Instant) -> bool {
+        self.status.role == Role::Master && !self.master_until.is_some_and(|until| now < until)
+    }
+}
+
+/// State-changing requests forwarded to the driver; it answers on `reply`.
+#[derive(Debug)]
+pub enum Command {
+    /// Rename this node.
+    Rename {
+        /// The requested name (not validated here: the driver knows the cluster's names).
+        name: String,
+        /// Where the driver answers.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// The driver answers Ok(Response::Dispatched) only after handover + hook, right before exit.
+    Dispatch {
+        /// Where the driver answers.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Remove a lost member from the count.
+    Forget {
+        /// The member's name.
+        name: String,
+        /// Where the driver answers.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// The server's view of the driver: status to read, events to relay, commands to forward.
+#[derive(Clone)]
+pub struct ControlHandle {
+    /// The driver's latest snapshot.
+    pub status: watch::Receiver<Snapshot>,
+    /// Role, master and membership events; each `follow` client subscribes.
+    pub events: broadcast::Sender<Event>,
+    /// Where state-changing requests go.
+    pub commands: mpsc::Sender<Command>,
+}
+
+/// A bound control socket. Dropping it removes the socket file (if it is still ours).
+pub struct ControlServer {
+    /// Taken by `run`; a std listener so that `bind` works outside a runtime.
+    listener: Option<std::os::unix::net::UnixListener>,
+    path: PathBuf,
+    /// (device, inode) of the socket file we created: never unlink a successor's socket.
+    file_id: (u64, u64),
+    /// The socket's group right after bind (used if the file cannot be read later).
+    gid: u32,
+}
+
+impl ControlServer {
+    /// Creates the parent directory if missing (0755), then: if a socket file exists and a
+    /// daemon answers on it -> error "another quorumd is already running on <path>"; if it
+    /// exists but nobody answers -> remove it (stale) and log it. Bind, chmod 0660.
+    pub fn bind(path: &Path) -> anyhow::Result<ControlServer> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .with_context(|| format!("creating directory {}", parent.display()))?;
+            }
+        }
+        remove_stale_socket(path)?;
+        let listener = std::os::unix::net::UnixListener::bind(path)
+            .with_context(|| format!("binding control socket {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .context("making the control socket non-blocking")?;
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("reading back control socket {}", path.display()))?;
+        info!(path = %path.display(), "control socket bound");
+        Ok(ControlServer {
+            listener: Some(listener),
+            path: path.to_path_buf(),
+            file_id: (meta.dev(), meta.ino()),
+            gid: meta.gid(),
+        })
+    }
+
+    /// The socket file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accept loop until `shutdown` is cancelled; each client served in its own task; removes
+    /// the socket file when it returns.
+    pub async fn run(mut self, handle: ControlHandle, shutdown: CancellationToken) {
+        let listener = match self.listener.take().map(UnixListener::from_std) {
+            Some(Ok(listener)) => listener,
+            Some(Err(e)) => {
+                warn!(error = %e, "control socket unusable; control requests disabled");
+                shutdown.cancelled().await;
+                return;
+            }
+            None => return,
+        };
+        let policy = Arc::new(auth::Policy::new(self.path.clone(), self.gid));
+        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let tracker = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        warn!(
+                            limit = MAX_CLIENTS,
+                            "too many control clients; closing a new one"
+                        );
+                        continue;
+                    };
+                    let client = Client {
+                        handle: handle.clone(),
+                        policy: Arc::clone(&policy),
+                        shutdown: shutdown.clone(),
+                    };
+                    tracker.spawn(async move {
+                        client.serve(stream).await;
+                        drop(slot);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning on the error.
+                    warn!(error = %e, "accepting a control connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        drop(listener);
+        self.remove_socket_file();
+        tracker.close();
+        if timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+            debug!("control clients still busy after shutdown; dropping them");
+        }
+    }
+
+    fn remove_socket_file(&self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
+        if ours {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => debug!(path = %self.path.display(), "control socket removed"),
+                Err(e) => warn!(path = %self.path.display(), error = %e, "removing control socket"),
+            }
+        }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.remove_socket_file();
+    }
+}
+
+/// Refuses a live socket, removes a dead one, leaves anything that is not a socket alone.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("checking {}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        );
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => bail!("another quorumd is already running on {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale control socket {}", path.display()))?;
+            info!(path = %path.display(), "removed stale control socket (nobody answered on it)");
+            Ok(())
+        }
+        Err(e) => Err(e)
+            .with_context(|| format!("checking whether a daemon answers on {}", path.display())),
+    }
+}
+
+/// One connected client.
+struct Client {
+    handle: ControlHandle,
+    policy: Arc<auth::Policy>,
+    shutdown: CancellationToken,
+}
+
+impl Client {
+    async fn serve(self, stream: UnixStream) {
+        let peer = stream.peer_cred().ok();
+        let (read, mut writer) = stream.into_split();
+        let mut reader = LineReader::new(read, MAX_LINE);
+        loop {
+            let line = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                line = reader.next_line() => line,
+            };
+            let request = match line {
+                Ok(Line::Complete(bytes)) => parse(&bytes),
+                Ok(Line::Eof) => return,
+                Ok(Line::Partial) => {
+                    debug!("control client hung up in the middle of a line");
+                    return;
+                }
+                Ok(Line::TooLong) => {
+                    debug!(limit = MAX_LINE, "control request line too long; closing");
+                    let message = format!(
+                        "request line longer than {MAX_LINE} bytes; closing the connection"
+                    );
+                    let reply: Reply = Err(ControlError::new(ErrorKind::BadRequest, message));
+                    let _ = write_line(&mut writer, &reply).await;
+                    return;
+                }
+                Err(e) => {
+                    debug!(error = %e, "reading from control client failed");
+                    return;
+                }
+            };
+            let request =
+                match request.and_then(|r| self.policy.check(peer.as_ref(), &r).map(|()| r)) {
+                    Ok(request) => request,
+                    Err(e) => {
+                        debug!(kind = ?e.kind, message = %e.message, "control request refused");
+                        if write_line(&mut writer, &Err::<Response, _>(e))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+            debug!(?request, "control request");
+            if request == Request::Follow {
+                self.follow(reader, writer).await;
+                return;
+            }
+            let reply = self.answer(request).await;
+            if let Err(e) = write_line(&mut writer, &reply).await {
+                debug!(error = %e, "writing a control reply failed");
+                return;
+            }
+        }
+    }
+
+    /// The reply to every request but `follow`.
+    async fn answer(&self, request: Request) -> Reply {
+        let now = Instant::now();
+        match request {
+            Request::Status => Ok(Response::Status(self.handle.status.borrow().effective(now))),
+            Request::Role => Ok(Response::Role {
+                role: self.handle.status.borrow().effective_role(now),
+            }),
+            Request::Members => Ok(Response::Members {
+                members: self.handle.status.borrow().effective(now).members,
+            }),
+            Request::Rename { name } => self.forward(|reply| Command::Rename { name, reply }).await,
+            Request::Dispatch => self.forward(|reply| Command::Dispatch { reply }).await,
+            Request::Forget { name } => self.forward(|reply| Command::Forget { name, reply }).await,
+            Request::Follow => Err(ControlError::new(
+                ErrorKind::BadRequest,
+                "follow is answered by a stream",
+            )),
+        }
+    }
+
+    /// Sends a command to the driver and waits for its answer.
+    async fn forward(&self, command: impl FnOnce(oneshot::Sender<Reply>) -> Command) -> Reply {
+        let gone = || {
+            Err(ControlError::new(
+                ErrorKind::ShuttingDown,
+                "the daemon is shutting down and accepts no more changes",
+            ))
+        };
+        let (tx, rx) = oneshot::channel();
+        if self.handle.commands.send(command(tx)).await.is_err() {
+            return gone();
+        }
+        rx.await.unwrap_or_else(|_| gone())
+    }
+
+    /// `Following`, the snapshot, then every event until hang-up, lag, a stuck write or shutdown.
+    async fn follow(
+        &self,
+        mut reader: LineReader<tokio::net::unix::OwnedReadHalf>,
+        mut writer: OwnedWriteHalf,
+    ) {
+        // Subscribe before reading the snapshot: an event published in between is then sent
+        // (possibly redundantly) rather than lost.
+        let mut events = self.handle.events.subscribe();
+        let snapshot = Event::Snapshot(self.handle.status.borrow().effective(Instant::now()));
+        let following: Reply = Ok(Response::Following);
+        if write_line(&mut writer, &following).await.is_err()
+            || write_line(&mut writer, &snapshot).await.is_err()
+        {
+            return;
+        }
+        let mut scratch = [0u8; 512];
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                read = reader.discard(&mut scratch) => match read {
+                    // Input while following is ignored; EOF or an error means the client left.
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        if let Err(e) = write_line(&mut writer, &event).await {
+                            debug!(error = %e, "follow client not reading; disconnecting");
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        debug!(missed, "follow client lagging behind; disconnecting");
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+/// A request from a line, with a clearer message for bytes that are not even text.
+fn parse(line: &[u8]) -> Result<Request, ControlError> {
+    if std::str::from_utf8(line).is_err() {
+        return Err(ControlError::new(
+            ErrorKind::BadRequest,
+            "request is not UTF-8 text; expected one JSON object per line, e.g. {\"type\":\"status\"}",
+        ));
+    }
+    decode_request(line)
+}
+
+/// Writes one JSON line, giving up after [`WRITE_TIMEOUT`].
+async fn write_line<T: Serialize>(writer: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+    let line = encode_line(value);
+    match timeout(WRITE_TIMEOUT, writer.write_all(&line)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client did not read for 5 s",
+        )),
+    }
+}
