@@ -272,10 +272,11 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
             let duration_ms = started.elapsed().as_millis() as u64;
             if status.success() {
                 info!(hook, script = %shown, %role, exit_code = 0, duration_ms, "hook finished");
+            } else if let Some(exit_code) = status.code() {
+                warn!(hook, script = %shown, %role, exit_code, duration_ms, "hook finished with failure");
             } else {
-                warn!(hook, script = %shown, %role, exit_code = ?status.code(),
-                    signal = ?std::os::unix::process::ExitStatusExt::signal(&status),
-                    duration_ms, "hook finished with failure");
+                let signal = std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0);
+                warn!(hook, script = %shown, %role, signal, duration_ms, "hook finished, killed by a signal");
             }
         }
         Ok(Err(e)) => warn!(hook, script = %shown, %role, error = %e, "waiting for hook failed"),
