@@ -1,0 +1,90 @@
+//! Why a command did not succeed, and the exit code and message each reason gets.
+
+use common::control::{ControlError, SOCKET_ENV};
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A command's non-success outcome.
+#[derive(Debug)]
+pub enum Failure {
+    /// A negative answer (not master, wait timed out): exit 1, optional message on stderr.
+    Negative(Option<String>),
+    /// The daemon cannot be reached, or went away mid-request: exit 3.
+    Unreachable {
+        /// The socket path tried.
+        path: PathBuf,
+        /// What went wrong.
+        error: io::Error,
+    },
+    /// The daemon answered something we cannot read (likely a version mismatch): exit 3.
+    BadReply {
+        /// The socket path.
+        path: PathBuf,
+        /// What was wrong with the reply.
+        detail: String,
+    },
+    /// The daemon refused the request: exit 4.
+    Refused(ControlError),
+    /// Writing our own output failed (a closed pipe is handled before this): exit 1.
+    Output(io::Error),
+    /// The reader of our output went away (`| head`): exit 0 quietly.
+    BrokenPipe,
+}
+
+impl Failure {
+    /// Prints the message (if any) and gives the exit code.
+    pub fn report(self) -> ExitCode {
+        match self {
+            Failure::Negative(message) => {
+                if let Some(message) = message {
+                    eprintln!("quorumctl: {message}");
+                }
+                ExitCode::from(1)
+            }
+            Failure::Unreachable { path, error } => {
+                eprintln!(
+                    "quorumctl: cannot reach quorumd at {}: {} (is quorumd running? set --socket or {SOCKET_ENV})",
+                    path.display(),
+                    plain(&error)
+                );
+                ExitCode::from(3)
+            }
+            Failure::BadReply { path, detail } => {
+                eprintln!(
+                    "quorumctl: unreadable reply from quorumd at {}: {detail} (are quorumd and quorumctl the same version?)",
+                    path.display()
+                );
+                ExitCode::from(3)
+            }
+            Failure::Refused(error) => {
+                eprintln!("quorumctl: {}: {}", error.kind, error.message);
+                ExitCode::from(4)
+            }
+            Failure::Output(error) => {
+                eprintln!("quorumctl: writing output: {}", plain(&error));
+                ExitCode::from(1)
+            }
+            Failure::BrokenPipe => ExitCode::SUCCESS,
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Output(error)
+        }
+    }
+}
+
+/// An io error's text without the trailing " (os error N)".
+fn plain(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
