@@ -1,1 +1,146 @@
-//! (in progress)
+//! UDP discovery: the shared broadcast socket, the hello schedule, the receive loop, and the
+//! choice of the address we advertise.
+//!
+//! Every daemon on a host binds the broadcast port with `SO_REUSEADDR` + `SO_REUSEPORT`, so
+//! each of them receives every broadcast. A hello is only a hint: it makes the receiver open
+//! a TCP link (see [`crate::links`]), where liveness is actually judged.
+
+use crate::links::{Inner, TransportConfig};
+use anyhow::Context as _;
+use common::wire::{self, Message};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// Delays of the first hellos after start, so one lost datagram costs 100 ms, not `announce`.
+const FIRST_HELLOS_MS: [u64; 4] = [0, 100, 300, 700];
+
+/// Binds the discovery socket on the wildcard address and the broadcast port, shared with the
+/// other daemons of this host.
+pub(crate) fn bind_udp(broadcast: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let any: IpAddr = match broadcast {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let local = SocketAddr::new(any, broadcast.port());
+    let build = || -> std::io::Result<UdpSocket> {
+        let s = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_reuse_address(true)?;
+        #[cfg(unix)]
+        s.set_reuse_port(true)?;
+        s.set_broadcast(true)?;
+        s.bind(&local.into())?;
+        s.set_nonblocking(true)?;
+        UdpSocket::from_std(s.into())
+    };
+    build().with_context(|| format!("binding the UDP discovery socket on {local}"))
+}
+
+/// The address peers should reach us at: `--advertise`, else the listen address, else the
+/// local address of the route toward the broadcast address (or the first seed), else
+/// 127.0.0.1 with a warning. Never unspecified.
+pub(crate) fn advertise_addr(cfg: &TransportConfig) -> IpAddr {
+    if let Some(a) = cfg.advertise {
+        if !a.is_unspecified() {
+            return a;
+        }
+        tracing::warn!(advertise = %a, "refusing to advertise an unspecified address");
+    }
+    if !cfg.listen.is_unspecified() {
+        return cfg.listen;
+    }
+    if let Some(ip) = route_source(cfg.broadcast) {
+        return ip;
+    }
+    if let Some(ip) = cfg.seeds.first().and_then(|s| route_source(*s)) {
+        return ip;
+    }
+    tracing::warn!("cannot find a local address to advertise: using 127.0.0.1 (set --advertise)");
+    Ipv4Addr::LOCALHOST.into()
+}
+
+/// The source address the kernel would use toward `target` (no packet is sent).
+fn route_source(target: SocketAddr) -> Option<IpAddr> {
+    let s = Socket::new(
+        Domain::for_address(target),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .ok()?;
+    // Connecting a UDP socket to a broadcast address needs SO_BROADCAST.
+    let _ = s.set_broadcast(true);
+    s.connect(&target.into()).ok()?;
+    let ip = s.local_addr().ok()?.as_socket()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// Sends hellos: at start, +100 ms, +300 ms, +700 ms, then every `announce`, and at once
+/// when [`Inner::announce_now`] is notified (rename).
+pub(crate) async fn announce_loop(inner: Arc<Inner>) {
+    let start = tokio::time::Instant::now();
+    let announce = inner.cfg.announce.max(Duration::from_millis(10));
+    let mut schedule = FIRST_HELLOS_MS
+        .iter()
+        .map(|ms| start + Duration::from_millis(*ms));
+    let mut next = schedule.next().unwrap_or(start);
+    loop {
+        tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {
+                next = schedule.next().unwrap_or_else(|| tokio::time::Instant::now() + announce);
+            }
+            _ = inner.announce_now.notified() => {}
+        }
+        let Some(me) = inner.me() else { continue };
+        let Some(bytes) = inner.datagram(Message::Hello(me)) else {
+            continue;
+        };
+        match inner.udp.send_to(&bytes, inner.cfg.broadcast).await {
+            Ok(_) => tracing::trace!(to = %inner.cfg.broadcast, "hello sent"),
+            Err(e) => {
+                tracing::debug!(to = %inner.cfg.broadcast, error = %e, "sending hello failed")
+            }
+        }
+    }
+}
+
+/// Receives hellos; junk, other clusters, our own hellos and other messages are dropped.
+pub(crate) async fn recv_loop(inner: Arc<Inner>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let r = tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            r = inner.udp.recv_from(&mut buf) => r,
+        };
+        let (n, from) = match r {
+            Ok(x) => x,
+            Err(e) => {
+                // E.g. ICMP errors surfacing on the socket: never fatal.
+                tracing::debug!(error = %e, "udp receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Some(data) = buf.get(..n) else { continue };
+        let env = match wire::decode(data) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "undecodable datagram dropped");
+                continue;
+            }
+        };
+        if env.cluster != inner.cfg.cluster {
+            tracing::debug!(%from, cluster = %env.cluster, "datagram of another cluster dropped");
+            continue;
+        }
+        match env.msg {
+            Message::Hello(info) if info.id == env.from => {
+                tracing::trace!(%from, id = info.id, "hello received");
+                inner.on_udp_hello(info);
+            }
+            _ => tracing::debug!(%from, "datagram is not a valid hello: dropped"),
+        }
+    }
+}

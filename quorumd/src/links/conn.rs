@@ -1,0 +1,377 @@
+//! One TCP connection's life (handshake, reader, writer), the accept loop and the dialler.
+//!
+//! The dialler is also the crash probe: a dial that expects member `id` and is refused
+//! (nothing listens on its port any more) reports `Crashed(id)` unless `id` is linked.
+
+use super::frame::{ReadError, read_frame};
+use super::{Inner, LINK_QUEUE, NetEvent, member_addr};
+use common::types::{MemberId, MemberInfo};
+use common::wire::{self, Message};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Accepts peer connections until the transport stops.
+pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    loop {
+        tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    tracing::trace!(%peer, "accepted a peer connection");
+                    inner.tracker.spawn(run_link(inner.clone(), stream, None));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a peer connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Frees the dialling slot of an address when the attempt is over, whatever happened.
+struct DialSlot {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+}
+
+impl Drop for DialSlot {
+    fn drop(&mut self) {
+        self.inner.dial_done(self.addr);
+    }
+}
+
+/// A connection we opened.
+struct Dialed {
+    addr: SocketAddr,
+    expected: Option<MemberId>,
+    _slot: DialSlot,
+}
+
+/// Connects to `addr` (expecting member `expected`, if known) and runs the link. A refusal
+/// means nothing listens there: the expected member is reported crashed.
+pub(crate) async fn dial(inner: Arc<Inner>, addr: SocketAddr, expected: Option<MemberId>) {
+    let slot = DialSlot {
+        inner: inner.clone(),
+        addr,
+    };
+    let timeout = inner.connect_timeout();
+    let res = tokio::select! {
+        _ = inner.cancel.cancelled() => return,
+        r = tokio::time::timeout(timeout, TcpStream::connect(addr)) => r,
+    };
+    match res {
+        Ok(Ok(stream)) => {
+            let dialed = Dialed {
+                addr,
+                expected,
+                _slot: slot,
+            };
+            run_link(inner, stream, Some(dialed)).await;
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            drop(slot);
+            tracing::debug!(%addr, peer = ?expected, "connection refused");
+            if let Some(id) = expected {
+                inner.refused(id).await;
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(%addr, peer = ?expected, error = %e, "connecting failed"),
+        Err(_) => tracing::trace!(%addr, peer = ?expected, "connecting timed out"),
+    }
+}
+
+fn tune(inner: &Inner, stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    // Unacknowledged data for a few beats means the path is dead: let the kernel end the
+    // connection instead of retransmitting for minutes.
+    #[cfg(target_os = "linux")]
+    {
+        let t = (inner.hb() * 5).max(Duration::from_secs(1));
+        if let Err(e) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(t)) {
+            tracing::debug!(error = %e, "cannot set TCP_USER_TIMEOUT");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inner;
+}
+
+/// Runs one connection from handshake to close.
+async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) {
+    let Some(me) = inner.me() else { return };
+    tune(&inner, &stream);
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(16 * 1024, rd);
+    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+    let close = inner.cancel.child_token();
+    let written = CancellationToken::new();
+    // Both sides speak first: Hello(me), then the addresses we know, so stars become meshes.
+    for msg in [
+        Message::Hello(me.clone()),
+        Message::Peers {
+            peers: inner.peer_addrs(None),
+        },
+    ] {
+        if let Some(f) = inner.frame(msg) {
+            let _ = tx.try_send(f);
+        }
+    }
+    let writer = Writer {
+        keepalive: inner.frame(Message::Peers { peers: Vec::new() }),
+        idle: inner.hb(),
+        stall: (inner.hb() * 2).max(Duration::from_millis(100)),
+        close: close.clone(),
+        written: written.clone(),
+    };
+    inner.tracker.spawn(writer.run(wr, rx));
+
+    let Some(info) = handshake(&inner, &mut rd, &close, me.id).await else {
+        close.cancel();
+        return;
+    };
+    let id = info.id;
+    let Some(addr) = member_addr(&info).or(peer_ip.map(|ip| SocketAddr::new(ip, info.port))) else {
+        close.cancel();
+        return;
+    };
+    let dialer = match &dialed {
+        Some(d) => {
+            inner.note_seed(d.addr, id);
+            if let Some(old) = d.expected.filter(|old| *old != id) {
+                // Another incarnation listens where `old` lived: `old` is gone.
+                tracing::debug!(
+                    old,
+                    new = id,
+                    "a new incarnation answers at a member's address"
+                );
+                inner.refused(old).await;
+            }
+            me.id
+        }
+        None => id,
+    };
+    let last_read = Arc::new(AtomicU64::new(inner.now_ms()));
+    let registered = inner.register(
+        &info,
+        addr,
+        dialer,
+        tx,
+        last_read.clone(),
+        close.clone(),
+        written,
+    );
+    drop(dialed);
+    let Some(link_id) = registered else {
+        // Lost the duplicate race: our queue (Hello, Peers) drains and FIN follows; read
+        // until the peer closes too, so neither side sees a reset.
+        linger(&mut rd, &close, inner.hb()).await;
+        close.cancel();
+        return;
+    };
+    tracing::debug!(peer = id, name = %info.name, %addr, dialed = dialer == me.id, "link up");
+    inner
+        .emit_bounded(NetEvent::Hello(info), Duration::from_secs(1))
+        .await;
+
+    let end = loop {
+        let r = tokio::select! {
+            _ = close.cancelled() => break None,
+            r = read_frame(&mut rd) => r,
+        };
+        match r {
+            Ok(body) => {
+                last_read.store(inner.now_ms(), Ordering::Relaxed);
+                handle_frame(&inner, id, &body).await;
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    close.cancel();
+    let was_registered = inner.unregister(id, link_id);
+    match end {
+        Some(e) if was_registered && e.suggests_crash() && !inner.stop.is_cancelled() => {
+            // DESIGN rule 5: is anybody still listening there?
+            tracing::debug!(peer = id, reason = %e, "link ended: probing the member's port");
+            inner.dial(addr, Some(id));
+        }
+        Some(ReadError::TooLarge(n)) => {
+            tracing::debug!(peer = id, len = n, "oversized frame: link closed");
+        }
+        Some(e) => {
+            tracing::debug!(peer = id, reason = %e, registered = was_registered, "link ended")
+        }
+        None => tracing::debug!(peer = id, registered = was_registered, "link closed"),
+    }
+}
+
+/// Reads the first frame: it must be a Hello of our cluster from somebody else.
+async fn handshake(
+    inner: &Inner,
+    rd: &mut BufReader<OwnedReadHalf>,
+    close: &CancellationToken,
+    me: MemberId,
+) -> Option<MemberInfo> {
+    let wait = (inner.hb() * 5).max(Duration::from_millis(500));
+    let r = tokio::select! {
+        _ = close.cancelled() => return None,
+        r = tokio::time::timeout(wait, read_frame(rd)) => r,
+    };
+    let body = match r {
+        Err(_) => {
+            tracing::debug!("no hello on a new connection in time: closed");
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(reason = %e, "new connection ended before its hello");
+            return None;
+        }
+        Ok(Ok(body)) => body,
+    };
+    let env = match wire::decode(&body) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::debug!(error = %e, "undecodable first frame: connection closed");
+            return None;
+        }
+    };
+    if env.cluster != inner.cfg.cluster {
+        tracing::debug!(cluster = %env.cluster, "connection from another cluster: closed");
+        return None;
+    }
+    match env.msg {
+        Message::Hello(info) if info.id == env.from && info.id != me => Some(info),
+        Message::Hello(info) if info.id == me => {
+            tracing::trace!("connected to ourselves: closed");
+            None
+        }
+        _ => {
+            tracing::debug!(
+                from = env.from,
+                "first frame is not a hello: connection closed"
+            );
+            None
+        }
+    }
+}
+
+/// Dispatches one frame read on the link of member `id`.
+async fn handle_frame(inner: &Arc<Inner>, id: MemberId, body: &[u8]) {
+    let env = match wire::decode(body) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::debug!(peer = id, error = %e, "undecodable frame dropped");
+            return;
+        }
+    };
+    if env.cluster != inner.cfg.cluster {
+        tracing::debug!(peer = id, cluster = %env.cluster, "frame of another cluster dropped");
+        return;
+    }
+    if env.from != id {
+        tracing::debug!(
+            peer = id,
+            from = env.from,
+            "frame from another member on this link dropped"
+        );
+        return;
+    }
+    tracing::trace!(peer = id, "frame");
+    match env.msg {
+        Message::Hello(info) => {
+            if info.id != id {
+                tracing::debug!(peer = id, "hello with another id on this link dropped");
+                return;
+            }
+            if let Some(a) = member_addr(&info) {
+                inner.learn(&info, a);
+            }
+            inner.emit_bounded(NetEvent::Hello(info), inner.hb()).await;
+        }
+        Message::Peers { peers } => inner.on_peers(&peers),
+        msg @ Message::Beat(_) => {
+            inner
+                .emit_bounded(NetEvent::Message { from: id, msg }, inner.hb())
+                .await;
+        }
+        // Leave (and Forget) are one-shot: never dropped.
+        msg => {
+            inner
+                .emit_reliable(NetEvent::Message { from: id, msg })
+                .await
+        }
+    }
+}
+
+/// Reads and discards until the peer closes or `hb * 10` passes.
+async fn linger(rd: &mut BufReader<OwnedReadHalf>, close: &CancellationToken, hb: Duration) {
+    let until = tokio::time::Instant::now() + (hb * 10).max(Duration::from_secs(1));
+    loop {
+        let r = tokio::select! {
+            _ = close.cancelled() => return,
+            r = tokio::time::timeout_at(until, read_frame(rd)) => r,
+        };
+        if !matches!(r, Ok(Ok(_))) {
+            return;
+        }
+    }
+}
+
+/// The writing half of a link.
+struct Writer {
+    /// Sent when nothing was written for `idle`, so a quiet link never looks stale.
+    keepalive: Option<Vec<u8>>,
+    idle: Duration,
+    /// A write not done within this means the peer is stuck: the link is dropped.
+    stall: Duration,
+    close: CancellationToken,
+    written: CancellationToken,
+}
+
+impl Writer {
+    async fn run(self, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.close.cancelled() => break,
+                r = tokio::time::timeout(self.idle, rx.recv()) => r,
+            };
+            let frame = match next {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    // Every sender is gone: the queue is flushed, say goodbye with a FIN.
+                    let _ = tokio::time::timeout(self.stall, wr.shutdown()).await;
+                    break;
+                }
+                Err(_) => match &self.keepalive {
+                    Some(k) => k.clone(),
+                    None => continue,
+                },
+            };
+            match tokio::time::timeout(self.stall, wr.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed: link dropped");
+                    self.close.cancel();
+                    break;
+                }
+                Err(_) => {
+                    tracing::debug!("write stalled for 2 beats: link dropped");
+                    self.close.cancel();
+                    break;
+                }
+            }
+        }
+        self.written.cancel();
+    }
+}

@@ -1,0 +1,112 @@
+//! The link codec: a 4-byte big-endian length, then one encoded [`Envelope`].
+//!
+//! The length is checked against [`MAX_FRAME`] before anything is allocated, so a peer that
+//! claims a 4 GiB frame costs us four bytes of reading, not four gigabytes of memory.
+
+use common::wire::{self, DecodeError, Envelope, MAX_FRAME};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Why reading a frame stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The peer closed its side (FIN), possibly in the middle of a frame.
+    Eof,
+    /// The peer's host reset the connection (its process died with unread data, or a firewall).
+    Reset,
+    /// The announced length exceeds [`MAX_FRAME`]; nothing was allocated.
+    TooLarge(usize),
+    /// Any other socket error (e.g. `TCP_USER_TIMEOUT` expired).
+    Io(io::Error),
+}
+
+impl ReadError {
+    /// EOF and resets are what a killed process leaves behind: worth a crash probe.
+    pub(crate) fn suggests_crash(&self) -> bool {
+        matches!(self, ReadError::Eof | ReadError::Reset)
+    }
+
+    fn from_io(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof => ReadError::Eof,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => ReadError::Reset,
+            _ => ReadError::Io(e),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Eof => f.write_str("end of stream"),
+            ReadError::Reset => f.write_str("connection reset"),
+            ReadError::TooLarge(n) => {
+                write!(f, "frame of {n} bytes exceeds the limit of {MAX_FRAME}")
+            }
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Encodes `env` as one length-prefixed frame.
+pub(crate) fn encode_frame(env: &Envelope) -> Result<Vec<u8>, DecodeError> {
+    let body = wire::encode(env)?;
+    let len = u32::try_from(body.len()).map_err(|_| DecodeError::TooLarge(body.len()))?;
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads one frame's body (not decoded: the caller decides what a bad body means).
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, ReadError> {
+    let mut head = [0u8; 4];
+    r.read_exact(&mut head).await.map_err(ReadError::from_io)?;
+    let len = u32::from_be_bytes(head) as usize;
+    if len > MAX_FRAME {
+        return Err(ReadError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(ReadError::from_io)?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::wire::Message;
+
+    #[tokio::test]
+    async fn a_frame_round_trips() -> anyhow::Result<()> {
+        let env = Envelope::new("c", 3, Message::Leave { epoch: 4 });
+        let bytes = encode_frame(&env)?;
+        let body = read_frame(&mut &bytes[..])
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(wire::decode(&body)?, env);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_is_refused_before_reading_the_body() {
+        let bytes = u32::MAX.to_be_bytes();
+        let got = read_frame(&mut &bytes[..]).await;
+        assert!(matches!(got, Err(ReadError::TooLarge(n)) if n == u32::MAX as usize));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_frame_is_an_end_of_stream() {
+        let mut bytes = 10u32.to_be_bytes().to_vec();
+        bytes.extend_from_slice(b"abc");
+        assert!(matches!(
+            read_frame(&mut &bytes[..]).await,
+            Err(ReadError::Eof)
+        ));
+        assert!(matches!(
+            read_frame(&mut &[][..]).await,
+            Err(ReadError::Eof)
+        ));
+    }
+}
