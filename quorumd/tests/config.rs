@@ -111,6 +111,7 @@ fn short_options_take_their_value_after_equals_or_a_space() {
     for args in [
         &["-n=Name", "-m=/x/master", "-s=/x/slave"][..],
         &["-n", "Name", "-m", "/x/master", "-s", "/x/slave"][..],
+        &["-nName", "-m/x/master", "-s/x/slave"][..],
         &[
             "--name",
             "Name",

@@ -118,7 +118,7 @@ pub(super) struct Cli {
     #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,
 
-    /// Exit (status 1) instead of waiting when no quorum can be reached (default: off).
+    /// Exit instead of waiting when no quorum can be reached (default: off).
     #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
     pub exit_on_minority: bool,
 
