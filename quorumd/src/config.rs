@@ -273,6 +273,11 @@ impl Settings {
     }
 }
 
+/// quorumd's clap command (for generating a man page or completions for `quorumd`).
+pub fn command() -> clap::Command {
+    <cli::Cli as clap::CommandFactory>::command()
+}
+
 /// The default control socket: `/run/quorumd/quorumd.sock` for root, else
 /// `$XDG_RUNTIME_DIR/quorumd/quorumd.sock`, else `/tmp/quorumd-<uid>/quorumd.sock`.
 pub fn default_socket(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
