@@ -531,9 +531,30 @@ impl Inner {
                 unlinked_since: None,
             },
         );
+        // Tell the other linked members about the new one, so that a star of `--peer` seeds
+        // becomes a full mesh whatever the order in which its links came up.
+        let others: Vec<_> = st
+            .links
+            .iter()
+            .filter(|(other, _)| **other != info.id)
+            .map(|(_, l)| l.tx.clone())
+            .collect();
         drop(st);
         if let Some(old) = old {
             self.retire(old);
+        }
+        if !others.is_empty() {
+            let gossip = Message::Peers {
+                peers: vec![PeerAddr {
+                    addr: addr.ip().to_string(),
+                    port: addr.port(),
+                }],
+            };
+            if let Some(frame) = self.frame(gossip) {
+                for tx in others {
+                    let _ = tx.try_send(frame.clone());
+                }
+            }
         }
         Some(link_id)
     }
