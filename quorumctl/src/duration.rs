@@ -80,7 +80,11 @@ mod tests {
             let err = parse_duration(bad).expect_err(bad);
             assert!(!err.is_empty());
         }
-        assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("10x")
+                .expect_err("bad unit")
+                .contains("unknown unit")
+        );
     }
 
     #[test]

@@ -35,10 +35,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 /// A write to a client that takes longer than this (its socket buffer is full) disconnects it.
@@ -84,7 +84,7 @@ impl Snapshot {
     }
 
     fn lease_expired(&self, now: Instant) -> bool {
-        self.status.role == Role::Master && !self.master_until.is_some_and(|until| now < until)
+        self.status.role == Role::Master && self.master_until.is_none_or(|until| now >= until)
     }
 }
 
@@ -185,31 +185,29 @@ impl ControlServer {
             None => return,
         };
         let policy = Arc::new(auth::Policy::new(self.path.clone(), self.gid));
-        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-        let tracker = TaskTracker::new();
+        let mut clients = JoinSet::new();
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
+                // Reap finished clients so the set stays as small as the live connections.
+                Some(_) = clients.join_next(), if !clients.is_empty() => continue,
                 accepted = listener.accept() => accepted,
             };
             match accepted {
+                Ok((stream, _)) if clients.len() >= MAX_CLIENTS => {
+                    warn!(
+                        limit = MAX_CLIENTS,
+                        "too many control clients; closing a new one"
+                    );
+                    drop(stream);
+                }
                 Ok((stream, _)) => {
-                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                        warn!(
-                            limit = MAX_CLIENTS,
-                            "too many control clients; closing a new one"
-                        );
-                        continue;
-                    };
                     let client = Client {
                         handle: handle.clone(),
                         policy: Arc::clone(&policy),
                         shutdown: shutdown.clone(),
                     };
-                    tracker.spawn(async move {
-                        client.serve(stream).await;
-                        drop(slot);
-                    });
+                    clients.spawn(client.serve(stream));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning on the error.
@@ -220,9 +218,17 @@ impl ControlServer {
         }
         drop(listener);
         self.remove_socket_file();
-        tracker.close();
-        if timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
-            debug!("control clients still busy after shutdown; dropping them");
+        // Idle and following clients end at once; one still writing a reply (e.g. the final
+        // `Dispatched`) gets a grace period, then is aborted so its connection closes.
+        let drained = timeout(SHUTDOWN_GRACE, async {
+            while clients.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            debug!(
+                left = clients.len(),
+                "control clients still busy after shutdown; closing them"
+            );
+            clients.abort_all();
         }
     }
 

@@ -170,7 +170,9 @@ mod tests {
     fn status_requests_need_no_privilege() {
         let policy = Policy::new(PathBuf::from("/nonexistent"), 0);
         assert!(policy.check(None, &Request::Status).is_ok());
-        let err = policy.check(None, &Request::Dispatch).unwrap_err();
+        let err = policy
+            .check(None, &Request::Dispatch)
+            .expect_err("unidentified caller");
         assert_eq!(err.kind, ErrorKind::PermissionDenied);
         assert!(
             err.message.starts_with("dispatch needs root, user "),

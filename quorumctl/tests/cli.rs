@@ -1,0 +1,662 @@
+//! Runs the real quorumctl binary against an in-process control server with a fake driver.
+
+use common::control::{
+    ControlError, ErrorKind, Event, Member, MemberChange, Quorum, Response, Status,
+};
+use common::types::{MemberState, Role, Strategy};
+use quorumd::control::{Command, ControlHandle, ControlServer, Snapshot};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for anything a test waits for (CI is a busy 2-core box).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+const BIN: &str = env!("CARGO_BIN_EXE_quorumctl");
+
+fn member(name: &str, me: bool, role: Role) -> Member {
+    Member {
+        name: name.into(),
+        address: "127.0.0.1".into(),
+        port: if me { 8080 } else { 8081 },
+        state: MemberState::Alive,
+        role: Some(role),
+        counted: true,
+        witness: false,
+        is_self: me,
+        last_heard_ms: if me { None } else { Some(300) },
+    }
+}
+
+fn status(role: Role) -> Status {
+    let master = if role == Role::Master { "alice" } else { "bob" };
+    Status {
+        name: "alice".into(),
+        role,
+        epoch: 3,
+        master: Some(master.into()),
+        quorum: Quorum {
+            votes: 2,
+            needed: 2,
+            counted: 3,
+        },
+        members: vec![
+            member("alice", true, role),
+            member("bob", false, Role::Slave),
+        ],
+        version: "0.1.0".into(),
+        protocol_version: common::control::PROTOCOL_VERSION,
+        cluster: "test".into(),
+        strategy: Strategy::Age,
+        witness: false,
+    }
+}
+
+fn snapshot(status: Status) -> Snapshot {
+    let until = (status.role == Role::Master).then(|| Instant::now() + Duration::from_secs(3600));
+    Snapshot {
+        status,
+        master_until: until,
+    }
+}
+
+/// How the fake driver answers `dispatch`.
+#[derive(Clone, Copy, PartialEq)]
+enum OnDispatch {
+    /// Answers Dispatched.
+    Reply,
+    /// Never answers; shuts the server down (the daemon's process ends, its socket goes away).
+    Vanish,
+}
+
+async fn fake_driver(
+    mut commands: mpsc::Receiver<Command>,
+    on_dispatch: OnDispatch,
+    shutdown: CancellationToken,
+) {
+    while let Some(command) = commands.recv().await {
+        let _ = match command {
+            Command::Rename { name, reply } => reply.send(Ok(Response::Renamed {
+                from: "alice".into(),
+                to: name,
+            })),
+            Command::Dispatch { reply } if on_dispatch == OnDispatch::Vanish => {
+                // Like a daemon whose process ends before it answers: the reply is never sent
+                // (and never dropped, which would be answered `shutting_down`).
+                shutdown.cancel();
+                let _keep = reply;
+                std::future::pending::<()>().await;
+                return;
+            }
+            Command::Dispatch { reply } => reply.send(Ok(Response::Dispatched)),
+            Command::Forget { name, reply } if name == "bob" => {
+                reply.send(Ok(Response::Forgotten { name }))
+            }
+            Command::Forget { name, reply } => reply.send(Err(ControlError::new(
+                ErrorKind::NotFound,
+                format!("no member named {name}"),
+            ))),
+        };
+    }
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    status: watch::Sender<Snapshot>,
+    events: broadcast::Sender<Event>,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl Harness {
+    async fn start(status: Status) -> Harness {
+        Self::start_with(status, OnDispatch::Reply).await
+    }
+
+    async fn start_with(status: Status, on_dispatch: OnDispatch) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("quorumd.sock");
+        let server = ControlServer::bind(&path).expect("bind");
+        let (status_tx, status_rx) = watch::channel(snapshot(status));
+        let (events, _) = broadcast::channel(64);
+        let (commands, commands_rx) = mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        tokio::spawn(fake_driver(commands_rx, on_dispatch, shutdown.clone()));
+        let handle = ControlHandle {
+            status: status_rx,
+            events: events.clone(),
+            commands,
+        };
+        let server = tokio::spawn(server.run(handle, shutdown.clone()));
+        Harness {
+            dir,
+            path,
+            status: status_tx,
+            events,
+            shutdown,
+            server,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.env_remove("QUORUMD_SOCKET")
+            .arg("--socket")
+            .arg(&self.path)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        run(self.cmd(args)).await
+    }
+
+    /// Waits until `n` follow streams are subscribed (so an event sent now reaches them).
+    async fn wait_for_followers(&self, n: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.events.receiver_count() < n {
+            assert!(Instant::now() < deadline, "no follower subscribed in time");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        timeout(PATIENCE, self.server)
+            .await
+            .expect("server stops in time")
+            .expect("server task did not panic");
+    }
+}
+
+async fn run(mut cmd: tokio::process::Command) -> Output {
+    timeout(PATIENCE, cmd.output())
+        .await
+        .expect("quorumctl finished in time")
+        .expect("quorumctl ran")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+#[tokio::test]
+async fn status_prints_the_node_the_quorum_and_an_aligned_members_table() {
+    let h = Harness::start(status(Role::Master)).await;
+    let out = h.run(&["status"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for expected in [
+        "node     alice\n",
+        "role     master\n",
+        "master   alice\n",
+        "epoch    3\n",
+        "quorum   2/2 (counted 3)\n",
+        "cluster  test (strategy age)\n",
+        "  NAME   ADDRESS    PORT  STATE  ROLE    COUNTED  LAST-HEARD\n",
+        "* alice  127.0.0.1  8080  alive  master  yes      -\n",
+        "  bob    127.0.0.1  8081  alive  slave   yes      0.3s ago\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn status_json_is_the_status_object() {
+    let h = Harness::start(status(Role::Master)).await;
+    let out = h.run(&["--json", "status"]).await;
+    assert_exit(&out, 0);
+    let parsed: Status = serde_json::from_slice(&out.stdout).expect("one Status document");
+    assert_eq!(parsed, status(Role::Master));
+    let raw: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    for key in [
+        "name", "role", "epoch", "master", "quorum", "members", "version",
+    ] {
+        assert!(raw.get(key).is_some(), "missing {key}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn json_is_accepted_before_and_after_the_subcommand() {
+    let h = Harness::start(status(Role::Slave)).await;
+    for args in [["--json", "role"], ["role", "--json"]] {
+        let out = h.run(&args).await;
+        assert_exit(&out, 0);
+        assert_eq!(stdout(&out), "{\"role\":\"slave\"}\n");
+    }
+    // --socket after the subcommand works too.
+    let path = h.path.to_string_lossy().into_owned();
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.env_remove("QUORUMD_SOCKET")
+        .args(["role", "--socket", &path])
+        .kill_on_drop(true);
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "slave\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_socket_can_come_from_the_environment() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.env("QUORUMD_SOCKET", &h.path)
+        .arg("role")
+        .kill_on_drop(true);
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "slave\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn role_prints_one_word() {
+    let h = Harness::start(status(Role::Master)).await;
+    let out = h.run(&["role"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "master\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn is_master_exits_0_on_the_master_and_1_elsewhere_silently() {
+    let h = Harness::start(status(Role::Master)).await;
+    let out = h.run(&["is-master"]).await;
+    assert_exit(&out, 0);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    h.status.send_replace(snapshot(status(Role::Slave)));
+    let out = h.run(&["is-master"]).await;
+    assert_exit(&out, 1);
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn members_prints_the_table_or_a_json_array() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["members"]).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.starts_with("  NAME "), "{text}");
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let out = h.run(&["members", "--json"]).await;
+    assert_exit(&out, 0);
+    let members: Vec<Member> = serde_json::from_slice(&out.stdout).expect("array of Member");
+    assert_eq!(members, status(Role::Slave).members);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn rename_prints_the_old_and_new_names() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["rename", "carol"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "renamed alice -> carol\n");
+    let out = h.run(&["--json", "rename", "dora"]).await;
+    assert_exit(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v, serde_json::json!({"from": "alice", "to": "dora"}));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn forget_reports_success_and_a_refusal_exits_4() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["forget", "bob"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "forgot bob\n");
+    let out = h.run(&["forget", "zed"]).await;
+    assert_exit(&out, 4);
+    assert_eq!(stderr(&out), "quorumctl: not found: no member named zed\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn dispatch_waits_for_the_confirmation() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["dispatch"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "dispatched\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn dispatch_counts_as_done_when_the_daemon_exits_without_a_reply() {
+    let h = Harness::start_with(status(Role::Slave), OnDispatch::Vanish).await;
+    let out = h.run(&["dispatch"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "dispatched\n");
+    assert!(!h.path.exists());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_daemon_exits_3_and_names_the_socket() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nothing-here.sock");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.env_remove("QUORUMD_SOCKET")
+        .arg("--socket")
+        .arg(&missing)
+        .arg("role");
+    let out = run(cmd).await;
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot reach quorumd at {}", missing.display())),
+        "{err}"
+    );
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(err.contains("set --socket or QUORUMD_SOCKET"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    for args in [
+        &["frobnicate"][..],
+        &["wait"],
+        &["wait", "king"],
+        &["wait", "master", "--timeout", "soon"],
+        &[],
+    ] {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(args);
+        let out = run(cmd).await;
+        assert_exit(&out, 2);
+    }
+}
+
+#[tokio::test]
+async fn help_documents_examples_and_exit_codes() {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--help");
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    for expected in [
+        "Exit codes:",
+        "3  quorumd unreachable",
+        "--socket <PATH>",
+        "--json",
+        "wait",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("manpage"),
+        "hidden helpers are listed:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn wait_times_out_with_exit_1_naming_the_current_role() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let started = Instant::now();
+    let out = h.run(&["wait", "master", "--timeout", "300ms"]).await;
+    assert_exit(&out, 1);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        stderr(&out),
+        "quorumctl: timed out after 300ms waiting for role master (current: slave)\n"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn wait_returns_at_once_when_the_role_is_already_reached() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["wait", "slave", "--timeout", "10s"]).await;
+    assert_exit(&out, 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn wait_returns_0_when_a_role_event_to_master_arrives() {
+    let h = Harness::start(status(Role::Slave)).await;
+    // A generous timeout: process start-up on a busy box must not make this flaky.
+    let child = h.cmd(&["wait", "master", "--timeout", "15s"]).output();
+    let waiter = tokio::spawn(child);
+    h.wait_for_followers(1).await;
+    // An unrelated event first: it must not end the wait.
+    let _ = h.events.send(Event::Member {
+        name: "dora".into(),
+        change: MemberChange::Joined,
+    });
+    let _ = h.events.send(Event::Role {
+        role: Role::Master,
+        previous: Role::Slave,
+        master: Some("alice".into()),
+        epoch: 4,
+    });
+    let out = timeout(PATIENCE, waiter)
+        .await
+        .expect("wait finished in time")
+        .expect("join")
+        .expect("ran");
+    assert_exit(&out, 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn wait_exits_3_when_the_daemon_goes_away() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let waiter = tokio::spawn(h.cmd(&["wait", "master"]).output());
+    h.wait_for_followers(1).await;
+    h.stop().await;
+    let out = timeout(PATIENCE, waiter)
+        .await
+        .expect("wait finished in time")
+        .expect("join")
+        .expect("ran");
+    assert_exit(&out, 3);
+}
+
+#[tokio::test]
+async fn follow_json_prints_the_snapshot_then_one_event_per_line() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let mut child = h
+        .cmd(&["follow", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> Event {
+        let line = timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("read")
+            .expect("not EOF");
+        serde_json::from_str(&line).expect("one Event per line")
+    };
+    assert_eq!(next().await, Event::Snapshot(status(Role::Slave)));
+    h.wait_for_followers(1).await;
+    let role = Event::Role {
+        role: Role::Master,
+        previous: Role::Slave,
+        master: Some("alice".into()),
+        epoch: 4,
+    };
+    let _ = h.events.send(role.clone());
+    assert_eq!(next().await, role);
+    drop(child);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn follow_prints_human_lines_with_timestamps() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let mut child = h
+        .cmd(&["follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> String {
+        timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("read")
+            .expect("not EOF")
+    };
+    let first = next().await;
+    assert!(
+        first.contains("Z snapshot alice: role slave, master bob, epoch 3"),
+        "{first}"
+    );
+    h.wait_for_followers(1).await;
+    let _ = h.events.send(Event::Role {
+        role: Role::Master,
+        previous: Role::Slave,
+        master: Some("alice".into()),
+        epoch: 4,
+    });
+    let line = next().await;
+    // 2026-11-24T04:40:00Z role slave -> master (master alice, epoch 4)
+    assert_eq!(
+        line.len(),
+        20 + " role slave -> master (master alice, epoch 4)".len(),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("Z role slave -> master (master alice, epoch 4)"),
+        "{line}"
+    );
+    drop(child);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn follow_exits_0_quietly_when_its_reader_goes_away() {
+    // Like `quorumctl follow | head -n 1`: read one line, close the pipe, keep the events coming.
+    let h = Harness::start(status(Role::Slave)).await;
+    let mut child = h
+        .cmd(&["follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = timeout(PATIENCE, lines.next_line()).await.expect("in time");
+    assert!(first.expect("read").is_some());
+    drop(lines);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "follow did not exit after its reader left"
+        );
+        let _ = h.events.send(Event::Member {
+            name: "dora".into(),
+            change: MemberChange::Joined,
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        let _ = e.read_to_string(&mut err).await;
+    }
+    assert!(err.is_empty(), "stderr: {err}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_protocol_version_mismatch_prints_a_hint() {
+    let mut newer = status(Role::Slave);
+    newer.protocol_version = 99;
+    let h = Harness::start(newer).await;
+    let out = h.run(&["status"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("hint: quorumd 0.1.0 speaks control protocol 99"),
+        "{}",
+        stderr(&out)
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_unprivileged_user_gets_status_but_not_dispatch() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to run quorumctl as uid 65534");
+        return;
+    }
+    let h = Harness::start(status(Role::Slave)).await;
+    std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = h.cmd(args);
+        cmd.uid(65534).gid(65534);
+        cmd
+    };
+    let out = run(as_nobody(&["dispatch"])).await;
+    assert_exit(&out, 4);
+    assert!(
+        stderr(&out).starts_with("quorumctl: permission denied: dispatch needs root"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(as_nobody(&["status"])).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("role     slave"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn completions_and_man_pages_are_generated() {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["completions", "bash"]);
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("quorumctl"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["manpage", "--out-dir"]).arg(dir.path());
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    let page = |name: &str| dir.path().join(name);
+    for name in [
+        "quorumctl.1",
+        "quorumctl-status.1",
+        "quorumctl-wait.1",
+        "quorumctl-forget.1",
+    ] {
+        assert!(page(name).exists(), "missing {name}");
+    }
+    assert!(
+        !page("quorumctl-manpage.1").exists(),
+        "hidden helper got a man page"
+    );
+    assert!(!Path::new(&page("quorumctl-completions.1")).exists());
+}
