@@ -124,7 +124,7 @@ impl Client {
     pub fn closed(&self) -> Failure {
         self.lost(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            "connection closed before a reply",
+            "quorumd closed the connection",
         ))
     }
 

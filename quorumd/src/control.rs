@@ -190,7 +190,13 @@ impl ControlServer {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
                 // Reap finished clients so the set stays as small as the live connections.
-                Some(_) = clients.join_next(), if !clients.is_empty() => continue,
+                Some(done) = clients.join_next(), if !clients.is_empty() => {
+                    match done {
+                        Err(e) if e.is_panic() => warn!(error = ?e, "a control client task panicked"),
+                        _ => {}
+                    }
+                    continue;
+                }
                 accepted = listener.accept() => accepted,
             };
             match accepted {
