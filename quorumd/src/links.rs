@@ -99,9 +99,11 @@ pub struct Bound {
 }
 
 /// The transport: UDP discovery plus one TCP link per member. Cheap to clone.
+/// Dropping the last clone without [`Transport::shutdown`] stops every task at once.
 #[derive(Clone)]
 pub struct Transport {
     inner: Arc<Inner>,
+    _stop_on_drop: Arc<tokio_util::sync::DropGuard>,
 }
 
 impl Transport {
@@ -115,6 +117,8 @@ impl Transport {
         let udp = crate::discovery::bind_udp(cfg.broadcast)?;
         let advertise = crate::discovery::advertise_addr(&cfg);
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        // `stop` ends the loops (start of shutdown); `cancel` ends everything, loops included.
+        let cancel = CancellationToken::new();
         tracing::info!(
             listen = %cfg.listen, port, advertise = %advertise, broadcast = %cfg.broadcast,
             cluster = %cfg.cluster, "transport bound"
@@ -125,8 +129,8 @@ impl Transport {
             port,
             events,
             state: Mutex::new(State::default()),
-            stop: CancellationToken::new(),
-            cancel: CancellationToken::new(),
+            stop: cancel.child_token(),
+            cancel,
             tracker: TaskTracker::new(),
             origin: Instant::now(),
             announce_now: Notify::new(),
@@ -134,7 +138,11 @@ impl Transport {
             listener: Mutex::new(Some(listener)),
             udp: Arc::new(udp),
         });
-        Ok((Transport { inner }, Bound { port, advertise }, events_rx))
+        let transport = Transport {
+            _stop_on_drop: Arc::new(inner.cancel.clone().drop_guard()),
+            inner,
+        };
+        Ok((transport, Bound { port, advertise }, events_rx))
     }
 
     /// Begins announcing, accepting and dialling as `me`. A second call is ignored.
@@ -225,12 +233,6 @@ impl Transport {
         inner.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_millis(200), inner.tracker.wait()).await;
         tracing::info!("transport stopped");
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.cancel.cancel();
     }
 }
 
@@ -620,6 +622,9 @@ impl Inner {
                 continue;
             }
             let addr = SocketAddr::new(ip, p.port);
+            if self.is_self_addr(addr) {
+                continue;
+            }
             let known = {
                 let st = self.state();
                 st.links.values().any(|l| l.addr == addr)

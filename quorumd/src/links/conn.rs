@@ -129,7 +129,7 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
     }
     let writer = Writer {
         keepalive: inner.frame(Message::Peers { peers: Vec::new() }),
-        idle: inner.hb(),
+        idle: inner.hb() * 3 / 2,
         stall: (inner.hb() * 2).max(Duration::from_millis(100)),
         close: close.clone(),
         written: written.clone(),
@@ -329,7 +329,8 @@ async fn linger(rd: &mut BufReader<OwnedReadHalf>, close: &CancellationToken, hb
 
 /// The writing half of a link.
 struct Writer {
-    /// Sent when nothing was written for `idle`, so a quiet link never looks stale.
+    /// Sent when nothing was written for `idle` (1.5 beats), so a quiet link never looks
+    /// stale (3 beats) to the peer.
     keepalive: Option<Vec<u8>>,
     idle: Duration,
     /// A write not done within this means the peer is stuck: the link is dropped.
@@ -362,8 +363,13 @@ impl Writer {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "write failed: link dropped");
+                    // A reset seen here first must still reach the reader, which probes for a
+                    // crash: let it see the error itself, and stop it only if it does not.
+                    self.written.cancel();
+                    drop(wr);
+                    tokio::time::sleep(self.idle).await;
                     self.close.cancel();
-                    break;
+                    return;
                 }
                 Err(_) => {
                     tracing::debug!("write stalled for 2 beats: link dropped");
