@@ -564,3 +564,64 @@ async fn a_sigstopped_peer_is_not_reported_crashed() -> anyhow::Result<()> {
     assert!(!parent.seen.iter().any(|ev| is_crashed(ev, cid)));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_rename_is_announced_on_every_link_at_once() -> anyhow::Result<()> {
+    init_tracing();
+    let (b, cluster) = (bport(13), format!("rename-{}", std::process::id()));
+    let a = node(config(b, &cluster, vec![]), member_id(70)).await?;
+    let mut bn = node(config(b, &cluster, vec![]), member_id(71)).await?;
+    a.wait_linked(&[bn.id], LONG).await?;
+    let bound = Bound {
+        port: a.port,
+        advertise: LOCALHOST,
+    };
+    let renamed = MemberInfo {
+        name: "renamed".into(),
+        ..member(a.id, &bound)
+    };
+    a.t.set_self(renamed);
+    let from = a.id;
+    // Well before the next periodic hello (500 ms) would carry it.
+    bn.wait_event(
+        "hello with the new name",
+        Duration::from_millis(400),
+        |ev| matches!(ev, NetEvent::Hello(info) if info.id == from && info.name == "renamed"),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restarted_member_on_the_same_port_is_a_new_member() -> anyhow::Result<()> {
+    init_tracing();
+    let (b, cluster) = (bport(14), format!("restart-{}", std::process::id()));
+    let mut a = node(config(b, &cluster, vec![]), member_id(80)).await?;
+    let old = node(config(b, &cluster, vec![]), member_id(81)).await?;
+    a.wait_linked(&[old.id], LONG).await?;
+    let (old_id, port) = (old.id, old.port);
+    drop(old);
+    // The dropped transport's tasks release the listener asynchronously.
+    let deadline = Instant::now() + LONG;
+    while std::net::TcpListener::bind((LOCALHOST, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the old incarnation never released its port"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut cfg = config(b, &cluster, vec![]);
+    cfg.port = port;
+    let new = node(cfg, member_id(82)).await?;
+    assert_eq!(
+        new.port, port,
+        "the restarted member could not take its old port"
+    );
+    a.wait_event("the old incarnation's crash", LONG, |ev| {
+        is_crashed(ev, old_id)
+    })
+    .await?;
+    a.wait_linked(&[new.id], LONG).await?;
+    assert!(!a.t.linked().contains(&old_id));
+    Ok(())
+}
