@@ -16,25 +16,21 @@
 //!
 //! - [`auth`]: who may change state (peer credentials vs the socket's group).
 //! - [`lines`]: the bounded line reader.
+//! - [`session`]: one client connection (requests, replies, follow streams).
 
 mod auth;
 mod lines;
+mod session;
 
 use anyhow::{Context, bail};
-use common::control::{
-    ControlError, ErrorKind, Event, MAX_LINE, Reply, Request, Response, Status, decode_request,
-    encode_line,
-};
+use common::control::{Event, Reply, Status};
 use common::types::Role;
-use lines::{Line, LineReader};
-use serde::Serialize;
+use session::Client;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::OwnedWriteHalf;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
@@ -279,172 +275,5 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         }
         Err(e) => Err(e)
             .with_context(|| format!("checking whether a daemon answers on {}", path.display())),
-    }
-}
-
-/// One connected client.
-struct Client {
-    handle: ControlHandle,
-    policy: Arc<auth::Policy>,
-    shutdown: CancellationToken,
-}
-
-impl Client {
-    async fn serve(self, stream: UnixStream) {
-        let peer = stream.peer_cred().ok();
-        let (read, mut writer) = stream.into_split();
-        let mut reader = LineReader::new(read, MAX_LINE);
-        loop {
-            let line = tokio::select! {
-                () = self.shutdown.cancelled() => return,
-                line = reader.next_line() => line,
-            };
-            let request = match line {
-                Ok(Line::Complete(bytes)) => parse(&bytes),
-                Ok(Line::Eof) => return,
-                Ok(Line::Partial) => {
-                    debug!("control client hung up in the middle of a line");
-                    return;
-                }
-                Ok(Line::TooLong) => {
-                    debug!(limit = MAX_LINE, "control request line too long; closing");
-                    let message = format!(
-                        "request line longer than {MAX_LINE} bytes; closing the connection"
-                    );
-                    let reply: Reply = Err(ControlError::new(ErrorKind::BadRequest, message));
-                    let _ = write_line(&mut writer, &reply).await;
-                    return;
-                }
-                Err(e) => {
-                    debug!(error = %e, "reading from control client failed");
-                    return;
-                }
-            };
-            let request =
-                match request.and_then(|r| self.policy.check(peer.as_ref(), &r).map(|()| r)) {
-                    Ok(request) => request,
-                    Err(e) => {
-                        debug!(kind = ?e.kind, message = %e.message, "control request refused");
-                        if write_line(&mut writer, &Err::<Response, _>(e))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                };
-            debug!(?request, "control request");
-            if request == Request::Follow {
-                self.follow(reader, writer).await;
-                return;
-            }
-            let reply = self.answer(request).await;
-            if let Err(e) = write_line(&mut writer, &reply).await {
-                debug!(error = %e, "writing a control reply failed");
-                return;
-            }
-        }
-    }
-
-    /// The reply to every request but `follow`.
-    async fn answer(&self, request: Request) -> Reply {
-        let now = Instant::now();
-        match request {
-            Request::Status => Ok(Response::Status(self.handle.status.borrow().effective(now))),
-            Request::Role => Ok(Response::Role {
-                role: self.handle.status.borrow().effective_role(now),
-            }),
-            Request::Members => Ok(Response::Members {
-                members: self.handle.status.borrow().effective(now).members,
-            }),
-            Request::Rename { name } => self.forward(|reply| Command::Rename { name, reply }).await,
-            Request::Dispatch => self.forward(|reply| Command::Dispatch { reply }).await,
-            Request::Forget { name } => self.forward(|reply| Command::Forget { name, reply }).await,
-            Request::Follow => Err(ControlError::new(
-                ErrorKind::BadRequest,
-                "follow is answered by a stream",
-            )),
-        }
-    }
-
-    /// Sends a command to the driver and waits for its answer.
-    async fn forward(&self, command: impl FnOnce(oneshot::Sender<Reply>) -> Command) -> Reply {
-        let gone = || {
-            Err(ControlError::new(
-                ErrorKind::ShuttingDown,
-                "the daemon is shutting down and accepts no more changes",
-            ))
-        };
-        let (tx, rx) = oneshot::channel();
-        if self.handle.commands.send(command(tx)).await.is_err() {
-            return gone();
-        }
-        rx.await.unwrap_or_else(|_| gone())
-    }
-
-    /// `Following`, the snapshot, then every event until hang-up, lag, a stuck write or shutdown.
-    async fn follow(
-        &self,
-        mut reader: LineReader<tokio::net::unix::OwnedReadHalf>,
-        mut writer: OwnedWriteHalf,
-    ) {
-        // Subscribe before reading the snapshot: an event published in between is then sent
-        // (possibly redundantly) rather than lost.
-        let mut events = self.handle.events.subscribe();
-        let snapshot = Event::Snapshot(self.handle.status.borrow().effective(Instant::now()));
-        let following: Reply = Ok(Response::Following);
-        if write_line(&mut writer, &following).await.is_err()
-            || write_line(&mut writer, &snapshot).await.is_err()
-        {
-            return;
-        }
-        let mut scratch = [0u8; 512];
-        loop {
-            tokio::select! {
-                () = self.shutdown.cancelled() => return,
-                read = reader.discard(&mut scratch) => match read {
-                    // Input while following is ignored; EOF or an error means the client left.
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                },
-                event = events.recv() => match event {
-                    Ok(event) => {
-                        if let Err(e) = write_line(&mut writer, &event).await {
-                            debug!(error = %e, "follow client not reading; disconnecting");
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        debug!(missed, "follow client lagging behind; disconnecting");
-                        return;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    }
-}
-
-/// A request from a line, with a clearer message for bytes that are not even text.
-fn parse(line: &[u8]) -> Result<Request, ControlError> {
-    if std::str::from_utf8(line).is_err() {
-        return Err(ControlError::new(
-            ErrorKind::BadRequest,
-            "request is not UTF-8 text; expected one JSON object per line, e.g. {\"type\":\"status\"}",
-        ));
-    }
-    decode_request(line)
-}
-
-/// Writes one JSON line, giving up after [`WRITE_TIMEOUT`].
-async fn write_line<T: Serialize>(writer: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
-    let line = encode_line(value);
-    match timeout(WRITE_TIMEOUT, writer.write_all(&line)).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "client did not read for 5 s",
-        )),
     }
 }
