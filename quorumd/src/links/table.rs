@@ -1,0 +1,554 @@
+//! The transport's shared state: the member table (links, known members, dials in flight,
+//! crash reports), the rules that change it, and the maintenance timer.
+//!
+//! One `std` mutex guards [`State`]; it is never held across an `.await`.
+
+use super::{NetEvent, TransportConfig, conn, frame};
+use common::types::{MemberId, MemberInfo};
+use common::wire::{Envelope, Message, PeerAddr};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A member without a link is re-dialled for this long, then forgotten until it says hello.
+const FORGET_UNLINKED: Duration = Duration::from_secs(600);
+/// Bound on the set of ids reported crashed (only used to report each crash once).
+const MAX_CRASHED: usize = 10_000;
+
+/// One registered link.
+struct Link {
+    /// Tells this connection from a later one to the same member.
+    link_id: u64,
+    /// The writer's queue. Dropping the last sender makes the writer flush and send FIN.
+    tx: mpsc::Sender<Vec<u8>>,
+    /// The member's advertised address: where reconnects and crash probes go.
+    addr: SocketAddr,
+    /// Who opened the connection (us or the peer): decides between duplicate links.
+    dialer: MemberId,
+    /// Milliseconds since `Inner::origin` of the last frame read.
+    last_read: Arc<AtomicU64>,
+    /// Hard stop of this connection's reader and writer.
+    close: CancellationToken,
+    /// Cancelled by the writer when it has finished (flushed or failed).
+    written: CancellationToken,
+}
+
+/// A member we heard of, linked or not.
+struct Known {
+    addr: SocketAddr,
+    /// When its link ended (or since when we wait for one); None while linked.
+    unlinked_since: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    me: Option<MemberInfo>,
+    links: HashMap<MemberId, Link>,
+    known: HashMap<MemberId, Known>,
+    /// Addresses with a connection attempt (connect + handshake) in flight: at most one each.
+    dialing: HashSet<SocketAddr>,
+    /// Members already reported crashed (each crash is reported once).
+    crashed: HashSet<MemberId>,
+    /// Which member answered at each seed address.
+    seed_ids: HashMap<SocketAddr, MemberId>,
+    shutting_down: bool,
+}
+
+/// State shared by the transport's tasks.
+pub(crate) struct Inner {
+    pub(crate) cfg: TransportConfig,
+    pub(crate) advertise: IpAddr,
+    pub(crate) port: u16,
+    events: mpsc::Sender<NetEvent>,
+    state: Mutex<State>,
+    /// Stops accepting, announcing and timers (start of shutdown).
+    pub(crate) stop: CancellationToken,
+    /// Stops everything (end of shutdown).
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    origin: Instant,
+    pub(crate) announce_now: Notify,
+    next_link: AtomicU64,
+    listener: Mutex<Option<TcpListener>>,
+    pub(crate) udp: Arc<UdpSocket>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the transport down with it: the data stays consistent
+    // because no critical section here can panic half-way.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Parses a member's advertised address.
+pub(crate) fn member_addr(info: &MemberInfo) -> Option<SocketAddr> {
+    let ip: IpAddr = info.addr.parse().ok()?;
+    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, info.port))
+}
+
+impl Inner {
+    /// The shared state of a bound, not yet started transport.
+    pub(super) fn new(
+        cfg: TransportConfig,
+        advertise: IpAddr,
+        port: u16,
+        listener: TcpListener,
+        udp: UdpSocket,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Self {
+        // `stop` ends the loops (start of shutdown); `cancel` ends everything, loops included.
+        let cancel = CancellationToken::new();
+        Inner {
+            cfg,
+            advertise,
+            port,
+            events,
+            state: Mutex::new(State::default()),
+            stop: cancel.child_token(),
+            cancel,
+            tracker: TaskTracker::new(),
+            origin: Instant::now(),
+            announce_now: Notify::new(),
+            next_link: AtomicU64::new(1),
+            listener: Mutex::new(Some(listener)),
+            udp: Arc::new(udp),
+        }
+    }
+
+    /// Starts every background task as `me`. False if already started.
+    pub(super) fn start(self: &Arc<Self>, me: MemberInfo) -> bool {
+        let Some(listener) = lock(&self.listener).take() else {
+            return false;
+        };
+        self.state().me = Some(me);
+        self.tracker
+            .spawn(conn::accept_loop(self.clone(), listener));
+        self.tracker
+            .spawn(crate::discovery::announce_loop(self.clone()));
+        self.tracker
+            .spawn(crate::discovery::recv_loop(self.clone()));
+        self.tracker.spawn(maintenance_loop(self.clone()));
+        true
+    }
+
+    /// Replaces our info and queues the new Hello on every link.
+    pub(super) fn set_me(&self, me: MemberInfo) {
+        let hello = Message::Hello(me.clone());
+        self.state().me = Some(me);
+        if let Some(frame) = self.frame(hello) {
+            for link in self.state().links.values() {
+                let _ = link.tx.try_send(frame.clone());
+            }
+        }
+    }
+
+    /// The write queue of member `to`'s link.
+    pub(super) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Vec<u8>>> {
+        self.state().links.get(&to).map(|l| l.tx.clone())
+    }
+
+    /// Ids of the linked members, sorted.
+    pub(super) fn linked_ids(&self) -> Vec<MemberId> {
+        let mut ids: Vec<_> = self.state().links.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Refuses new links and unregisters every link, which lets each writer drain its queue
+    /// and send FIN. Returns the writers' completion signals.
+    pub(super) fn begin_shutdown(&self) -> Vec<CancellationToken> {
+        let mut st = self.state();
+        st.shutting_down = true;
+        st.links.drain().map(|(_, l)| l.written).collect()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn me(&self) -> Option<MemberInfo> {
+        self.state().me.clone()
+    }
+
+    pub(crate) fn my_id(&self) -> Option<MemberId> {
+        self.state().me.as_ref().map(|m| m.id)
+    }
+
+    pub(crate) fn hb(&self) -> Duration {
+        self.cfg.heartbeat.max(Duration::from_millis(1))
+    }
+
+    /// Connect timeout for reconnects and crash probes: ~2 heartbeats, at least 50 ms.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        (self.hb() * 2).max(Duration::from_millis(50))
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Our own envelope around `msg`, encoded as a frame. None before `start` or if too large.
+    pub(crate) fn frame(&self, msg: Message) -> Option<Vec<u8>> {
+        let id = self.my_id()?;
+        match frame::encode_frame(&Envelope::new(&self.cfg.cluster, id, msg)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode frame: dropped");
+                None
+            }
+        }
+    }
+
+    /// Encodes `msg` as a datagram (no length prefix).
+    pub(crate) fn datagram(&self, msg: Message) -> Option<Vec<u8>> {
+        let id = self.my_id()?;
+        common::wire::encode(&Envelope::new(&self.cfg.cluster, id, msg))
+            .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
+            .ok()
+    }
+
+    /// Is `addr` our own listener?
+    fn is_self_addr(&self, addr: SocketAddr) -> bool {
+        addr.port() == self.port
+            && (addr.ip() == self.advertise
+                || addr.ip() == self.cfg.listen
+                || (addr.ip().is_loopback()
+                    && (self.advertise.is_loopback() || self.cfg.listen.is_unspecified())))
+    }
+
+    /// Addresses of the members we hold links to, except `except`.
+    pub(crate) fn peer_addrs(&self, except: Option<MemberId>) -> Vec<PeerAddr> {
+        self.state()
+            .links
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(_, l)| PeerAddr {
+                addr: l.addr.ip().to_string(),
+                port: l.addr.port(),
+            })
+            .collect()
+    }
+
+    // ---- events ----
+
+    /// Hellos are the first thing dropped when the driver lags.
+    pub(crate) fn emit_hello_nowait(&self, info: MemberInfo) {
+        if self.events.try_send(NetEvent::Hello(info)).is_err() {
+            tracing::trace!("event queue full: hello dropped");
+        }
+    }
+
+    /// Bounded wait: a link's first Hello and beats may wait a little, never forever.
+    pub(crate) async fn emit_bounded(&self, ev: NetEvent, wait: Duration) {
+        if tokio::time::timeout(wait, self.events.send(ev))
+            .await
+            .is_err()
+        {
+            tracing::debug!("event queue full: event dropped");
+        }
+    }
+
+    /// Crashed and Leave are never dropped.
+    pub(crate) async fn emit_reliable(&self, ev: NetEvent) {
+        let _ = self.events.send(ev).await;
+    }
+
+    // ---- membership table ----
+
+    /// Records a member's address (from a hello); clears an earlier crash report.
+    pub(crate) fn learn(&self, info: &MemberInfo, addr: SocketAddr) {
+        let mut st = self.state();
+        st.crashed.remove(&info.id);
+        let linked = st.links.contains_key(&info.id);
+        let k = st.known.entry(info.id).or_insert(Known {
+            addr,
+            unlinked_since: None,
+        });
+        k.addr = addr;
+        if !linked && k.unlinked_since.is_none() {
+            k.unlinked_since = Some(Instant::now());
+        }
+    }
+
+    /// A UDP hello: report it and make sure a link exists. The smaller id dials at once; the
+    /// other waits a heartbeat for that dial (halving duplicate connections), then dials too.
+    pub(crate) fn on_udp_hello(self: &Arc<Self>, info: MemberInfo) {
+        let Some(me) = self.my_id() else { return };
+        if info.id == me {
+            return;
+        }
+        let addr = member_addr(&info);
+        self.emit_hello_nowait(info.clone());
+        let Some(addr) = addr else {
+            tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
+            return;
+        };
+        self.learn(&info, addr);
+        if me < info.id && !self.state().links.contains_key(&info.id) {
+            self.dial(addr, Some(info.id));
+        }
+    }
+
+    /// Registers a link after its handshake. Returns its link id, or None when an existing
+    /// link wins (or we are shutting down): the caller then closes the new one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        info: &MemberInfo,
+        addr: SocketAddr,
+        dialer: MemberId,
+        tx: mpsc::Sender<Vec<u8>>,
+        last_read: Arc<AtomicU64>,
+        close: CancellationToken,
+        written: CancellationToken,
+    ) -> Option<u64> {
+        let me = self.my_id()?;
+        let now = self.now_ms();
+        let fresh_ms = (self.hb() * 2).as_millis() as u64;
+        let mut st = self.state();
+        if st.shutting_down {
+            return None;
+        }
+        if let Some(old) = st.links.get(&info.id) {
+            let old_fresh = now.saturating_sub(old.last_read.load(Ordering::Relaxed)) < fresh_ms;
+            // Same opener: a reconnect, the newer link wins. Stale old link: replace it.
+            // Otherwise both sides dialled at once: keep the link dialled by the smaller id,
+            // a rule both ends apply identically.
+            let replace = old.dialer == dialer || !old_fresh || dialer == me.min(info.id);
+            if !replace {
+                tracing::debug!(peer = info.id, "duplicate link: keeping the existing one");
+                return None;
+            }
+            tracing::debug!(peer = info.id, "replacing the link to a member");
+        }
+        let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let old = st.links.insert(
+            info.id,
+            Link {
+                link_id,
+                tx,
+                addr,
+                dialer,
+                last_read,
+                close,
+                written,
+            },
+        );
+        st.crashed.remove(&info.id);
+        st.known.insert(
+            info.id,
+            Known {
+                addr,
+                unlinked_since: None,
+            },
+        );
+        // Tell the other linked members about the new one, so that a star of `--peer` seeds
+        // becomes a full mesh whatever the order in which its links came up.
+        let others: Vec<_> = st
+            .links
+            .iter()
+            .filter(|(other, _)| **other != info.id)
+            .map(|(_, l)| l.tx.clone())
+            .collect();
+        drop(st);
+        if let Some(old) = old {
+            self.retire(old);
+        }
+        if !others.is_empty() {
+            let gossip = Message::Peers {
+                peers: vec![PeerAddr {
+                    addr: addr.ip().to_string(),
+                    port: addr.port(),
+                }],
+            };
+            if let Some(frame) = self.frame(gossip) {
+                for tx in others {
+                    let _ = tx.try_send(frame.clone());
+                }
+            }
+        }
+        Some(link_id)
+    }
+
+    /// Closes a replaced link gracefully: its queue drains, FIN goes out, and its reader
+    /// is stopped after a grace period if the peer does not close its side.
+    fn retire(self: &Arc<Self>, old: Link) {
+        let Link { tx, close, .. } = old;
+        drop(tx);
+        let grace = (self.hb() * 10).max(Duration::from_secs(1));
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = cancel.cancelled() => {}
+            }
+            close.cancel();
+        });
+    }
+
+    /// Removes link `link_id` of `id` if it is still the registered one. Returns whether it was.
+    pub(crate) fn unregister(&self, id: MemberId, link_id: u64) -> bool {
+        let mut st = self.state();
+        if st.links.get(&id).map(|l| l.link_id) != Some(link_id) {
+            return false;
+        }
+        st.links.remove(&id);
+        if let Some(k) = st.known.get_mut(&id) {
+            k.unlinked_since = Some(Instant::now());
+        }
+        true
+    }
+
+    /// Nothing listens where member `id` lived: report it crashed, once, unless a link to it
+    /// exists (then it is evidently alive elsewhere).
+    pub(crate) async fn refused(&self, id: MemberId) {
+        let report = {
+            let mut st = self.state();
+            if st.links.contains_key(&id) || st.crashed.contains(&id) || st.shutting_down {
+                false
+            } else {
+                if st.crashed.len() >= MAX_CRASHED {
+                    st.crashed.clear();
+                }
+                st.crashed.insert(id);
+                st.known.remove(&id);
+                true
+            }
+        };
+        if report {
+            tracing::info!(peer = id, "member crashed: its port refuses connections");
+            self.emit_reliable(NetEvent::Crashed(id)).await;
+        }
+    }
+
+    /// Received Peers: dial every address we do not know yet.
+    pub(crate) fn on_peers(self: &Arc<Self>, peers: &[PeerAddr]) {
+        for p in peers.iter().take(1024) {
+            let Ok(ip) = p.addr.parse::<IpAddr>() else {
+                continue;
+            };
+            if ip.is_unspecified() {
+                continue;
+            }
+            let addr = SocketAddr::new(ip, p.port);
+            if self.is_self_addr(addr) {
+                continue;
+            }
+            let known = {
+                let st = self.state();
+                st.links.values().any(|l| l.addr == addr)
+                    || st.known.values().any(|k| k.addr == addr)
+            };
+            if !known {
+                tracing::debug!(%addr, "dialling a peer learned from peers list");
+                self.dial(addr, None);
+            }
+        }
+    }
+
+    /// Starts a connection attempt to `addr` (expecting member `expected`), unless one is in
+    /// flight already or it is ourselves.
+    pub(crate) fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>) {
+        if self.is_self_addr(addr) || self.stop.is_cancelled() {
+            return;
+        }
+        {
+            let mut st = self.state();
+            if st.shutting_down || !st.dialing.insert(addr) {
+                return;
+            }
+        }
+        self.tracker.spawn(conn::dial(self.clone(), addr, expected));
+    }
+
+    /// The dial to `addr` is over (failed, or its handshake finished).
+    pub(crate) fn dial_done(&self, addr: SocketAddr) {
+        self.state().dialing.remove(&addr);
+    }
+
+    /// A dial to `addr` answered as `id`: remember it if `addr` is a seed.
+    pub(crate) fn note_seed(&self, addr: SocketAddr, id: MemberId) {
+        if self.cfg.seeds.contains(&addr) {
+            self.state().seed_ids.insert(addr, id);
+        }
+    }
+
+    /// One maintenance round: re-dial stale links and unlinked members.
+    fn tick(self: &Arc<Self>) {
+        let now = self.now_ms();
+        let stale_ms = (self.hb() * 3).as_millis() as u64;
+        let grace = self.hb();
+        let mut to_dial = Vec::new();
+        {
+            let mut st = self.state();
+            for (id, l) in &st.links {
+                if now.saturating_sub(l.last_read.load(Ordering::Relaxed)) >= stale_ms {
+                    tracing::trace!(peer = id, "link silent for 3 beats: reconnecting");
+                    to_dial.push((l.addr, *id));
+                }
+            }
+            let links = &st.links;
+            let mut forget = Vec::new();
+            for (id, k) in &st.known {
+                if links.contains_key(id) {
+                    continue;
+                }
+                match k.unlinked_since {
+                    Some(t) if t.elapsed() >= FORGET_UNLINKED => forget.push(*id),
+                    Some(t) if t.elapsed() >= grace => to_dial.push((k.addr, *id)),
+                    _ => {}
+                }
+            }
+            for id in forget {
+                tracing::debug!(peer = id, "forgetting a member unlinked for long");
+                st.known.remove(&id);
+            }
+        }
+        for (addr, id) in to_dial {
+            self.dial(addr, Some(id));
+        }
+    }
+
+    /// Dials every seed that has no link yet.
+    fn dial_seeds(self: &Arc<Self>) {
+        let pending: Vec<SocketAddr> = {
+            let st = self.state();
+            self.cfg
+                .seeds
+                .iter()
+                .filter(|s| {
+                    let by_id = st
+                        .seed_ids
+                        .get(s)
+                        .is_some_and(|id| st.links.contains_key(id));
+                    !by_id && !st.links.values().any(|l| l.addr == **s)
+                })
+                .copied()
+                .collect()
+        };
+        for s in pending {
+            self.dial(s, None);
+        }
+    }
+}
+
+/// Every heartbeat: reconnect stale links and unlinked members; every `announce`: seeds.
+pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
+    let mut beat = tokio::time::interval(inner.hb());
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seeds = tokio::time::interval(inner.cfg.announce.max(Duration::from_millis(10)));
+    seeds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            _ = beat.tick() => inner.tick(),
+            _ = seeds.tick() => inner.dial_seeds(),
+        }
+    }
+}
