@@ -161,3 +161,21 @@ impl fmt::Display for MemberState {
         f.write_str(self.as_str())
     }
 }
+
+/// Longest accepted member name, in bytes (well under the frame limit).
+pub const MAX_NAME: usize = 200;
+
+/// Checks a member name: non-empty, at most [`MAX_NAME`] bytes, no whitespace or control
+/// characters. The message says what is wrong.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("name is {} bytes long; the limit is {MAX_NAME}", name.len()));
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("name {name:?} contains whitespace or control characters"));
+    }
+    Ok(())
+}

@@ -92,6 +92,11 @@ pub enum Message {
         /// Highest epoch the sender knows.
         epoch: u64,
     },
+    /// An operator ran `quorumctl forget` on the sender: drop this lost member from the count.
+    Forget {
+        /// The forgotten member's incarnation id.
+        id: MemberId,
+    },
 }
 
 /// A promise of support: "I vote for `candidate` in `epoch`, and I will support nobody else
@@ -116,6 +121,9 @@ pub struct Beat {
     pub echo: u64,
     /// Sender's role.
     pub role: Role,
+    /// The sender may become master now (past its discovery window, not a witness, not
+    /// leaving): voters only vote for eligible members.
+    pub eligible: bool,
     /// The epoch the sender proposes or holds as master; None when it is not a candidate.
     /// Seeing None (or another epoch) tells voters the sender renounced earlier votes.
     pub candidacy: Option<u64>,
@@ -125,6 +133,9 @@ pub struct Beat {
     pub grant: Option<Grant>,
     /// Highest epoch the sender knows.
     pub epoch: u64,
+    /// Highest epoch the sender ever voted for or proposed: it votes only above this (or
+    /// renews the same vote). A candidate below it proposes a higher epoch.
+    pub voted: u64,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
 }
@@ -215,6 +226,7 @@ mod tests {
                 seq: 3,
                 echo: 2,
                 role: Role::Slave,
+                eligible: true,
                 candidacy: None,
                 master: false,
                 grant: Some(Grant {
@@ -222,9 +234,11 @@ mod tests {
                     epoch: 4,
                 }),
                 epoch: 4,
+                voted: 4,
                 following: Some(7),
             }),
             Message::Leave { epoch: 9 },
+            Message::Forget { id: 3 },
         ];
         for msg in msgs {
             let env = Envelope::new("c", 1, msg);

@@ -1,0 +1,848 @@
+//! A deterministic simulator of many election cores on a virtual clock.
+//!
+//! Nodes are [`Election`]s; the network is a queue of deliveries with per-link latency,
+//! loss and FIFO order (like TCP). Faults: symmetric partitions, one-way link loss, silent
+//! crash (host gone), certain crash (process killed on a live host: peers that can still talk
+//! to it get [`Input::Crashed`]), freeze and thaw (SIGSTOP: inputs wait in the socket buffers),
+//! restart under the same name (with the membership memory the daemon persists), dispatch and
+//! forget. Time jumps straight to the next delivery or deadline, so an hour of protocol runs
+//! in milliseconds.
+//!
+//! After every event, [`Sim::check`] verifies the rules of DESIGN.md §4 as named invariants;
+//! the first violation is kept with the trail of recent events for the failure message.
+
+use super::{quorum, Config, Election, Input, Output};
+use crate::time::Millis;
+use crate::types::{MemberId, MemberInfo, MemberState, Rank, Role, Strategy};
+use crate::wire::Grant;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+
+/// A small deterministic RNG (splitmix64): the simulator's only source of randomness.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+    }
+}
+
+/// Network behaviour.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// One-way latency bounds in ms.
+    pub latency: (u64, u64),
+    /// Probability that a message is lost (on top of partitions).
+    pub drop_rate: f64,
+    /// Interval of the repeated discovery hello.
+    pub announce_ms: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            latency: (1, 3),
+            drop_rate: 0.0,
+            announce_ms: 2000,
+        }
+    }
+}
+
+/// Per-node options.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOpts {
+    /// `--witness`.
+    pub witness: bool,
+    /// Port (rank key with the port strategy).
+    pub port: Option<u16>,
+}
+
+/// One simulated host with its (possibly absent) quorumd process.
+#[derive(Debug)]
+pub struct Node {
+    /// The node's name (stable across restarts).
+    pub name: String,
+    /// The running core, `None` while the process is down.
+    pub core: Option<Election>,
+    /// Frozen (SIGSTOP): receives nothing and acts on nothing until thawed.
+    pub frozen: bool,
+    held: Vec<Input>,
+    cfg: Config,
+    opts: NodeOpts,
+    memory: Vec<(MemberInfo, MemberState)>,
+    next_announce: Millis,
+    /// Every role change this process reported: (time, previous, role, master, epoch).
+    pub role_log: Vec<(Millis, Role, Role, Option<String>, u64)>,
+    /// Master changes reported while the role stayed slave.
+    pub master_log: Vec<(Millis, Option<String>)>,
+    /// Promise of the previous incarnation, still binding after a crash (ghost vote).
+    ghost: Option<(Grant, Millis)>,
+}
+
+#[derive(Clone, Debug)]
+struct Delivery {
+    at: Millis,
+    order: u64,
+    to_slot: usize,
+    to_id: MemberId,
+    from_slot: usize,
+    input: Input,
+}
+
+/// A violated rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant's name.
+    pub rule: &'static str,
+    /// What was seen.
+    pub detail: String,
+    /// Virtual time.
+    pub at: Millis,
+}
+
+/// A test-only switch that breaks a rule on purpose, to prove the checker catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Sabotage {
+    /// No sabotage.
+    #[default]
+    None,
+    /// Voters release their promise as soon as the candidate goes quiet (no lease wait):
+    /// a cut-off master and its successor overlap.
+    EagerRelease,
+}
+
+/// The simulated cluster.
+pub struct Sim {
+    /// Virtual time.
+    pub now: Millis,
+    /// The hosts, by slot.
+    pub nodes: Vec<Node>,
+    rng: Rng,
+    net: NetConfig,
+    queue: BinaryHeap<Reverse<Delivery>>,
+    order: u64,
+    /// Last delivery time per directed link, for FIFO order.
+    link_clock: BTreeMap<(usize, usize), Millis>,
+    /// Blocked directed links (from, to).
+    blocked: BTreeSet<(usize, usize)>,
+    next_id: u64,
+    strategy: Strategy,
+    /// Highest epoch of any mastership so far, and who held it.
+    last_mastership: Option<(u64, String)>,
+    masters_now: BTreeMap<usize, u64>,
+    max_epoch_seen: BTreeMap<MemberId, u64>,
+    /// The first violation found, if any.
+    pub violation: Option<Violation>,
+    trail: VecDeque<String>,
+    /// Sabotage switch for checker tests.
+    pub sabotage: Sabotage,
+}
+
+// Deliveries are ordered by time, then by the order they were queued (FIFO per link).
+impl PartialEq for Delivery {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Delivery {}
+impl PartialOrd for Delivery {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delivery {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+const TRAIL: usize = 60;
+
+impl Sim {
+    /// An empty cluster with the given seed, network behaviour and rank strategy.
+    pub fn new(seed: u64, net: NetConfig, strategy: Strategy) -> Self {
+        Sim {
+            now: Millis(0),
+            nodes: Vec::new(),
+            rng: Rng::new(seed),
+            net,
+            queue: BinaryHeap::new(),
+            order: 0,
+            link_clock: BTreeMap::new(),
+            blocked: BTreeSet::new(),
+            next_id: 1000 + seed.wrapping_mul(7919) % 1000,
+            strategy,
+            last_mastership: None,
+            masters_now: BTreeMap::new(),
+            max_epoch_seen: BTreeMap::new(),
+            violation: None,
+            trail: VecDeque::new(),
+            sabotage: Sabotage::None,
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        if self.trail.len() >= TRAIL {
+            self.trail.pop_front();
+        }
+        self.trail.push_back(format!("{:>7} {line}", self.now.0));
+    }
+
+    /// The recent events, for failure messages.
+    pub fn trail(&self) -> String {
+        self.trail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Adds a host (not started). Returns its slot.
+    pub fn add(&mut self, name: &str, cfg: Config, opts: NodeOpts) -> usize {
+        self.nodes.push(Node {
+            name: name.to_string(),
+            core: None,
+            frozen: false,
+            held: Vec::new(),
+            cfg,
+            opts,
+            memory: Vec::new(),
+            next_announce: Millis::NEVER,
+            role_log: Vec::new(),
+            master_log: Vec::new(),
+            ghost: None,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Slot of the node named `name`.
+    pub fn slot(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Starts (or restarts) the process on `slot` with a new incarnation, keeping its memory.
+    pub fn start(&mut self, slot: usize) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let node = &mut self.nodes[slot];
+        let port = node.opts.port.unwrap_or(9000 + slot as u16);
+        let key = match self.strategy {
+            Strategy::Age => 1_700_000_000_000 + self.now.0,
+            Strategy::Port => u64::from(port),
+        };
+        let info = MemberInfo {
+            id,
+            name: node.name.clone(),
+            addr: format!("10.0.0.{}", slot + 1),
+            port,
+            rank: Rank {
+                key,
+                tiebreak: node.name.clone(),
+                id,
+            },
+            started_ms: 1_700_000_000_000 + self.now.0,
+            witness: node.opts.witness,
+            strategy: self.strategy,
+        };
+        let mut cfg = node.cfg.clone();
+        cfg.witness = node.opts.witness;
+        cfg.strategy = self.strategy;
+        node.core = Some(Election::new(cfg, info.clone(), node.memory.clone(), self.now));
+        node.frozen = false;
+        node.held.clear();
+        node.next_announce = self.now;
+        let name = node.name.clone();
+        self.note(format!("start {name} id={id}"));
+        self.pump(slot);
+    }
+
+    fn id_of(&self, slot: usize) -> Option<MemberId> {
+        self.nodes[slot].core.as_ref().map(|c| c.id())
+    }
+
+    /// Whether messages flow from `a` to `b`.
+    pub fn link_up(&self, a: usize, b: usize) -> bool {
+        !self.blocked.contains(&(a, b))
+    }
+
+    /// Queues `input` for `to` (its current incarnation), with latency, loss and FIFO order.
+    fn send(&mut self, from: usize, to: usize, input: Input, lossless: bool) {
+        let Some(to_id) = self.id_of(to) else {
+            return;
+        };
+        if !self.link_up(from, to) {
+            return;
+        }
+        if !lossless && self.net.drop_rate > 0.0 && self.rng.chance(self.net.drop_rate) {
+            return;
+        }
+        let lat = self.rng.range(self.net.latency.0, self.net.latency.1);
+        let clock = self.link_clock.entry((from, to)).or_insert(Millis(0));
+        let at = (self.now + lat).max(*clock);
+        *clock = at;
+        self.order += 1;
+        self.queue.push(Reverse(Delivery {
+            at,
+            order: self.order,
+            to_slot: to,
+            to_id,
+            from_slot: from,
+            input,
+        }));
+    }
+
+    fn slot_of_id(&self, id: MemberId) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.core.as_ref().is_some_and(|c| c.id() == id))
+    }
+
+    /// Drains a node's outputs into the network and the logs.
+    fn pump(&mut self, slot: usize) {
+        loop {
+            let Some(out) = self.nodes[slot].core.as_mut().and_then(|c| c.poll_output()) else {
+                break;
+            };
+            match out {
+                Output::Send { to, msg } => {
+                    if let Some(to_slot) = self.slot_of_id(to) {
+                        let from = self.id_of(slot).unwrap_or(0);
+                        self.send(slot, to_slot, Input::Message { from, msg }, false);
+                    }
+                }
+                Output::Announce(info) => {
+                    for other in 0..self.nodes.len() {
+                        if other != slot {
+                            self.send(slot, other, Input::Hello(info.clone()), true);
+                        }
+                    }
+                }
+                Output::RoleChanged {
+                    role,
+                    previous,
+                    master,
+                    epoch,
+                    ..
+                } => {
+                    let name = self.nodes[slot].name.clone();
+                    self.note(format!("{name}: {previous} -> {role} (master {master:?}, epoch {epoch})"));
+                    self.nodes[slot]
+                        .role_log
+                        .push((self.now, previous, role, master, epoch));
+                }
+                Output::MasterChanged { master, .. } => {
+                    let name = self.nodes[slot].name.clone();
+                    self.note(format!("{name}: follows {master:?}"));
+                    self.nodes[slot].master_log.push((self.now, master));
+                }
+                Output::Member { name, change } => {
+                    let me = self.nodes[slot].name.clone();
+                    self.note(format!("{me}: member {name} {change:?}"));
+                }
+                Output::Refused { name, reason, .. } => {
+                    let me = self.nodes[slot].name.clone();
+                    self.note(format!("{me}: refused {name}: {reason}"));
+                }
+                Output::Remember => {
+                    if let Some(c) = self.nodes[slot].core.as_ref() {
+                        let mem = c.memory();
+                        self.nodes[slot].memory = mem;
+                    }
+                }
+            }
+        }
+    }
+
+    fn hello(&mut self, slot: usize) -> Option<MemberInfo> {
+        self.nodes[slot].core.as_ref().map(|c| c.info().clone())
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        if self.id_of(d.to_slot) != Some(d.to_id) {
+            return; // the addressee died or restarted meanwhile
+        }
+        if self.nodes[d.to_slot].frozen {
+            self.nodes[d.to_slot].held.push(d.input);
+            return;
+        }
+        // A hello from an unknown member opens a link: answer with our own hello.
+        if let Input::Hello(ref info) = d.input {
+            let known = self.nodes[d.to_slot]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.knows_alive(info.id));
+            if !known {
+                if let Some(me) = self.hello(d.to_slot) {
+                    self.send(d.to_slot, d.from_slot, Input::Hello(me), true);
+                }
+            }
+        }
+        let now = self.now;
+        if let Some(c) = self.nodes[d.to_slot].core.as_mut() {
+            c.handle(now, d.input);
+        }
+        self.pump(d.to_slot);
+    }
+
+    /// The time of the next event (delivery, deadline or announce).
+    fn next_event(&self) -> Millis {
+        let mut t = self.queue.peek().map_or(Millis::NEVER, |d| d.0.at);
+        for n in &self.nodes {
+            if let (Some(c), false) = (&n.core, n.frozen) {
+                t = t.min(c.next_deadline()).min(n.next_announce);
+            }
+        }
+        t
+    }
+
+    /// Runs until virtual time `until`, checking the invariants after every event. Stops early
+    /// at the first violation.
+    pub fn run_until(&mut self, until: Millis) {
+        let mut guard: u64 = 0;
+        while self.violation.is_none() {
+            let t = self.next_event().max(self.now);
+            if t > until {
+                self.now = until;
+                break;
+            }
+            self.now = t;
+            guard += 1;
+            if guard > 50_000_000 {
+                self.violation = Some(Violation {
+                    rule: "progress",
+                    detail: "too many events: a busy loop in the core?".into(),
+                    at: self.now,
+                });
+                break;
+            }
+            // Deliveries due now.
+            while self.queue.peek().is_some_and(|d| d.0.at <= self.now) {
+                if let Some(Reverse(d)) = self.queue.pop() {
+                    self.deliver(d);
+                    self.check();
+                }
+            }
+            // Deadlines and announces due now.
+            for slot in 0..self.nodes.len() {
+                let due = {
+                    let n = &self.nodes[slot];
+                    match (&n.core, n.frozen) {
+                        (Some(c), false) => c.next_deadline() <= self.now,
+                        _ => false,
+                    }
+                };
+                if due {
+                    let now = self.now;
+                    if let Some(c) = self.nodes[slot].core.as_mut() {
+                        c.handle(now, Input::Tick);
+                    }
+                    self.pump(slot);
+                    self.check();
+                }
+                let announce = {
+                    let n = &self.nodes[slot];
+                    n.core.is_some() && !n.frozen && n.next_announce <= self.now
+                };
+                if announce {
+                    self.nodes[slot].next_announce = self.now + self.net.announce_ms;
+                    if let Some(me) = self.hello(slot) {
+                        for other in 0..self.nodes.len() {
+                            if other != slot {
+                                self.send(slot, other, Input::Hello(me.clone()), true);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs for `ms` more milliseconds.
+    pub fn run_for(&mut self, ms: u64) {
+        let until = self.now + ms;
+        self.run_until(until);
+    }
+
+    // ----- faults -------------------------------------------------------------------------
+
+    /// Blocks every link between the groups (both ways). Nodes in no group keep their links.
+    pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        for (i, a) in groups.iter().enumerate() {
+            for b in groups.iter().skip(i + 1) {
+                for &x in a {
+                    for &y in b {
+                        self.blocked.insert((x, y));
+                        self.blocked.insert((y, x));
+                    }
+                }
+            }
+        }
+        self.note(format!("partition {groups:?}"));
+        self.sabotage_cut();
+    }
+
+    /// With [`Sabotage::EagerRelease`], a cut link is reported as a certain crash (a broken
+    /// transport that confuses silence with death): voters drop their promises at once.
+    fn sabotage_cut(&mut self) {
+        if self.sabotage != Sabotage::EagerRelease {
+            return;
+        }
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in 0..n {
+                if a != b && !self.link_up(a, b) {
+                    if let (Some(id), Some(to_id)) = (self.id_of(a), self.id_of(b)) {
+                        self.order += 1;
+                        self.queue.push(Reverse(Delivery {
+                            at: self.now + 1,
+                            order: self.order,
+                            to_slot: b,
+                            to_id,
+                            from_slot: a,
+                            input: Input::Crashed(id),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cuts one node off from every other (cable cut).
+    pub fn isolate(&mut self, slot: usize) {
+        for other in 0..self.nodes.len() {
+            if other != slot {
+                self.blocked.insert((slot, other));
+                self.blocked.insert((other, slot));
+            }
+        }
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("isolate {name}"));
+        self.sabotage_cut();
+    }
+
+    /// Messages from `a` to `b` are lost from now on (one-way link loss).
+    pub fn block_one_way(&mut self, a: usize, b: usize) {
+        self.blocked.insert((a, b));
+        let (x, y) = (self.nodes[a].name.clone(), self.nodes[b].name.clone());
+        self.note(format!("block {x} -> {y}"));
+    }
+
+    /// Repairs every link.
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+        self.note("heal".into());
+    }
+
+    /// The process is SIGKILLed on a live host: peers that still talk to it both ways learn
+    /// at once that it is gone.
+    pub fn kill(&mut self, slot: usize) {
+        let Some(id) = self.id_of(slot) else { return };
+        self.bury(slot);
+        for other in 0..self.nodes.len() {
+            if other != slot && self.link_up(slot, other) && self.link_up(other, slot) {
+                self.send(slot, other, Input::Crashed(id), true);
+            }
+        }
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("kill -9 {name}"));
+    }
+
+    /// The host goes silent (power cut): nobody learns anything.
+    pub fn crash_silently(&mut self, slot: usize) {
+        self.bury(slot);
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("host of {name} gone"));
+    }
+
+    fn bury(&mut self, slot: usize) {
+        let now = self.now;
+        let n = &mut self.nodes[slot];
+        if let Some(c) = n.core.take() {
+            n.memory = c.memory();
+            n.ghost = c.promise().filter(|&(_, until)| until > now);
+        }
+        n.frozen = false;
+        n.held.clear();
+        self.masters_now.remove(&slot);
+    }
+
+    /// SIGSTOP.
+    pub fn freeze(&mut self, slot: usize) {
+        self.nodes[slot].frozen = true;
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("freeze {name}"));
+    }
+
+    /// SIGCONT: the held inputs are handled now, with the current time.
+    pub fn thaw(&mut self, slot: usize) {
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("thaw {name}"));
+        self.nodes[slot].frozen = false;
+        let held = std::mem::take(&mut self.nodes[slot].held);
+        let now = self.now;
+        // The daemon ticks first: a thawed master finds its lease expired before anything else.
+        if let Some(c) = self.nodes[slot].core.as_mut() {
+            c.handle(now, Input::Tick);
+        }
+        self.pump(slot);
+        self.check();
+        for input in held {
+            if let Some(c) = self.nodes[slot].core.as_mut() {
+                c.handle(now, input);
+            }
+            self.pump(slot);
+            self.check();
+        }
+    }
+
+    /// `quorumctl dispatch`: leave gracefully; the process exits once its Leave is sent.
+    pub fn dispatch(&mut self, slot: usize) {
+        let now = self.now;
+        if let Some(c) = self.nodes[slot].core.as_mut() {
+            c.dispatch(now);
+        }
+        self.pump(slot);
+        self.check();
+        // The process exits; a vote it gave stays binding until it runs out (a restarted
+        // process keeps quiet that long).
+        self.bury(slot);
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("dispatch {name}"));
+    }
+
+    /// `quorumctl forget NAME` on `slot`.
+    pub fn forget(&mut self, slot: usize, name: &str) -> Result<(), crate::control::ControlError> {
+        let now = self.now;
+        let r = match self.nodes[slot].core.as_mut() {
+            Some(c) => c.forget(now, name),
+            None => Ok(()),
+        };
+        self.pump(slot);
+        r
+    }
+
+    /// `quorumctl rename NEW` on `slot`.
+    pub fn rename(&mut self, slot: usize, name: &str) -> Result<(), crate::control::ControlError> {
+        let now = self.now;
+        let r = match self.nodes[slot].core.as_mut() {
+            Some(c) => c.rename(now, name),
+            None => Ok(()),
+        };
+        if r.is_ok() {
+            self.nodes[slot].name = name.to_string();
+        }
+        self.pump(slot);
+        r
+    }
+
+    // ----- observations -------------------------------------------------------------------
+
+    /// Whether the node acts as master now: role master with a lease valid at this instant
+    /// (what the daemon reports and acts on; a frozen process acts on nothing).
+    pub fn is_master(&self, slot: usize) -> bool {
+        let n = &self.nodes[slot];
+        !n.frozen
+            && n.core.as_ref().is_some_and(|c| {
+                c.role() == Role::Master && c.master_until().is_some_and(|u| u > self.now)
+            })
+    }
+
+    /// Slots acting as master now.
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&s| self.is_master(s)).collect()
+    }
+
+    /// Names acting as master now.
+    pub fn master_names(&self) -> Vec<String> {
+        self.masters()
+            .into_iter()
+            .map(|s| self.nodes[s].name.clone())
+            .collect()
+    }
+
+    /// The role of the process on `slot` (None if down).
+    pub fn role(&self, slot: usize) -> Option<Role> {
+        self.nodes[slot].core.as_ref().map(|c| c.role())
+    }
+
+    /// The master `slot` reports (None if down or none).
+    pub fn reported_master(&self, slot: usize) -> Option<String> {
+        self.nodes[slot]
+            .core
+            .as_ref()
+            .and_then(|c| c.status(self.now).master)
+    }
+
+    /// The state of member `name` as seen by `slot`.
+    pub fn member_state(&self, slot: usize, name: &str) -> Option<(MemberState, bool)> {
+        let st = self.nodes[slot].core.as_ref()?.status(self.now);
+        let rows: Vec<_> = st.members.iter().filter(|m| m.name == name).collect();
+        assert!(rows.len() <= 1, "duplicate entries for {name}: {rows:?}");
+        rows.first().map(|m| (m.state, m.counted))
+    }
+
+    /// The one node acting as master, if every running, unfrozen node that talks to it both
+    /// ways reports it as master too.
+    pub fn agreed_master(&self) -> Option<String> {
+        let masters = self.masters();
+        let [m] = masters[..] else {
+            return None;
+        };
+        let name = &self.nodes[m].name;
+        let all = (0..self.nodes.len()).all(|s| {
+            let n = &self.nodes[s];
+            n.core.is_none()
+                || n.frozen
+                || !(self.link_up(s, m) && self.link_up(m, s))
+                || self.reported_master(s).as_ref() == Some(name)
+        });
+        all.then(|| name.clone())
+    }
+
+    /// Runs until every node agrees on one master, or `within` ms pass.
+    pub fn settle(&mut self, within: u64) -> Option<String> {
+        let deadline = self.now + within;
+        while self.now < deadline && self.violation.is_none() {
+            if let Some(m) = self.agreed_master() {
+                return Some(m);
+            }
+            self.run_for(10);
+        }
+        self.agreed_master()
+    }
+
+    // ----- invariants ---------------------------------------------------------------------
+
+    fn fail(&mut self, rule: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation {
+                rule,
+                detail,
+                at: self.now,
+            });
+        }
+    }
+
+    /// Checks every invariant at the current instant.
+    pub fn check(&mut self) {
+        self.check_one_master();
+        self.check_lease_backed();
+        self.check_epochs();
+    }
+
+    /// Rule 1: never two nodes acting as master at the same instant.
+    fn check_one_master(&mut self) {
+        let masters = self.master_names();
+        if masters.len() > 1 {
+            self.fail("one_master", format!("two masters at once: {masters:?}"));
+        }
+    }
+
+    /// Rules 1 and 2: a master's lease is backed by real promises from a quorum of the members
+    /// it counts (promises of crashed processes stay binding until they run out).
+    fn check_lease_backed(&mut self) {
+        for m in self.masters() {
+            let Some(c) = self.nodes[m].core.as_ref() else { continue };
+            let (Some(epoch), id) = (c.master_epoch(), c.id()) else { continue };
+            let grant = Grant {
+                candidate: id,
+                epoch,
+            };
+            let (counted, padded, top) = c.quorum_view();
+            let mut votes = 1;
+            let mut top_in = top == id;
+            for (s, n) in self.nodes.iter().enumerate() {
+                if s == m {
+                    continue;
+                }
+                let promise = match &n.core {
+                    Some(core) => core.promise().map(|p| (p, core.id())),
+                    None => n.ghost.map(|p| (p, 0)),
+                };
+                if let Some(((g, until), vid)) = promise {
+                    if g == grant && until > self.now {
+                        votes += 1;
+                        top_in |= vid == top && vid != 0;
+                    }
+                }
+            }
+            if !quorum::has_quorum(counted, votes, top_in, padded) {
+                let name = self.nodes[m].name.clone();
+                self.fail(
+                    "lease_backed",
+                    format!("{name} is master (epoch {epoch}) with {votes} promised votes of {counted} counted"),
+                );
+            }
+        }
+    }
+
+    /// Epochs never decrease on a node; every new mastership has a larger epoch than any
+    /// mastership before it.
+    fn check_epochs(&mut self) {
+        let mut fails = Vec::new();
+        let mut new_masters = Vec::new();
+        for (s, n) in self.nodes.iter().enumerate() {
+            let Some(c) = n.core.as_ref() else { continue };
+            let e = c.epoch();
+            let prev = self.max_epoch_seen.insert(c.id(), e).unwrap_or(0);
+            if e < prev {
+                fails.push(format!("{}'s epoch went back from {prev} to {e}", n.name));
+            }
+            match (self.is_master(s), c.master_epoch()) {
+                (true, Some(me)) => {
+                    if self.masters_now.get(&s) != Some(&me) {
+                        new_masters.push((s, me, n.name.clone()));
+                    }
+                }
+                _ => {
+                    self.masters_now.remove(&s);
+                }
+            }
+        }
+        for (s, e, name) in new_masters {
+            if let Some((last, who)) = &self.last_mastership {
+                if e <= *last {
+                    fails.push(format!("{name} became master with epoch {e}, not above {who}'s {last}"));
+                }
+            }
+            self.last_mastership = Some((e, name));
+            self.masters_now.insert(s, e);
+        }
+        for f in fails {
+            self.fail("epochs", f);
+        }
+    }
+
+    /// Panics with the violation and the trail if any rule was broken.
+    pub fn assert_ok(&self, what: &str) {
+        if let Some(v) = &self.violation {
+            panic!(
+                "{what}: rule {} broken at {}: {}\nrecent events:\n{}",
+                v.rule,
+                v.at,
+                v.detail,
+                self.trail()
+            );
+        }
+    }
+}
