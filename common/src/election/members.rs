@@ -25,6 +25,16 @@ pub(crate) struct Peer {
     pub beat: Option<Beat>,
     /// Until when its vote backs our current candidacy (our clock).
     pub support_until: Millis,
+    /// Number (in our count of received beats) of its newest beat.
+    pub beat_no: u64,
+    /// Counted for quorum. A member that raises the count (new, or back after a certain
+    /// crash or a dispatch) is admitted only while this node sees a quorum of the members it
+    /// already counts: so only one side of a partition can ever grow its count.
+    pub admitted: bool,
+    /// When it was admitted (None: it took over a counted entry or was remembered). Its vote
+    /// backs a master only after a probation, so that every member that talks to it learns
+    /// the larger count first.
+    pub admitted_at: Option<Millis>,
 }
 
 impl Peer {
@@ -39,6 +49,9 @@ impl Peer {
             their_seq_at: Millis(0),
             beat: None,
             support_until: Millis(0),
+            beat_no: 0,
+            admitted: true,
+            admitted_at: None,
         }
     }
 
@@ -49,6 +62,9 @@ impl Peer {
     /// Counts for quorum: alive, or lost without a certain crash (with `--expect`, a certain
     /// crash counts too).
     pub fn counted(&self, expect: usize) -> bool {
+        if !self.admitted {
+            return false;
+        }
         match self.state {
             MemberState::Alive => true,
             MemberState::Lost => !self.crashed || expect > 0,

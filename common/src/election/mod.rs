@@ -39,6 +39,7 @@ mod sim_tests;
 mod tests;
 
 pub use config::Config;
+
 pub use io::{Input, Output};
 
 use crate::control::{self, ControlError, ErrorKind, MemberChange, Quorum, Status};
@@ -53,6 +54,20 @@ use tracing::debug;
 const MAX_SENT: usize = 4096;
 /// Most refused incarnations remembered (bounded against floods).
 const MAX_REFUSED: usize = 1024;
+
+/// What a node keeps across restarts (the daemon writes it to its state directory).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Memory {
+    /// Members known (all but dispatched ones), with their last state.
+    pub members: Vec<(MemberInfo, MemberState)>,
+    /// Highest epoch this node knew, voted for or proposed: epochs keep growing across a
+    /// restart of the whole cluster.
+    pub epoch: u64,
+    /// The last vote this node gave: after a restart it may give that same vote again (to
+    /// the sitting master), but no other vote at that epoch or below.
+    #[serde(default)]
+    pub vote: Option<Grant>,
+}
 
 /// A vote this node has given and must honour until `until`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +105,10 @@ pub struct Election {
     bump: bool,
     /// Highest `voted` seen in a beat: a new candidacy goes above it.
     max_voted_seen: u64,
+    /// Beats received so far, and that count when we proposed our candidacy: we take
+    /// mastership only after every alive member has spoken since (so we know its epochs).
+    beats_received: u64,
+    candidacy_beat_no: u64,
     /// Highest epoch known from votes given, masterships seen, and peers' beats. Our own
     /// pending proposals are not in it: proposals that never became masterships must not
     /// drive other candidates into an endless bidding.
@@ -110,13 +129,13 @@ pub struct Election {
 }
 
 impl Election {
-    /// A node that starts now. `remembered`: members known from an earlier run (persisted by
-    /// the driver from [`Election::memory`]); they count as lost until heard from, so a node
-    /// that reboots into a partition cannot make itself master behind the cluster's back.
+    /// A node that starts now. `remembered`: what an earlier run knew (persisted by the driver
+    /// from [`Election::memory`]). Remembered members count as lost until heard from, so a
+    /// node that reboots into a partition cannot make itself master behind the cluster's back.
     pub fn new(
         cfg: Config,
         me: MemberInfo,
-        remembered: Vec<(MemberInfo, MemberState)>,
+        remembered: Memory,
         now: Millis,
     ) -> Self {
         let mut e = Election {
@@ -136,6 +155,8 @@ impl Election {
             last_proposed: 0,
             bump: false,
             max_voted_seen: 0,
+            beats_received: 0,
+            candidacy_beat_no: 0,
             max_epoch: 0,
             is_master: false,
             lease_until: Millis(0),
@@ -148,7 +169,10 @@ impl Election {
             outputs: VecDeque::new(),
             now,
         };
-        for (info, state) in remembered {
+        e.max_epoch = remembered.epoch;
+        e.last_granted_epoch = remembered.epoch;
+        e.last_grant = remembered.vote;
+        for (info, state) in remembered.members {
             if info.id == e.me.id || info.name == e.me.name || state == MemberState::Dispatched {
                 continue;
             }
@@ -278,12 +302,20 @@ impl Election {
     }
 
     /// Members worth remembering across a restart (all but dispatched ones).
-    pub fn memory(&self) -> Vec<(MemberInfo, MemberState)> {
-        self.peers
-            .values()
-            .filter(|p| p.state != MemberState::Dispatched)
-            .map(|p| (p.info.clone(), p.state))
-            .collect()
+    pub fn memory(&self) -> Memory {
+        Memory {
+            members: self
+                .peers
+                .values()
+                .filter(|p| p.state != MemberState::Dispatched)
+                .map(|p| (p.info.clone(), p.state))
+                .collect(),
+            epoch: self
+                .max_epoch
+                .max(self.last_granted_epoch)
+                .max(self.last_proposed),
+            vote: self.last_grant,
+        }
     }
 
     /// Leave gracefully: step down at once, tell every peer, stop. Returns after queueing the
@@ -474,8 +506,9 @@ impl Election {
             .peers
             .values()
             .find(|p| p.info.name == info.name)
-            .map(|p| (p.info.id, p.state, p.info.started_ms));
-        if let Some((old_id, old_state, old_started)) = old {
+            .map(|p| (p.info.id, p.state, p.info.started_ms, p.counted(self.cfg.expect)));
+        let mut admitted = false;
+        if let Some((old_id, old_state, old_started, old_counted)) = old {
             if old_state == MemberState::Alive && old_started > info.started_ms {
                 let reason = format!(
                     "name {:?} is used by a newer process; the older one is ignored",
@@ -483,14 +516,17 @@ impl Election {
                 );
                 return self.refuse(info, reason);
             }
-            // Re-entry: the new incarnation takes over the entry. A promise we gave the old
-            // one stays in force until it runs out (it is kept apart from the table).
+            // Re-entry: the new incarnation takes over the entry (and its place in the count,
+            // if it had one). A promise we gave the old one stays in force until it runs out
+            // (it is kept apart from the table).
+            admitted = old_counted;
             self.peers.remove(&old_id);
             debug!(name = %info.name, old = old_id, new = info.id, "member re-entered");
         }
         let name = info.name.clone();
-        self.peers
-            .insert(info.id, Peer::new(info, MemberState::Alive, Some(now)));
+        let mut peer = Peer::new(info, MemberState::Alive, Some(now));
+        peer.admitted = admitted;
+        self.peers.insert(peer.info.id, peer);
         self.outputs.push_back(Output::Member {
             name,
             change: MemberChange::Joined,
@@ -521,6 +557,10 @@ impl Election {
             return;
         }
         if p.state == MemberState::Lost {
+            if p.crashed && self.cfg.expect == 0 {
+                // It was out of the count: coming back raises the count, so it needs admission.
+                p.admitted = false;
+            }
             p.state = MemberState::Alive;
             p.crashed = false;
             self.outputs.push_back(Output::Member {
@@ -529,6 +569,8 @@ impl Election {
             });
         }
         p.last_heard = Some(now);
+        self.beats_received += 1;
+        p.beat_no = self.beats_received;
         if beat.seq > p.their_seq {
             p.their_seq = beat.seq;
             p.their_seq_at = now;
@@ -558,7 +600,9 @@ impl Election {
         if reachable {
             self.max_voted_seen = self.max_voted_seen.max(beat.voted);
             if let Some(c) = self.candidacy {
-                if !self.is_master && beat.voted >= c && beat.grant != mine {
+                // A competing candidate (its own candidacy set) will not vote for us whatever
+                // our epoch: outbidding it would only start a bidding war.
+                if !self.is_master && beat.voted >= c && beat.grant != mine && beat.candidacy.is_none() {
                     self.bump = true;
                 }
             }
@@ -648,6 +692,7 @@ impl Election {
     /// role; sends beats when due or when something changed.
     fn update(&mut self, now: Millis) {
         self.detect_silence(now);
+        self.admit(now);
         if self.promise.is_some_and(|p| p.until <= now) {
             self.promise = None;
         }
@@ -670,6 +715,8 @@ impl Election {
                 self.last_granted_epoch = epoch;
                 self.last_grant = None;
                 self.candidacy = Some(epoch);
+                self.candidacy_beat_no = self.beats_received;
+                self.outputs.push_back(Output::Remember);
                 for p in self.peers.values_mut() {
                     p.support_until = Millis(0);
                 }
@@ -703,11 +750,13 @@ impl Election {
             }),
             _ => None,
         };
-        if grant != self.grant {
-            changed = true;
-            self.grant = grant;
-            if let Some(g) = grant {
-                self.last_granted_epoch = g.epoch;
+        // Invariant: a vote we put in beats is always backed by our promise.
+        if let Some(g) = grant {
+            if self.promise.map(|p| p.grant) != Some(g) {
+                if g.epoch > self.last_granted_epoch {
+                    self.outputs.push_back(Output::Remember);
+                }
+                self.last_granted_epoch = self.last_granted_epoch.max(g.epoch);
                 self.last_grant = Some(g);
                 self.max_epoch = self.max_epoch.max(g.epoch);
                 let from = self.peers.get(&g.candidate).map_or(now, |p| p.their_seq_at);
@@ -717,15 +766,21 @@ impl Election {
                 });
             }
         }
+        if grant != self.grant {
+            changed = true;
+            self.grant = grant;
+        }
 
-        // Our lease.
+        // Our lease. Once it has run out the mastership is over, even if a renewal arrives in
+        // the same instant: the next one is a new mastership with a new epoch.
         let was_master = self.is_master;
+        let lapsed = was_master && self.lease_until <= now;
         self.is_master = match self.candidacy {
-            Some(_) => {
+            Some(_) if !lapsed => {
                 self.lease_until = self.lease_end(now);
-                self.lease_until > now
+                self.lease_until > now && (was_master || self.everyone_spoke())
             }
-            None => false,
+            _ => false,
         };
         if was_master && !self.is_master && self.candidacy.is_some() {
             // The votes ran out: we could not renew a quorum. Drop the candidacy (voters are
@@ -752,15 +807,66 @@ impl Election {
 
     fn detect_silence(&mut self, now: Millis) {
         let s = self.cfg.silence_ms;
+        let mut lost_counted = false;
         for p in self.peers.values_mut() {
             if p.state == MemberState::Alive && p.last_heard.is_none_or(|t| t + s <= now) {
                 p.state = MemberState::Lost;
                 p.support_until = Millis(0);
+                lost_counted |= p.counted(self.cfg.expect);
                 self.outputs.push_back(Output::Member {
                     name: p.info.name.clone(),
                     change: MemberChange::Lost,
                 });
             }
+        }
+        if lost_counted {
+            // We were perhaps cut off already when we admitted recent members: an admission
+            // still on probation is taken back (that only lowers the count to what it was).
+            let probation = self.probation_ms();
+            for p in self.peers.values_mut() {
+                if p.state == MemberState::Alive && p.admitted_at.is_some_and(|t| t + probation > now) {
+                    debug!(name = %p.info.name, "admission revoked: a counted member went silent");
+                    p.admitted = false;
+                    p.admitted_at = None;
+                    p.support_until = Millis(0);
+                }
+            }
+        }
+    }
+
+    /// How long a newly admitted member's vote waits before it backs a master: long enough
+    /// that a partition we did not see yet at admission is detected first.
+    fn probation_ms(&self) -> u64 {
+        self.cfg.silence_ms + self.cfg.lease_ms + self.cfg.drift_ms
+    }
+
+    /// Admits pending members while we see a quorum of the members we already count.
+    fn admit(&mut self, now: Millis) {
+        let pending = self
+            .peers
+            .values()
+            .filter(|p| !p.admitted && p.state == MemberState::Alive)
+            .count();
+        if pending == 0 {
+            return;
+        }
+        // Below `--expect` the count does not change by admitting: that is always safe.
+        let (counted, _) = self.counted();
+        let known = 1 + self.peers.values().filter(|p| p.counted(self.cfg.expect)).count();
+        let _ = counted;
+        let starting = now < self.started + self.cfg.startup_ms + self.cfg.silence_ms;
+        if known + pending <= self.cfg.expect || self.reachable_quorum(now) {
+            for p in self.peers.values_mut() {
+                if !p.admitted && p.state == MemberState::Alive {
+                    debug!(name = %p.info.name, "member admitted to the count");
+                    p.admitted = true;
+                    // While we start up there is no mastership of ours to protect and nothing
+                    // we counted before: members found now count at once (a cold start of a
+                    // whole cluster must not wait out a probation).
+                    p.admitted_at = (!starting).then_some(now);
+                }
+            }
+            self.outputs.push_back(Output::Remember);
         }
     }
 
@@ -784,18 +890,27 @@ impl Election {
             if let Some(p) = self
                 .peers
                 .values()
-                .filter(|p| p.claims_master(now, s) && p.reachable(now, s, fresh) && p.eligible())
+                .filter(|p| {
+                    p.admitted && p.claims_master(now, s) && p.reachable(now, s, fresh) && p.eligible()
+                })
                 .min_by(|a, b| a.rank().cmp(b.rank()))
             {
                 return Some(p.info.id);
             }
         }
         let mut best: Option<(&Rank, MemberId)> = None;
-        if self.eligible_now(now) {
+        // After losing a lease (cut off, or frozen) we stand again only once fresh contacts
+        // form a quorum: by then their beats told us the epochs we missed.
+        let may_stand = self.inquorate_since.is_none() || self.reachable_quorum(now);
+        if self.eligible_now(now) && may_stand {
             best = Some((&self.me.rank, self.me.id));
         }
         for p in self.peers.values() {
-            if p.eligible() && p.reachable(now, s, fresh) && best.is_none_or(|(r, _)| p.rank() < r) {
+            if p.admitted
+                && p.eligible()
+                && p.reachable(now, s, fresh)
+                && best.is_none_or(|(r, _)| p.rank() < r)
+            {
                 best = Some((p.rank(), p.info.id));
             }
         }
@@ -806,7 +921,8 @@ impl Election {
             self.is_master || self.peers.values().any(|p| p.claims_master(now, s));
         if !someone_master {
             let better_starting = self.peers.values().any(|p| {
-                !p.info.witness
+                p.admitted
+                    && !p.info.witness
                     && p.rank() < best_rank
                     && p.reachable(now, s, fresh)
                     && p.beat.as_ref().is_some_and(|b| b.role == Role::Starting)
@@ -818,14 +934,27 @@ impl Election {
         Some(best_id)
     }
 
-    /// (counted members, whether `--expect` padded the count).
-    fn counted(&self) -> (usize, bool) {
-        let known = 1 + self
-            .peers
+    /// Every alive member sent a beat since we proposed: we know the epochs it voted for, so
+    /// ours is above them (a member that just rejoined may know a newer epoch than we do).
+    fn everyone_spoke(&self) -> bool {
+        self.peers
             .values()
-            .filter(|p| p.counted(self.cfg.expect))
-            .count();
-        (known.max(self.cfg.expect), known < self.cfg.expect)
+            .all(|p| p.state != MemberState::Alive || p.beat_no > self.candidacy_beat_no)
+    }
+
+    /// (counted members, whether `--expect` padded the count).
+    ///
+    /// Members remembered from an earlier run but not heard from since also disable the
+    /// exact-half win: we do not know what they did while we were down (which epochs, which
+    /// votes), so only a strict majority decides until they speak or are forgotten.
+    fn counted(&self) -> (usize, bool) {
+        let mut known = 1;
+        let mut unheard = false;
+        for p in self.peers.values().filter(|p| p.counted(self.cfg.expect)) {
+            known += 1;
+            unheard |= p.last_heard.is_none();
+        }
+        (known.max(self.cfg.expect), known < self.cfg.expect || unheard)
     }
 
     /// The id of the best-ranked counted member.
@@ -845,8 +974,10 @@ impl Election {
         let top = self.top();
         // Our own vote never runs out while we are a candidate.
         let mut votes: Vec<(Millis, bool)> = vec![(Millis::NEVER, top == self.me.id)];
+        let probation = self.probation_ms();
         for p in self.peers.values() {
-            if p.counted(self.cfg.expect) && p.support_until > now {
+            let settled = p.admitted_at.is_none_or(|t| t + probation <= now);
+            if p.counted(self.cfg.expect) && settled && p.support_until > now {
                 votes.push((p.support_until, top == p.info.id));
             }
         }

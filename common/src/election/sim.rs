@@ -11,7 +11,7 @@
 //! After every event, [`Sim::check`] verifies the rules of DESIGN.md §4 as named invariants;
 //! the first violation is kept with the trail of recent events for the failure message.
 
-use super::{quorum, Config, Election, Input, Output};
+use super::{quorum, Config, Election, Input, Memory, Output};
 use crate::time::Millis;
 use crate::types::{MemberId, MemberInfo, MemberState, Rank, Role, Strategy};
 use crate::wire::Grant;
@@ -90,14 +90,16 @@ pub struct Node {
     held: Vec<Input>,
     cfg: Config,
     opts: NodeOpts,
-    memory: Vec<(MemberInfo, MemberState)>,
+    memory: Memory,
     next_announce: Millis,
     /// Every role change this process reported: (time, previous, role, master, epoch).
     pub role_log: Vec<(Millis, Role, Role, Option<String>, u64)>,
     /// Master changes reported while the role stayed slave.
     pub master_log: Vec<(Millis, Option<String>)>,
     /// Promise of the previous incarnation, still binding after a crash (ghost vote).
-    ghost: Option<(Grant, Millis)>,
+    ghost: Option<((Grant, Millis), MemberId)>,
+    /// The core's next deadline, cached after every call (NEVER when down or frozen).
+    deadline: Millis,
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +149,8 @@ pub struct Sim {
     /// Blocked directed links (from, to).
     blocked: BTreeSet<(usize, usize)>,
     next_id: u64,
+    /// Incarnation id -> slot, for the running processes.
+    slots: BTreeMap<MemberId, usize>,
     strategy: Strategy,
     /// Highest epoch of any mastership so far, and who held it.
     last_mastership: Option<(u64, String)>,
@@ -192,6 +196,7 @@ impl Sim {
             link_clock: BTreeMap::new(),
             blocked: BTreeSet::new(),
             next_id: 1000 + seed.wrapping_mul(7919) % 1000,
+            slots: BTreeMap::new(),
             strategy,
             last_mastership: None,
             masters_now: BTreeMap::new(),
@@ -223,11 +228,12 @@ impl Sim {
             held: Vec::new(),
             cfg,
             opts,
-            memory: Vec::new(),
+            memory: Memory::default(),
             next_announce: Millis::NEVER,
             role_log: Vec::new(),
             master_log: Vec::new(),
             ghost: None,
+            deadline: Millis::NEVER,
         });
         self.nodes.len() - 1
     }
@@ -268,6 +274,7 @@ impl Sim {
         cfg.witness = node.opts.witness;
         cfg.strategy = self.strategy;
         node.core = Some(Election::new(cfg, info.clone(), node.memory.clone(), self.now));
+        self.slots.insert(id, slot);
         node.frozen = false;
         node.held.clear();
         node.next_announce = self.now;
@@ -312,9 +319,7 @@ impl Sim {
     }
 
     fn slot_of_id(&self, id: MemberId) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|n| n.core.as_ref().is_some_and(|c| c.id() == id))
+        self.slots.get(&id).copied()
     }
 
     /// Drains a node's outputs into the network and the logs.
@@ -346,6 +351,14 @@ impl Sim {
                 } => {
                     let name = self.nodes[slot].name.clone();
                     self.note(format!("{name}: {previous} -> {role} (master {master:?}, epoch {epoch})"));
+                    if std::env::var("SIM_DEBUG").is_ok() && previous == Role::Master {
+                        for n in &self.nodes {
+                            if let Some(c) = &n.core {
+                                let st = c.status(self.now);
+                                eprintln!("{} {:?} {:?} promise {:?} members {:?}", n.name, st.role, st.quorum, c.promise(), st.members.iter().map(|m| (m.name.clone(), m.state, m.counted, m.last_heard_ms)).collect::<Vec<_>>());
+                            }
+                        }
+                    }
                     self.nodes[slot]
                         .role_log
                         .push((self.now, previous, role, master, epoch));
@@ -371,6 +384,11 @@ impl Sim {
                 }
             }
         }
+        let n = &mut self.nodes[slot];
+        n.deadline = match (&n.core, n.frozen) {
+            (Some(c), false) => c.next_deadline(),
+            _ => Millis::NEVER,
+        };
     }
 
     fn hello(&mut self, slot: usize) -> Option<MemberInfo> {
@@ -408,8 +426,8 @@ impl Sim {
     fn next_event(&self) -> Millis {
         let mut t = self.queue.peek().map_or(Millis::NEVER, |d| d.0.at);
         for n in &self.nodes {
-            if let (Some(c), false) = (&n.core, n.frozen) {
-                t = t.min(c.next_deadline()).min(n.next_announce);
+            if n.core.is_some() && !n.frozen {
+                t = t.min(n.deadline).min(n.next_announce);
             }
         }
         t
@@ -446,10 +464,7 @@ impl Sim {
             for slot in 0..self.nodes.len() {
                 let due = {
                     let n = &self.nodes[slot];
-                    match (&n.core, n.frozen) {
-                        (Some(c), false) => c.next_deadline() <= self.now,
-                        _ => false,
-                    }
+                    n.core.is_some() && !n.frozen && n.deadline <= self.now
                 };
                 if due {
                     let now = self.now;
@@ -579,8 +594,13 @@ impl Sim {
         let n = &mut self.nodes[slot];
         if let Some(c) = n.core.take() {
             n.memory = c.memory();
-            n.ghost = c.promise().filter(|&(_, until)| until > now);
+            n.ghost = c
+                .promise()
+                .filter(|&(_, until)| until > now)
+                .map(|p| (p, c.id()));
+            self.slots.remove(&c.id());
         }
+        n.deadline = Millis::NEVER;
         n.frozen = false;
         n.held.clear();
         self.masters_now.remove(&slot);
@@ -589,6 +609,7 @@ impl Sim {
     /// SIGSTOP.
     pub fn freeze(&mut self, slot: usize) {
         self.nodes[slot].frozen = true;
+        self.nodes[slot].deadline = Millis::NEVER;
         let name = self.nodes[slot].name.clone();
         self.note(format!("freeze {name}"));
     }
@@ -753,6 +774,14 @@ impl Sim {
     /// Rule 1: never two nodes acting as master at the same instant.
     fn check_one_master(&mut self) {
         let masters = self.master_names();
+        if masters.len() > 1 && std::env::var("SIM_DEBUG").is_ok() {
+            for n in &self.nodes {
+                if let Some(c) = &n.core {
+                    let st = c.status(self.now);
+                    eprintln!("{} {:?} {:?} members {:?}", n.name, st.role, st.quorum, st.members.iter().map(|m| (m.name.clone(), m.state, m.counted)).collect::<Vec<_>>());
+                }
+            }
+        }
         if masters.len() > 1 {
             self.fail("one_master", format!("two masters at once: {masters:?}"));
         }
@@ -775,18 +804,24 @@ impl Sim {
                 if s == m {
                     continue;
                 }
-                let promise = match &n.core {
-                    Some(core) => core.promise().map(|p| (p, core.id())),
-                    None => n.ghost.map(|p| (p, 0)),
+                // A live promise, or one a crashed incarnation gave (still binding: the new
+                // incarnation keeps quiet until it runs out).
+                let live = n.core.as_ref().and_then(|c| c.promise().map(|p| (p, c.id())));
+                let ghost = n.ghost;
+                let backs = |p: Option<((Grant, Millis), MemberId)>| {
+                    p.filter(|((g, until), _)| *g == grant && *until > self.now)
                 };
-                if let Some(((g, until), vid)) = promise {
-                    if g == grant && until > self.now {
-                        votes += 1;
-                        top_in |= vid == top && vid != 0;
-                    }
+                if let Some((_, vid)) = backs(live).or(backs(ghost)) {
+                    votes += 1;
+                    top_in |= vid == top;
                 }
             }
             if !quorum::has_quorum(counted, votes, top_in, padded) {
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    for n in &self.nodes {
+                        eprintln!("{} promise {:?} ghost {:?} status {:?}", n.name, n.core.as_ref().map(|c| c.promise()), n.ghost, n.core.as_ref().map(|c| (c.role(), c.status(self.now).quorum)));
+                    }
+                }
                 let name = self.nodes[m].name.clone();
                 self.fail(
                     "lease_backed",
@@ -808,7 +843,10 @@ impl Sim {
             if e < prev {
                 fails.push(format!("{}'s epoch went back from {prev} to {e}", n.name));
             }
-            match (self.is_master(s), c.master_epoch()) {
+            // A frozen master that still holds its lease keeps its mastership: it is the
+            // same one when it thaws, not a new one.
+            let holds = c.role() == Role::Master && c.master_until().is_some_and(|u| u > self.now);
+            match (holds, c.master_epoch()) {
                 (true, Some(me)) => {
                     if self.masters_now.get(&s) != Some(&me) {
                         new_masters.push((s, me, n.name.clone()));
