@@ -311,7 +311,10 @@ mod tests {
         let line = encode_line(&r);
         assert_eq!(line, b"{\"type\":\"rename\",\"name\":\"bob\"}\n".to_vec());
         assert_eq!(decode_request(&line[..line.len() - 1]), Ok(r));
-        assert_eq!(decode_request(b"{\"type\":\"status\"}"), Ok(Request::Status));
+        assert_eq!(
+            decode_request(b"{\"type\":\"status\"}"),
+            Ok(Request::Status)
+        );
     }
 
     #[test]
@@ -329,7 +332,10 @@ mod tests {
     fn reply_errors_serialize_as_err() {
         let reply: Reply = Err(ControlError::new(ErrorKind::PermissionDenied, "no"));
         let s = String::from_utf8(encode_line(&reply)).unwrap();
-        assert_eq!(s, "{\"Err\":{\"kind\":\"permission_denied\",\"message\":\"no\"}}\n");
+        assert_eq!(
+            s,
+            "{\"Err\":{\"kind\":\"permission_denied\",\"message\":\"no\"}}\n"
+        );
         let back: Reply = serde_json::from_str(s.trim()).unwrap();
         assert_eq!(back, reply);
     }

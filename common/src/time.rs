@@ -9,7 +9,9 @@ use std::fmt;
 use std::ops::{Add, Sub};
 
 /// Milliseconds on a monotonic clock since an arbitrary origin.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Millis(pub u64);
 
 impl Millis {

@@ -172,10 +172,15 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("name must not be empty".into());
     }
     if name.len() > MAX_NAME {
-        return Err(format!("name is {} bytes long; the limit is {MAX_NAME}", name.len()));
+        return Err(format!(
+            "name is {} bytes long; the limit is {MAX_NAME}",
+            name.len()
+        ));
     }
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("name {name:?} contains whitespace or control characters"));
+        return Err(format!(
+            "name {name:?} contains whitespace or control characters"
+        ));
     }
     Ok(())
 }

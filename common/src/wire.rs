@@ -249,7 +249,10 @@ mod tests {
     #[test]
     fn junk_is_refused_without_panic() {
         assert!(matches!(decode(b""), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode(b"\xff\x00garbage"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode(b"\xff\x00garbage"),
+            Err(DecodeError::Malformed(_))
+        ));
         assert_eq!(
             decode(br#"{"magic":"other","version":1}"#),
             Err(DecodeError::BadMagic)
@@ -259,7 +262,9 @@ mod tests {
             Err(DecodeError::BadVersion(99))
         );
         assert!(matches!(
-            decode(br#"{"magic":"quorumd","version":1,"cluster":"c","from":1,"msg":{"type":"nope"}}"#),
+            decode(
+                br#"{"magic":"quorumd","version":1,"cluster":"c","from":1,"msg":{"type":"nope"}}"#
+            ),
             Err(DecodeError::Malformed(_))
         ));
         assert_eq!(

@@ -74,23 +74,21 @@ pub struct Timers {
 impl Timers {
     /// The values of a profile.
     pub fn for_profile(profile: Profile) -> Timers {
-        match profile {
-            Profile::Default => Timers {
-                heartbeat_ms: 200,
-                silence_ms: 1000,
-                lease_ms: 800,
-                startup_ms: 600,
-                announce_ms: 2000,
-                hook_timeout_ms: 30_000,
+        // One source of truth: the election core's own profiles.
+        let core = match profile {
+            Profile::Default => common::election::Config::default(),
+            Profile::Fast => common::election::Config::fast(),
+        };
+        Timers {
+            heartbeat_ms: core.heartbeat_ms,
+            silence_ms: core.silence_ms,
+            lease_ms: core.lease_ms,
+            startup_ms: core.startup_ms,
+            announce_ms: match profile {
+                Profile::Default => 2000,
+                Profile::Fast => 500,
             },
-            Profile::Fast => Timers {
-                heartbeat_ms: 20,
-                silence_ms: 150,
-                lease_ms: 120,
-                startup_ms: 150,
-                announce_ms: 500,
-                hook_timeout_ms: 30_000,
-            },
+            hook_timeout_ms: 30_000,
         }
     }
 

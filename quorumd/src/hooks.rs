@@ -132,9 +132,26 @@ pub struct HookRunner {
 impl HookRunner {
     /// Spawn the sequential worker task.
     pub fn spawn(scripts: HookScripts) -> HookRunner {
+        Self::spawn_with_lease(scripts, None)
+    }
+
+    /// Like [`HookRunner::spawn`], with the daemon's live lease: a master hook runs only if
+    /// the node still holds its lease when the hook's turn comes (an earlier hook may have
+    /// been slow; the lease in the event itself is only its value when it was queued).
+    pub fn spawn_with_lease(
+        scripts: HookScripts,
+        lease: Option<tokio::sync::watch::Receiver<Option<Instant>>>,
+    ) -> HookRunner {
         let (tx, mut rx) = mpsc::unbounded_channel::<HookEvent>();
         let worker = tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
+            while let Some(mut event) = rx.recv().await {
+                if let (Some(lease), Role::Master) = (&lease, event.role) {
+                    event.master_until = *lease.borrow();
+                    if event.master_until.is_none() {
+                        // Stepped down meanwhile: the lease is gone.
+                        event.master_until = Some(Instant::now());
+                    }
+                }
                 run_event(&scripts, &event).await;
             }
         });

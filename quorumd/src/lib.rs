@@ -8,6 +8,7 @@
 //! - `control`: the Unix-socket control server quorumctl talks to.
 //! - `hooks`: runs master/slave/notify scripts, one at a time, never blocking heartbeats.
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
+//! - `state`: the election memory and a renamed name, kept across restarts.
 
 pub mod config;
 pub mod control;
@@ -17,3 +18,4 @@ pub mod links;
 pub mod logging;
 pub mod node;
 pub mod notify;
+pub mod state;

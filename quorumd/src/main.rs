@@ -1,1 +1,84 @@
-fn main() {}
+//! `quorumd`: parse settings, set up logging, turn signals and the terminal into stop
+//! requests, run the node.
+//!
+//! Signals keep the original's meaning: SIGTERM (and `systemctl stop`) or `q` + Enter on a
+//! terminal = dispatch (hand over, run the hook, exit 0); a second SIGTERM during a dispatch =
+//! exit at once; SIGINT = stop at once without a goodbye (peers see the node as lost).
+
+use quorumd::config::Settings;
+use quorumd::node::{self, Exit, Stop};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use tokio::io::AsyncBufReadExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+fn main() -> ExitCode {
+    let settings = Settings::from_args();
+    let _guard = match quorumd::logging::init(settings.debug, settings.log_file.as_deref()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("quorumd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quorumd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = mpsc::channel(8);
+        if let Err(e) = spawn_stop_sources(stop_tx) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+        match node::run(settings, stop_rx).await {
+            Ok(Exit::Done) => ExitCode::SUCCESS,
+            Ok(Exit::Minority) => ExitCode::from(3),
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("quorumd: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// SIGTERM and `q` + Enter ask for a dispatch, SIGINT for an immediate stop.
+fn spawn_stop_sources(tx: mpsc::Sender<Stop>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let t = tx.clone();
+    tokio::spawn(async move {
+        while term.recv().await.is_some() {
+            if t.send(Stop::Dispatch).await.is_err() {
+                break;
+            }
+        }
+    });
+    let t = tx.clone();
+    tokio::spawn(async move {
+        if int.recv().await.is_some() {
+            let _ = t.send(Stop::Abort).await;
+        }
+    });
+    if std::io::stdin().is_terminal() {
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            eprintln!("quorumd: type q and Enter to leave the cluster gracefully");
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim() == "q" {
+                    let _ = tx.send(Stop::Dispatch).await;
+                }
+            }
+        });
+    }
+    Ok(())
+}

@@ -1,1 +1,471 @@
-//! (in progress)
+//! The driver: owns the pure election core and the transport, and runs one `select!` loop.
+//!
+//! ```text
+//!   transport (UDP hellos, TCP links) ──NetEvent──┐
+//!   timer: sleep_until(next_deadline) ──Tick──────┤
+//!   control socket ──Command (rename/forget/...)──┼──► Election::handle ──► outputs:
+//!   signals / "q"+Enter ──dispatch or stop────────┘        Send → transport
+//!                                                          RoleChanged/MasterChanged → hooks, events
+//!                                                          Member → log, events
+//!                                                          Remember → state file
+//!                                                  status → watch<Snapshot> (control socket, systemd)
+//! ```
+//!
+//! The core never sees a clock: the driver maps `tokio::time::Instant` to [`Millis`] since its
+//! start. Hooks run on their own task and never delay a heartbeat.
+
+use crate::config::Settings;
+use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
+use crate::hooks::{HookEvent, HookKind, HookRunner, HookScripts};
+use crate::links::{NetEvent, Transport, TransportConfig};
+use crate::notify;
+use crate::state::{Saved, StateFile};
+use anyhow::Context;
+use common::control::{ErrorKind, Event, Reply, Response, Status};
+use common::election::{Config, Election, Input, Output};
+use common::time::Millis;
+use common::types::{MemberInfo, Rank, Role, Strategy};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// How the daemon was asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM, `q` + Enter, `quorumctl dispatch`: leave gracefully (hand over, hook, exit 0).
+    Dispatch,
+    /// SIGINT: stop at once without a goodbye (peers see a crash).
+    Abort,
+}
+
+/// How the daemon ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Left gracefully or stopped on request.
+    Done,
+    /// `--exit-on-minority` and the node lost its quorum.
+    Minority,
+}
+
+/// Runs a node until `stop` says so. `stop` yields every stop request (a second dispatch
+/// request during a dispatch means "exit now").
+pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::Result<Exit> {
+    if settings.key_file.is_some() {
+        anyhow::bail!(
+            "--key-file: authenticated cluster traffic is not available in this version; \
+             remove the option (traffic is unauthenticated, see README, Security)"
+        );
+    }
+    let scripts = HookScripts {
+        master: settings.master_script.clone(),
+        slave: settings.slave_script.clone(),
+        notify: settings.notify_script.clone(),
+        timeout: settings.timers.hook_timeout(),
+    };
+    scripts.validate()?;
+    let cfg = election_config(&settings);
+    cfg.validate().map_err(|e| anyhow::anyhow!("timers: {e}"))?;
+
+    let (transport, bound, mut net_rx) = Transport::bind(TransportConfig {
+        listen: settings.address,
+        port: settings.port,
+        broadcast: SocketAddr::new(settings.broadcast_address, settings.broadcast_port),
+        seeds: settings.peers.clone(),
+        cluster: settings.cluster.clone(),
+        advertise: settings.advertise,
+        heartbeat: Duration::from_millis(settings.timers.heartbeat_ms),
+        announce: Duration::from_millis(settings.timers.announce_ms),
+    })
+    .await?;
+    if bound.port != settings.port && settings.port != 0 {
+        warn!(
+            requested = settings.port,
+            port = bound.port,
+            "port in use; using the next free one"
+        );
+    }
+    let control = ControlServer::bind(&settings.socket)
+        .with_context(|| format!("control socket {}", settings.socket.display()))?;
+
+    let configured_name = settings
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", hostname(), bound.port));
+    let state = settings
+        .state_dir
+        .as_ref()
+        .map(|d| StateFile::new(d, &configured_name));
+    let saved = state.as_ref().map(StateFile::load).unwrap_or_default();
+    let name = match &saved.renamed {
+        Some(n) if common::types::check_name(n).is_ok() => {
+            info!(name = %n, configured = %configured_name, "using the name set by quorumctl rename");
+            n.clone()
+        }
+        _ => configured_name.clone(),
+    };
+    let started_ms = unix_ms();
+    let id = incarnation_id(started_ms);
+    let me = MemberInfo {
+        id,
+        name: name.clone(),
+        addr: bound.advertise.to_string(),
+        port: bound.port,
+        rank: Rank {
+            key: match settings.strategy {
+                Strategy::Age => started_ms,
+                Strategy::Port => u64::from(bound.port),
+            },
+            tiebreak: name.clone(),
+            id,
+        },
+        started_ms,
+        witness: settings.witness,
+        strategy: settings.strategy,
+    };
+    let base = Instant::now();
+    let election = Election::new(cfg, me.clone(), saved.memory.clone(), Millis(0));
+    warn!(
+        "cluster traffic is not authenticated: anyone on this LAN could join or claim to be the oldest node"
+    );
+    info!(
+        name = %me.name, addr = %me.addr, port = me.port, cluster = %settings.cluster,
+        strategy = %settings.strategy, witness = settings.witness, socket = %settings.socket.display(),
+        "quorumd starting"
+    );
+
+    let (status_tx, status_rx) = watch::channel(Snapshot {
+        status: election.status(Millis(0)),
+        master_until: None,
+    });
+    let (lease_tx, lease_rx) = watch::channel::<Option<Instant>>(None);
+    let (events_tx, _) = broadcast::channel::<Event>(1024);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let cancel = CancellationToken::new();
+    let control_task = tokio::spawn(control.run(
+        ControlHandle {
+            status: status_rx,
+            events: events_tx.clone(),
+            commands: cmd_tx,
+        },
+        cancel.clone(),
+    ));
+    let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
+    transport.start(me);
+    notify::ready();
+    let watchdog = notify::spawn_watchdog();
+
+    let mut driver = Driver {
+        base,
+        election,
+        transport: transport.clone(),
+        hooks,
+        events: events_tx,
+        status: status_tx,
+        lease: lease_tx,
+        state,
+        saved,
+        last_notify: String::new(),
+        minority: false,
+        exit_on_minority: settings.exit_on_minority,
+    };
+    driver.flush();
+
+    let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
+    let stop_kind = loop {
+        let deadline = driver.instant(driver.election.next_deadline());
+        tokio::select! {
+            ev = net_rx.recv() => {
+                let Some(ev) = ev else { break Stop::Abort };
+                let input = match ev {
+                    NetEvent::Hello(info) => Input::Hello(info),
+                    NetEvent::Message { from, msg } => Input::Message { from, msg },
+                    NetEvent::Crashed(id) => Input::Crashed(id),
+                };
+                driver.handle(input);
+            }
+            _ = tokio::time::sleep_until(deadline) => driver.handle(Input::Tick),
+            cmd = cmd_rx.recv() => match cmd {
+                Some(Command::Rename { name, reply }) => {
+                    let now = driver.now();
+                    let from = driver.election.info().name.clone();
+                    let answer = driver.election.rename(now, &name).map(|()| {
+                        info!(%from, to = %name, "renamed");
+                        // Kept in the state file: a restart keeps the new name.
+                        driver.saved.renamed = Some(name.clone());
+                        Response::Renamed { from, to: name }
+                    });
+                    driver.flush();
+                    let _ = reply.send(answer);
+                }
+                Some(Command::Forget { name, reply }) => {
+                    let now = driver.now();
+                    let answer = driver
+                        .election
+                        .forget(now, &name)
+                        .map(|()| Response::Forgotten { name });
+                    driver.flush();
+                    let _ = reply.send(answer);
+                }
+                Some(Command::Dispatch { reply }) => {
+                    dispatch_replies.push(reply);
+                    break Stop::Dispatch;
+                }
+                None => {}
+            },
+            s = stop.recv() => break s.unwrap_or(Stop::Abort),
+        }
+        if driver.minority {
+            break Stop::Abort;
+        }
+    };
+
+    let exit = if driver.minority {
+        Exit::Minority
+    } else {
+        Exit::Done
+    };
+    match stop_kind {
+        Stop::Abort => {
+            info!("stopping at once, without a goodbye (peers will see this node as lost)");
+            notify::stopping();
+            cancel.cancel();
+        }
+        Stop::Dispatch => {
+            info!("dispatching: handing over and leaving the cluster");
+            notify::stopping();
+            let now = driver.now();
+            driver.election.dispatch(now);
+            driver.flush();
+            let hooks = driver.hooks;
+            let transport = driver.transport.clone();
+            // Leave goes out first (peers re-elect at once), then the hook runs.
+            transport.shutdown(Duration::from_millis(500)).await;
+            let hook_wait = driver_hook_timeout(&settings);
+            tokio::select! {
+                _ = hooks.drain() => {}
+                _ = tokio::time::sleep(hook_wait) => warn!("hooks still running at exit"),
+                s = stop.recv() => {
+                    if s.is_some() {
+                        warn!("second stop request: exiting without waiting for hooks");
+                    }
+                }
+            }
+            // Answer other dispatch requests that arrived meanwhile.
+            while let Ok(cmd) = cmd_rx.try_recv() {
+                match cmd {
+                    Command::Dispatch { reply } => dispatch_replies.push(reply),
+                    Command::Rename { reply, .. } | Command::Forget { reply, .. } => {
+                        let _ = reply.send(Err(common::control::ControlError::new(
+                            ErrorKind::ShuttingDown,
+                            "node is leaving",
+                        )));
+                    }
+                }
+            }
+            for reply in dispatch_replies {
+                let _ = reply.send(Ok(Response::Dispatched));
+            }
+            info!("left the cluster");
+            cancel.cancel();
+        }
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
+    Ok(exit)
+}
+
+fn driver_hook_timeout(settings: &Settings) -> Duration {
+    settings.timers.hook_timeout() + Duration::from_secs(3)
+}
+
+/// The election configuration from the operator's settings.
+pub fn election_config(settings: &Settings) -> Config {
+    let t = &settings.timers;
+    let base = Config::default();
+    Config {
+        cluster: settings.cluster.clone(),
+        strategy: settings.strategy,
+        witness: settings.witness,
+        expect: settings.expect,
+        preempt: !settings.no_preempt,
+        heartbeat_ms: t.heartbeat_ms,
+        silence_ms: t.silence_ms,
+        lease_ms: t.lease_ms,
+        // Keep the default ratio of margin to lease (clock-rate differences scale with it).
+        drift_ms: (t.lease_ms * base.drift_ms).div_ceil(base.lease_ms).max(2),
+        startup_ms: t.startup_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+struct Driver {
+    base: Instant,
+    election: Election,
+    transport: Transport,
+    hooks: HookRunner,
+    events: broadcast::Sender<Event>,
+    status: watch::Sender<Snapshot>,
+    lease: watch::Sender<Option<Instant>>,
+    state: Option<StateFile>,
+    saved: Saved,
+    last_notify: String,
+    minority: bool,
+    exit_on_minority: bool,
+}
+
+impl Driver {
+    fn now(&self) -> Millis {
+        Millis(self.base.elapsed().as_millis() as u64)
+    }
+
+    fn instant(&self, m: Millis) -> Instant {
+        // NEVER and other far deadlines: an hour is as good as forever for a sleep.
+        let ms = m.0.min(self.now().0 + 3_600_000);
+        self.base + Duration::from_millis(ms)
+    }
+
+    fn handle(&mut self, input: Input) {
+        let now = self.now();
+        self.election.handle(now, input);
+        self.flush();
+    }
+
+    /// Carries out the core's outputs and publishes the new status.
+    fn flush(&mut self) {
+        let mut remember = false;
+        while let Some(out) = self.election.poll_output() {
+            match out {
+                Output::Send { to, msg } => self.transport.send(to, msg),
+                Output::Announce(info) => self.transport.set_self(info),
+                Output::RoleChanged {
+                    role,
+                    previous,
+                    master,
+                    epoch,
+                    master_until,
+                } => {
+                    info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, "role changed");
+                    let until = master_until.map(|m| self.instant(m));
+                    let _ = self.lease.send(until);
+                    self.hooks.submit(HookEvent {
+                        role,
+                        previous,
+                        master: master.clone(),
+                        epoch,
+                        node: self.election.info().name.clone(),
+                        kind: HookKind::Role,
+                        master_until: until,
+                    });
+                    let _ = self.events.send(Event::Role {
+                        role,
+                        previous,
+                        master,
+                        epoch,
+                    });
+                    if role == Role::Inquorate && self.exit_on_minority {
+                        error!("lost the quorum and --exit-on-minority is set: exiting");
+                        self.minority = true;
+                    }
+                }
+                Output::MasterChanged { master, epoch } => {
+                    info!(
+                        master = master.as_deref().unwrap_or("none"),
+                        epoch, "master changed"
+                    );
+                    let role = self.election.role();
+                    self.hooks.submit(HookEvent {
+                        role,
+                        previous: role,
+                        master: master.clone(),
+                        epoch,
+                        node: self.election.info().name.clone(),
+                        kind: HookKind::Master,
+                        master_until: None,
+                    });
+                    let _ = self.events.send(Event::Master { master, epoch });
+                }
+                Output::Member { name, change } => {
+                    info!(member = %name, change = ?change, "membership");
+                    let _ = self.events.send(Event::Member { name, change });
+                }
+                Output::Refused { name, addr, reason } => {
+                    error!(member = %name, %addr, %reason, "refused a member");
+                }
+                Output::Remember => remember = true,
+            }
+        }
+        if remember {
+            if let Some(state) = &self.state {
+                self.saved.memory = self.election.memory();
+                state.save(&self.saved);
+            }
+        }
+        let now = self.now();
+        let status = self.election.status(now);
+        let master_until = self.election.master_until().map(|m| self.instant(m));
+        if self.election.role() == Role::Master {
+            let _ = self.lease.send_if_modified(|l| {
+                let changed = *l != master_until;
+                *l = master_until;
+                changed
+            });
+        } else {
+            let _ = self.lease.send_if_modified(|l| l.take().is_some());
+        }
+        self.notify_status(&status);
+        self.status.send_modify(|s| {
+            s.status = status;
+            s.master_until = master_until;
+        });
+    }
+
+    fn notify_status(&mut self, status: &Status) {
+        let line = format!(
+            "{} (master {}, epoch {}, votes {}/{} of {})",
+            status.role,
+            status.master.as_deref().unwrap_or("none"),
+            status.epoch,
+            status.quorum.votes,
+            status.quorum.needed,
+            status.quorum.counted
+        );
+        if line != self.last_notify {
+            debug!(status = %line, "status");
+            notify::status(&line);
+            self.last_notify = line;
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A fresh incarnation id: start time mixed with the pid and an address-space value, so two
+/// daemons started in the same millisecond on one host still differ.
+fn incarnation_id(started_ms: u64) -> u64 {
+    let pid = u64::from(std::process::id());
+    let local = 0u8;
+    let addr = &local as *const u8 as u64;
+    let mut z = started_ms ^ pid.rotate_left(32) ^ addr.rotate_left(17);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).max(1)
+}
+
+/// This host's name, for the default node name `<hostname>:<port>`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

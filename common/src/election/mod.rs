@@ -132,12 +132,7 @@ impl Election {
     /// A node that starts now. `remembered`: what an earlier run knew (persisted by the driver
     /// from [`Election::memory`]). Remembered members count as lost until heard from, so a
     /// node that reboots into a partition cannot make itself master behind the cluster's back.
-    pub fn new(
-        cfg: Config,
-        me: MemberInfo,
-        remembered: Memory,
-        now: Millis,
-    ) -> Self {
+    pub fn new(cfg: Config, me: MemberInfo, remembered: Memory, now: Millis) -> Self {
         let mut e = Election {
             cfg,
             me,
@@ -345,13 +340,19 @@ impl Election {
             return Err(ControlError::new(ErrorKind::BadRequest, e));
         }
         if self.dispatching {
-            return Err(ControlError::new(ErrorKind::ShuttingDown, "node is leaving"));
+            return Err(ControlError::new(
+                ErrorKind::ShuttingDown,
+                "node is leaving",
+            ));
         }
         if let Some(p) = self.peers.values().find(|p| p.info.name == name) {
             if p.state == MemberState::Alive {
                 return Err(ControlError::new(
                     ErrorKind::Conflict,
-                    format!("name {name:?} is taken by an alive member at {}:{}", p.info.addr, p.info.port),
+                    format!(
+                        "name {name:?} is taken by an alive member at {}:{}",
+                        p.info.addr, p.info.port
+                    ),
                 ));
             }
             let id = p.info.id;
@@ -506,7 +507,14 @@ impl Election {
             .peers
             .values()
             .find(|p| p.info.name == info.name)
-            .map(|p| (p.info.id, p.state, p.info.started_ms, p.counted(self.cfg.expect)));
+            .map(|p| {
+                (
+                    p.info.id,
+                    p.state,
+                    p.info.started_ms,
+                    p.counted(self.cfg.expect),
+                )
+            });
         let mut admitted = false;
         if let Some((old_id, old_state, old_started, old_counted)) = old {
             if old_state == MemberState::Alive && old_started > info.started_ms {
@@ -602,14 +610,22 @@ impl Election {
             if let Some(c) = self.candidacy {
                 // A competing candidate (its own candidacy set) will not vote for us whatever
                 // our epoch: outbidding it would only start a bidding war.
-                if !self.is_master && beat.voted >= c && beat.grant != mine && beat.candidacy.is_none() {
+                if !self.is_master
+                    && beat.voted >= c
+                    && beat.grant != mine
+                    && beat.candidacy.is_none()
+                {
                     self.bump = true;
                 }
             }
         }
         if let Some(pr) = self.promise {
             if pr.grant.candidate == from && beat.candidacy != Some(pr.grant.epoch) {
-                debug!(from, epoch = pr.grant.epoch, "candidate renounced; promise released");
+                debug!(
+                    from,
+                    epoch = pr.grant.epoch,
+                    "candidate renounced; promise released"
+                );
                 self.promise = None;
             }
         }
@@ -824,7 +840,9 @@ impl Election {
             // still on probation is taken back (that only lowers the count to what it was).
             let probation = self.probation_ms();
             for p in self.peers.values_mut() {
-                if p.state == MemberState::Alive && p.admitted_at.is_some_and(|t| t + probation > now) {
+                if p.state == MemberState::Alive
+                    && p.admitted_at.is_some_and(|t| t + probation > now)
+                {
                     debug!(name = %p.info.name, "admission revoked: a counted member went silent");
                     p.admitted = false;
                     p.admitted_at = None;
@@ -852,7 +870,11 @@ impl Election {
         }
         // Below `--expect` the count does not change by admitting: that is always safe.
         let (counted, _) = self.counted();
-        let known = 1 + self.peers.values().filter(|p| p.counted(self.cfg.expect)).count();
+        let known = 1 + self
+            .peers
+            .values()
+            .filter(|p| p.counted(self.cfg.expect))
+            .count();
         let _ = counted;
         let starting = now < self.started + self.cfg.startup_ms + self.cfg.silence_ms;
         if known + pending <= self.cfg.expect || self.reachable_quorum(now) {
@@ -871,7 +893,10 @@ impl Election {
     }
 
     fn eligible_now(&self, now: Millis) -> bool {
-        !self.me.witness && !self.dispatching && self.may_vote(now) && now >= self.started + self.cfg.startup_ms
+        !self.me.witness
+            && !self.dispatching
+            && self.may_vote(now)
+            && now >= self.started + self.cfg.startup_ms
     }
 
     fn may_vote(&self, now: Millis) -> bool {
@@ -891,7 +916,10 @@ impl Election {
                 .peers
                 .values()
                 .filter(|p| {
-                    p.admitted && p.claims_master(now, s) && p.reachable(now, s, fresh) && p.eligible()
+                    p.admitted
+                        && p.claims_master(now, s)
+                        && p.reachable(now, s, fresh)
+                        && p.eligible()
                 })
                 .min_by(|a, b| a.rank().cmp(b.rank()))
             {
@@ -917,8 +945,7 @@ impl Election {
         let (best_rank, best_id) = best?;
         // While nobody is master yet, wait for a better member still in its discovery window
         // rather than make a master that would be preempted a moment later.
-        let someone_master =
-            self.is_master || self.peers.values().any(|p| p.claims_master(now, s));
+        let someone_master = self.is_master || self.peers.values().any(|p| p.claims_master(now, s));
         if !someone_master {
             let better_starting = self.peers.values().any(|p| {
                 p.admitted
@@ -954,7 +981,10 @@ impl Election {
             known += 1;
             unheard |= p.last_heard.is_none();
         }
-        (known.max(self.cfg.expect), known < self.cfg.expect || unheard)
+        (
+            known.max(self.cfg.expect),
+            known < self.cfg.expect || unheard,
+        )
     }
 
     /// The id of the best-ranked counted member.
@@ -1099,9 +1129,9 @@ impl Election {
             .values()
             .filter(|p| {
                 p.state == MemberState::Alive
-                    && p.beat
-                        .as_ref()
-                        .is_some_and(|b| (b.master && p.info.id == m) || b.grant.is_some_and(|g| g.candidate == m))
+                    && p.beat.as_ref().is_some_and(|b| {
+                        (b.master && p.info.id == m) || b.grant.is_some_and(|g| g.candidate == m)
+                    })
             })
             .count()
     }

@@ -11,7 +11,7 @@
 //! After every event, [`Sim::check`] verifies the rules of DESIGN.md §4 as named invariants;
 //! the first violation is kept with the trail of recent events for the failure message.
 
-use super::{quorum, Config, Election, Input, Memory, Output};
+use super::{Config, Election, Input, Memory, Output, quorum};
 use crate::time::Millis;
 use crate::types::{MemberId, MemberInfo, MemberState, Rank, Role, Strategy};
 use crate::wire::Grant;
@@ -273,7 +273,12 @@ impl Sim {
         let mut cfg = node.cfg.clone();
         cfg.witness = node.opts.witness;
         cfg.strategy = self.strategy;
-        node.core = Some(Election::new(cfg, info.clone(), node.memory.clone(), self.now));
+        node.core = Some(Election::new(
+            cfg,
+            info.clone(),
+            node.memory.clone(),
+            self.now,
+        ));
         self.slots.insert(id, slot);
         node.frozen = false;
         node.held.clear();
@@ -350,12 +355,29 @@ impl Sim {
                     ..
                 } => {
                     let name = self.nodes[slot].name.clone();
-                    self.note(format!("{name}: {previous} -> {role} (master {master:?}, epoch {epoch})"));
+                    self.note(format!(
+                        "{name}: {previous} -> {role} (master {master:?}, epoch {epoch})"
+                    ));
                     if std::env::var("SIM_DEBUG").is_ok() && previous == Role::Master {
                         for n in &self.nodes {
                             if let Some(c) = &n.core {
                                 let st = c.status(self.now);
-                                eprintln!("{} {:?} {:?} promise {:?} members {:?}", n.name, st.role, st.quorum, c.promise(), st.members.iter().map(|m| (m.name.clone(), m.state, m.counted, m.last_heard_ms)).collect::<Vec<_>>());
+                                eprintln!(
+                                    "{} {:?} {:?} promise {:?} members {:?}",
+                                    n.name,
+                                    st.role,
+                                    st.quorum,
+                                    c.promise(),
+                                    st.members
+                                        .iter()
+                                        .map(|m| (
+                                            m.name.clone(),
+                                            m.state,
+                                            m.counted,
+                                            m.last_heard_ms
+                                        ))
+                                        .collect::<Vec<_>>()
+                                );
                             }
                         }
                     }
@@ -690,7 +712,9 @@ impl Sim {
 
     /// Slots acting as master now.
     pub fn masters(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|&s| self.is_master(s)).collect()
+        (0..self.nodes.len())
+            .filter(|&s| self.is_master(s))
+            .collect()
     }
 
     /// Names acting as master now.
@@ -778,7 +802,16 @@ impl Sim {
             for n in &self.nodes {
                 if let Some(c) = &n.core {
                     let st = c.status(self.now);
-                    eprintln!("{} {:?} {:?} members {:?}", n.name, st.role, st.quorum, st.members.iter().map(|m| (m.name.clone(), m.state, m.counted)).collect::<Vec<_>>());
+                    eprintln!(
+                        "{} {:?} {:?} members {:?}",
+                        n.name,
+                        st.role,
+                        st.quorum,
+                        st.members
+                            .iter()
+                            .map(|m| (m.name.clone(), m.state, m.counted))
+                            .collect::<Vec<_>>()
+                    );
                 }
             }
         }
@@ -791,8 +824,12 @@ impl Sim {
     /// it counts (promises of crashed processes stay binding until they run out).
     fn check_lease_backed(&mut self) {
         for m in self.masters() {
-            let Some(c) = self.nodes[m].core.as_ref() else { continue };
-            let (Some(epoch), id) = (c.master_epoch(), c.id()) else { continue };
+            let Some(c) = self.nodes[m].core.as_ref() else {
+                continue;
+            };
+            let (Some(epoch), id) = (c.master_epoch(), c.id()) else {
+                continue;
+            };
             let grant = Grant {
                 candidate: id,
                 epoch,
@@ -806,7 +843,10 @@ impl Sim {
                 }
                 // A live promise, or one a crashed incarnation gave (still binding: the new
                 // incarnation keeps quiet until it runs out).
-                let live = n.core.as_ref().and_then(|c| c.promise().map(|p| (p, c.id())));
+                let live = n
+                    .core
+                    .as_ref()
+                    .and_then(|c| c.promise().map(|p| (p, c.id())));
                 let ghost = n.ghost;
                 let backs = |p: Option<((Grant, Millis), MemberId)>| {
                     p.filter(|((g, until), _)| *g == grant && *until > self.now)
@@ -819,7 +859,15 @@ impl Sim {
             if !quorum::has_quorum(counted, votes, top_in, padded) {
                 if std::env::var("SIM_DEBUG").is_ok() {
                     for n in &self.nodes {
-                        eprintln!("{} promise {:?} ghost {:?} status {:?}", n.name, n.core.as_ref().map(|c| c.promise()), n.ghost, n.core.as_ref().map(|c| (c.role(), c.status(self.now).quorum)));
+                        eprintln!(
+                            "{} promise {:?} ghost {:?} status {:?}",
+                            n.name,
+                            n.core.as_ref().map(|c| c.promise()),
+                            n.ghost,
+                            n.core
+                                .as_ref()
+                                .map(|c| (c.role(), c.status(self.now).quorum))
+                        );
                     }
                 }
                 let name = self.nodes[m].name.clone();
@@ -860,7 +908,9 @@ impl Sim {
         for (s, e, name) in new_masters {
             if let Some((last, who)) = &self.last_mastership {
                 if e <= *last {
-                    fails.push(format!("{name} became master with epoch {e}, not above {who}'s {last}"));
+                    fails.push(format!(
+                        "{name} became master with epoch {e}, not above {who}'s {last}"
+                    ));
                 }
             }
             self.last_mastership = Some((e, name));

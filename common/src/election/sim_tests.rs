@@ -3,8 +3,8 @@
 //! Names: alice (oldest), dieter, bob, peter (youngest), started in that order.
 //! Every test runs the invariant checker after every event; `assert_ok` prints the trail.
 
-use super::sim::{NetConfig, NodeOpts, Rng, Sabotage, Sim};
 use super::Config;
+use super::sim::{NetConfig, NodeOpts, Rng, Sabotage, Sim};
 use crate::types::{MemberState, Role, Strategy};
 
 fn cfg() -> Config {
@@ -60,7 +60,12 @@ fn assert_no_master_for(sim: &mut Sim, ms: u64) {
     while sim.now < end {
         sim.run_for(10);
         sim.assert_ok("no master expected");
-        assert!(sim.masters().is_empty(), "unexpected master {:?}\n{}", sim.master_names(), sim.trail());
+        assert!(
+            sim.masters().is_empty(),
+            "unexpected master {:?}\n{}",
+            sim.master_names(),
+            sim.trail()
+        );
     }
 }
 
@@ -70,8 +75,15 @@ fn scenario_01_one_node_alone_becomes_master_after_its_window() {
     sim.add("alice", cfg(), NodeOpts::default());
     sim.start(0);
     sim.run_for(cfg().startup_ms - 10);
-    assert_eq!(sim.role(0), Some(Role::Starting), "master before the discovery window ended");
-    assert!(sim.nodes[0].role_log.is_empty(), "a hook ran during the window");
+    assert_eq!(
+        sim.role(0),
+        Some(Role::Starting),
+        "master before the discovery window ended"
+    );
+    assert!(
+        sim.nodes[0].role_log.is_empty(),
+        "a hook ran during the window"
+    );
     assert_master(&mut sim, "alice", 1_000);
 }
 
@@ -115,7 +127,11 @@ fn scenario_04b_alice_silently_cut_off_bob_must_not_become_master() {
 fn scenario_04c_with_a_witness_bob_survives_alice_cut_off() {
     let mut sim = cluster_with(&["alice", "bob", "wit"], Strategy::Age, cfg(), &["wit"]);
     assert_eq!(sim.reported_master(2).as_deref(), Some("alice"));
-    assert_eq!(sim.role(2), Some(Role::Slave), "a witness in a quorum reports slave");
+    assert_eq!(
+        sim.role(2),
+        Some(Role::Slave),
+        "a witness in a quorum reports slave"
+    );
     sim.isolate(0);
     sim.run_for(1_500);
     sim.assert_ok("after cut");
@@ -139,12 +155,22 @@ fn scenario_05_alice_dispatches_bob_at_once_then_alice_rejoins_as_one_entry() {
     let mut sim = cluster(&["alice", "bob"], Strategy::Age);
     sim.dispatch(0);
     assert_master(&mut sim, "bob", 50);
-    assert_eq!(sim.member_state(1, "alice"), Some((MemberState::Dispatched, false)));
+    assert_eq!(
+        sim.member_state(1, "alice"),
+        Some((MemberState::Dispatched, false))
+    );
     sim.start(0);
     sim.run_for(3_000);
     sim.assert_ok("rejoin");
-    assert_eq!(sim.member_state(1, "alice"), Some((MemberState::Alive, true)));
-    assert_eq!(sim.agreed_master().as_deref(), Some("bob"), "a restarted node is youngest");
+    assert_eq!(
+        sim.member_state(1, "alice"),
+        Some((MemberState::Alive, true))
+    );
+    assert_eq!(
+        sim.agreed_master().as_deref(),
+        Some("bob"),
+        "a restarted node is youngest"
+    );
 }
 
 #[test]
@@ -164,16 +190,43 @@ fn scenario_07_bob_dispatches_and_rejoins_on_another_port() {
     let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
     sim.dispatch(1);
     sim.run_for(500);
-    assert_eq!(sim.member_state(0, "bob"), Some((MemberState::Dispatched, false)));
+    assert_eq!(
+        sim.member_state(0, "bob"),
+        Some((MemberState::Dispatched, false))
+    );
     // The same name on another port is the same member.
-    let again = sim.add("bob", cfg(), NodeOpts { witness: false, port: Some(9999) });
+    let again = sim.add(
+        "bob",
+        cfg(),
+        NodeOpts {
+            witness: false,
+            port: Some(9999),
+        },
+    );
     sim.start(again);
     sim.run_for(3_000);
     sim.assert_ok("rejoin");
     for s in [0, 2, again] {
-        assert_eq!(sim.member_state(s, "bob").map(|x| x.0), if s == again { Some(MemberState::Alive) } else { Some(MemberState::Alive) });
-        let st = sim.nodes[s].core.as_ref().map(|c| c.status(sim.now)).expect("running");
-        assert!(st.members.iter().all(|m| m.state != MemberState::Dispatched), "{:?}", st.members);
+        assert_eq!(
+            sim.member_state(s, "bob").map(|x| x.0),
+            if s == again {
+                Some(MemberState::Alive)
+            } else {
+                Some(MemberState::Alive)
+            }
+        );
+        let st = sim.nodes[s]
+            .core
+            .as_ref()
+            .map(|c| c.status(sim.now))
+            .expect("running");
+        assert!(
+            st.members
+                .iter()
+                .all(|m| m.state != MemberState::Dispatched),
+            "{:?}",
+            st.members
+        );
     }
     assert_eq!(sim.agreed_master().as_deref(), Some("alice"));
 }
@@ -184,7 +237,10 @@ fn scenario_08_three_nodes_peter_killed_is_lost_master_unchanged() {
     sim.kill(2);
     sim.run_for(3_000);
     sim.assert_ok("kill");
-    assert_eq!(sim.member_state(0, "peter").map(|x| x.0), Some(MemberState::Lost));
+    assert_eq!(
+        sim.member_state(0, "peter").map(|x| x.0),
+        Some(MemberState::Lost)
+    );
     assert_eq!(sim.agreed_master().as_deref(), Some("alice"));
 }
 
@@ -193,8 +249,15 @@ fn scenario_09_three_nodes_peter_dispatches_is_not_counted() {
     let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
     sim.dispatch(2);
     sim.run_for(500);
-    assert_eq!(sim.member_state(0, "peter"), Some((MemberState::Dispatched, false)));
-    let st = sim.nodes[0].core.as_ref().map(|c| c.status(sim.now)).expect("running");
+    assert_eq!(
+        sim.member_state(0, "peter"),
+        Some((MemberState::Dispatched, false))
+    );
+    let st = sim.nodes[0]
+        .core
+        .as_ref()
+        .map(|c| c.status(sim.now))
+        .expect("running");
     assert_eq!(st.quorum.counted, 2);
     assert_eq!(sim.agreed_master().as_deref(), Some("alice"));
 }
@@ -228,7 +291,10 @@ fn scenario_12_four_nodes_alice_dispatches_dieter_takes_over() {
     let mut sim = cluster(&["alice", "dieter", "bob", "peter"], Strategy::Age);
     sim.dispatch(0);
     assert_master(&mut sim, "dieter", 50);
-    assert_eq!(sim.member_state(2, "alice"), Some((MemberState::Dispatched, false)));
+    assert_eq!(
+        sim.member_state(2, "alice"),
+        Some((MemberState::Dispatched, false))
+    );
 }
 
 #[test]
@@ -263,7 +329,14 @@ fn five_nodes_started_together_make_one_master_without_spurious_hooks() {
     assert_eq!(m.as_deref(), Some("a"), "{}", sim.trail());
     sim.run_for(5_000);
     for n in &sim.nodes {
-        assert_eq!(n.role_log.len(), 1, "{} ran {} hooks: {:?}", n.name, n.role_log.len(), n.role_log);
+        assert_eq!(
+            n.role_log.len(),
+            1,
+            "{} ran {} hooks: {:?}",
+            n.name,
+            n.role_log.len(),
+            n.role_log
+        );
         assert!(n.master_log.is_empty(), "{}: {:?}", n.name, n.master_log);
     }
 }
@@ -325,7 +398,12 @@ fn one_way_link_loss_never_makes_two_masters() {
     sim.block_one_way(0, 2);
     sim.run_for(10_000);
     sim.assert_ok("one-way loss");
-    assert_eq!(sim.agreed_master().as_deref(), Some("bob"), "{}", sim.trail());
+    assert_eq!(
+        sim.agreed_master().as_deref(),
+        Some("bob"),
+        "{}",
+        sim.trail()
+    );
     sim.heal();
     sim.run_for(5_000);
     sim.assert_ok("healed");
@@ -385,8 +463,16 @@ fn forget_removes_a_lost_member_from_the_count_and_refuses_alive_ones() {
     sim.forget(0, "peter").expect("forget lost peter");
     sim.run_for(100);
     for s in 0..2 {
-        assert_eq!(sim.member_state(s, "peter"), None, "slot {s} still lists peter");
-        let st = sim.nodes[s].core.as_ref().map(|c| c.status(sim.now)).expect("running");
+        assert_eq!(
+            sim.member_state(s, "peter"),
+            None,
+            "slot {s} still lists peter"
+        );
+        let st = sim.nodes[s]
+            .core
+            .as_ref()
+            .map(|c| c.status(sim.now))
+            .expect("running");
         assert_eq!(st.quorum.counted, 2);
     }
 }
@@ -397,7 +483,10 @@ fn rename_is_seen_by_peers_and_keeps_the_rank() {
     sim.rename(0, "carol").expect("rename");
     sim.run_for(500);
     sim.assert_ok("rename");
-    assert_eq!(sim.member_state(1, "carol").map(|x| x.0), Some(MemberState::Alive));
+    assert_eq!(
+        sim.member_state(1, "carol").map(|x| x.0),
+        Some(MemberState::Alive)
+    );
     assert_eq!(sim.member_state(1, "alice"), None);
     assert_eq!(sim.agreed_master().as_deref(), Some("carol"));
     let err = sim.rename(1, "peter").unwrap_err();
@@ -417,10 +506,19 @@ fn restarting_a_node_many_times_never_breaks_a_healthy_majority() {
         sim.start(2);
         sim.run_for(300);
         sim.assert_ok("restart loop");
-        assert_eq!(sim.agreed_master().as_deref(), Some("alice"), "round {i}\n{}", sim.trail());
+        assert_eq!(
+            sim.agreed_master().as_deref(),
+            Some("alice"),
+            "round {i}\n{}",
+            sim.trail()
+        );
     }
     sim.run_for(3_000);
-    let st = sim.nodes[0].core.as_ref().map(|c| c.status(sim.now)).expect("running");
+    let st = sim.nodes[0]
+        .core
+        .as_ref()
+        .map(|c| c.status(sim.now))
+        .expect("running");
     assert_eq!(st.members.iter().filter(|m| m.name == "peter").count(), 1);
     assert_eq!(st.quorum.counted, 3);
 }
@@ -480,19 +578,35 @@ fn checker_catches_a_transport_that_confuses_silence_with_crashes() {
 fn random_run(seed: u64) -> Option<String> {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let n = rng.range(2, 7) as usize;
-    let strategy = if rng.chance(0.3) { Strategy::Port } else { Strategy::Age };
+    let strategy = if rng.chance(0.3) {
+        Strategy::Port
+    } else {
+        Strategy::Age
+    };
     let net = NetConfig {
         latency: (0, rng.range(1, 20)),
-        drop_rate: if rng.chance(0.3) { rng.range(1, 5) as f64 / 100.0 } else { 0.0 },
+        drop_rate: if rng.chance(0.3) {
+            rng.range(1, 5) as f64 / 100.0
+        } else {
+            0.0
+        },
         announce_ms: 2_000,
     };
-    let mut c = if rng.chance(0.2) { Config::fast() } else { Config::default() };
+    let mut c = if rng.chance(0.2) {
+        Config::fast()
+    } else {
+        Config::default()
+    };
     c.preempt = !rng.chance(0.2);
     if rng.chance(0.2) {
         c.expect = n;
     }
     let mut sim = Sim::new(seed, net, strategy);
-    let witness = if n >= 3 && rng.chance(0.3) { Some(rng.range(0, n as u64 - 1) as usize) } else { None };
+    let witness = if n >= 3 && rng.chance(0.3) {
+        Some(rng.range(0, n as u64 - 1) as usize)
+    } else {
+        None
+    };
     for i in 0..n {
         let opts = NodeOpts {
             witness: Some(i) == witness,
@@ -505,7 +619,12 @@ fn random_run(seed: u64) -> Option<String> {
         sim.run_for(rng.range(0, 200));
     }
     sim.run_for(2_000);
-    let mut trail = vec![format!("seed {seed}: n={n} {strategy} fast={} preempt={} expect={} witness={witness:?}", c.heartbeat_ms == 20, c.preempt, c.expect)];
+    let mut trail = vec![format!(
+        "seed {seed}: n={n} {strategy} fast={} preempt={} expect={} witness={witness:?}",
+        c.heartbeat_ms == 20,
+        c.preempt,
+        c.expect
+    )];
     let rounds = rng.range(3, 8);
     for _ in 0..rounds {
         let victim = rng.range(0, n as u64 - 1) as usize;
@@ -568,7 +687,14 @@ fn random_run(seed: u64) -> Option<String> {
         trail.push(format!("{} {what}, run {dt}ms", sim.now.0));
         sim.run_for(dt);
         if let Some(v) = &sim.violation {
-            return Some(format!("{}\nrule {} at {}: {}\n{}", trail.join("\n"), v.rule, v.at, v.detail, sim.trail()));
+            return Some(format!(
+                "{}\nrule {} at {}: {}\n{}",
+                trail.join("\n"),
+                v.rule,
+                v.at,
+                v.detail,
+                sim.trail()
+            ));
         }
     }
     // Faults stop: everything heals, thaws and restarts. Exactly one agreed master must follow.
@@ -591,7 +717,14 @@ fn random_run(seed: u64) -> Option<String> {
     let bound = 2 * (c.startup_ms + c.silence_ms + c.lease_ms + c.drift_ms) + net_slack(&sim);
     let m = sim.settle(bound);
     if let Some(v) = &sim.violation {
-        return Some(format!("{}\nrule {} at {}: {}\n{}", trail.join("\n"), v.rule, v.at, v.detail, sim.trail()));
+        return Some(format!(
+            "{}\nrule {} at {}: {}\n{}",
+            trail.join("\n"),
+            v.rule,
+            v.at,
+            v.detail,
+            sim.trail()
+        ));
     }
     if m.is_none() || witness.is_some_and(|w| m.as_deref() == Some(&format!("n{w}"))) {
         return Some(format!(
@@ -606,7 +739,11 @@ fn random_run(seed: u64) -> Option<String> {
     sim.run_for(3_000);
     let after: Vec<usize> = sim.nodes.iter().map(|n| n.role_log.len()).collect();
     if sim.violation.is_some() || before != after || sim.agreed_master() != m {
-        return Some(format!("{}\nstability: roles changed after settling on {m:?}\n{}", trail.join("\n"), sim.trail()));
+        return Some(format!(
+            "{}\nstability: roles changed after settling on {m:?}\n{}",
+            trail.join("\n"),
+            sim.trail()
+        ));
     }
     None
 }
@@ -620,7 +757,10 @@ fn seeds() -> std::ops::Range<u64> {
         let s: u64 = one.parse().expect("SEED must be a number");
         return s..s + 1;
     }
-    let n = std::env::var("SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let n = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
     0..n
 }
 
@@ -635,7 +775,12 @@ fn random_fault_schedules_keep_every_rule() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing seeds, first ones: {:?} (reproduce with SEED=<n>)", failures.len(), &failures[..failures.len().min(20)]);
+    assert!(
+        failures.is_empty(),
+        "{} failing seeds, first ones: {:?} (reproduce with SEED=<n>)",
+        failures.len(),
+        &failures[..failures.len().min(20)]
+    );
 }
 
 #[test]
@@ -671,4 +816,3 @@ fn hundred_nodes_for_sixty_seconds_with_faults() {
     assert!(sim.now.0 >= 60_000);
     assert!(sim.agreed_master().is_some(), "{}", sim.trail());
 }
-
