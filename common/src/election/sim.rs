@@ -329,10 +329,7 @@ impl Sim {
 
     /// Drains a node's outputs into the network and the logs.
     fn pump(&mut self, slot: usize) {
-        loop {
-            let Some(out) = self.nodes[slot].core.as_mut().and_then(|c| c.poll_output()) else {
-                break;
-            };
+        while let Some(out) = self.nodes[slot].core.as_mut().and_then(|c| c.poll_output()) {
             match out {
                 Output::Send { to, msg } => {
                     if let Some(to_slot) = self.slot_of_id(to) {

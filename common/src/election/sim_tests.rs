@@ -209,11 +209,8 @@ fn scenario_07_bob_dispatches_and_rejoins_on_another_port() {
     for s in [0, 2, again] {
         assert_eq!(
             sim.member_state(s, "bob").map(|x| x.0),
-            if s == again {
-                Some(MemberState::Alive)
-            } else {
-                Some(MemberState::Alive)
-            }
+            Some(MemberState::Alive),
+            "slot {s}"
         );
         let st = sim.nodes[s]
             .core
