@@ -67,10 +67,10 @@ fn defaults_equal_the_originals() {
     assert_eq!(
         s.timers,
         Timers {
-            heartbeat_ms: 200,
-            silence_ms: 1000,
-            lease_ms: 800,
-            startup_ms: 600,
+            heartbeat_ms: 150,
+            silence_ms: 900,
+            lease_ms: 600,
+            startup_ms: 650,
             announce_ms: 2000,
             hook_timeout_ms: 30_000,
         }

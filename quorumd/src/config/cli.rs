@@ -145,19 +145,19 @@ pub(super) struct Cli {
     #[arg(long, value_name = "default|fast", value_parser = parse_profile, help_heading = "Timers")]
     pub profile: Option<Profile>,
 
-    /// Heartbeat interval, >= 5ms (default: 200ms; fast: 20ms).
+    /// Heartbeat interval, >= 5ms (default: 150ms; fast: 20ms).
     #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub heartbeat: Option<Duration>,
 
-    /// A peer is lost after this silence, >= lease (default: 1s; fast: 150ms).
+    /// A peer is lost after this silence, >= lease (default: 900ms; fast: 150ms).
     #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub silence: Option<Duration>,
 
-    /// Master lease, >= 3 x heartbeat (default: 800ms; fast: 120ms).
+    /// Master lease, >= 3 x heartbeat (default: 600ms; fast: 120ms).
     #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub lease: Option<Duration>,
 
-    /// Discovery window at start, >= 2 x heartbeat (default: 600ms; fast: 150ms).
+    /// Discovery window at start, >= 2 x heartbeat (default: 650ms; fast: 150ms).
     #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub startup: Option<Duration>,
 
