@@ -155,7 +155,14 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
     transport.start(me);
     notify::ready();
-    let watchdog = notify::spawn_watchdog();
+    // The loop turns at least every heartbeat; the watchdog pings only while it does.
+    let loop_turned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let turned = loop_turned.clone();
+    let heartbeat = Duration::from_millis(settings.timers.heartbeat_ms);
+    let watchdog = notify::spawn_watchdog(move |period| {
+        let last = Duration::from_millis(turned.load(std::sync::atomic::Ordering::Relaxed));
+        base.elapsed().saturating_sub(last) < period.max(heartbeat * 4)
+    });
 
     let mut driver = Driver {
         base,
@@ -175,6 +182,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
 
     let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
     let stop_kind = loop {
+        loop_turned.store(driver.now().0, std::sync::atomic::Ordering::Relaxed);
         let deadline = driver.instant(driver.election.next_deadline());
         tokio::select! {
             ev = net_rx.recv() => {

@@ -31,8 +31,12 @@ pub fn stopping() {
     send(&[NotifyState::Stopping]);
 }
 
-/// If the service manager set WATCHDOG_USEC, spawn a task sending WATCHDOG=1 every half period.
-pub fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+/// If the service manager set WATCHDOG_USEC, spawn a task sending WATCHDOG=1 every half
+/// period, but only while `alive()` says the caller's main loop is turning: a wedged election
+/// loop must let systemd's watchdog fire, not be hidden by a healthy helper task.
+pub fn spawn_watchdog(
+    alive: impl Fn(Duration) -> bool + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
     let mut usec = 0;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
         return None;
@@ -47,7 +51,11 @@ pub fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            send(&[NotifyState::Watchdog]);
+            if alive(period) {
+                send(&[NotifyState::Watchdog]);
+            } else {
+                tracing::warn!("election loop stalled; withholding the watchdog ping");
+            }
         }
     }))
 }

@@ -25,7 +25,7 @@ fn notifying_child() {
     rt.block_on(async {
         quorumd::notify::ready();
         quorumd::notify::status("role master, master alice, epoch 3");
-        let watchdog = quorumd::notify::spawn_watchdog().expect("WATCHDOG_USEC is set");
+        let watchdog = quorumd::notify::spawn_watchdog(|_| true).expect("WATCHDOG_USEC is set");
         // Enough time for several pings at the 10 ms half period.
         tokio::time::sleep(Duration::from_millis(200)).await;
         watchdog.abort();
@@ -98,7 +98,7 @@ fn without_a_service_manager_nothing_happens() {
             .build()
             .expect("runtime");
         assert!(
-            rt.block_on(async { quorumd::notify::spawn_watchdog() })
+            rt.block_on(async { quorumd::notify::spawn_watchdog(|_| true) })
                 .is_none()
         );
     }

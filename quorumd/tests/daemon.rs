@@ -1,0 +1,182 @@
+//! The real `quorumd` binary under a fake service manager: READY, STATUS and WATCHDOG arrive
+//! on `NOTIFY_SOCKET`, and SIGTERM is a dispatch (hook runs, exit 0).
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    for _ in 0..100 {
+        let port = 20_000 + (std::process::id() as u16 % 20_000) + (rand_u16() % 5_000);
+        if std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP port");
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7);
+    (t ^ (t >> 16)) as u16
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free tcp port")
+}
+
+/// Collects notify messages until `pred` holds or the deadline passes.
+fn wait_notify(
+    sock: &UnixDatagram,
+    seen: &mut Vec<String>,
+    within: Duration,
+    pred: impl Fn(&[String]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if pred(seen) {
+            return true;
+        }
+        if let Ok(n) = sock.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            seen.extend(text.lines().map(str::to_string));
+        }
+    }
+    pred(seen)
+}
+
+fn write_hook(dir: &Path) -> std::path::PathBuf {
+    let hook = dir.join("hook.sh");
+    let out = dir.join("hook.out");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$QUORUM_ROLE $QUORUM_PREVIOUS_ROLE $QUORUM_EPOCH\" >> {}\n",
+            out.display()
+        ),
+    )
+    .expect("write hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    hook
+}
+
+#[test]
+fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let hook = write_hook(dir.path());
+    let ctl_sock = dir.path().join("n.sock");
+    // systemd sets WATCHDOG_PID to the service's main pid: let the shell do the same.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_quorumd"))
+        .args([
+            "127.0.0.1",
+            &free_tcp_port().to_string(),
+            "127.255.255.255",
+            &free_udp_port().to_string(),
+            "-n",
+            "solo",
+            "--profile",
+            "fast",
+            "--socket",
+        ])
+        .arg(&ctl_sock)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("-m")
+        .arg(&hook)
+        .arg("-s")
+        .arg(&hook)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn quorumd");
+    let mut child = KillOnDrop(child);
+    let mut seen = Vec::new();
+    assert!(
+        wait_notify(&sock, &mut seen, Duration::from_secs(10), |s| s
+            .iter()
+            .any(|l| l == "READY=1")),
+        "no READY=1: {seen:?}"
+    );
+    assert!(
+        wait_notify(&sock, &mut seen, Duration::from_secs(10), |s| s
+            .iter()
+            .any(|l| l.starts_with("STATUS=master"))),
+        "no STATUS=master...: {seen:?}"
+    );
+    assert!(
+        wait_notify(&sock, &mut seen, Duration::from_secs(10), |s| s
+            .iter()
+            .any(|l| l == "WATCHDOG=1")),
+        "no WATCHDOG=1: {seen:?}"
+    );
+    // The master hook ran once the node knew it was alone.
+    let out = dir.path().join("hook.out");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && !std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("master starting")
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("master starting")
+    );
+
+    // SIGTERM = dispatch: STOPPING=1, the slave hook with role dispatching, exit 0.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quorumd did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        wait_notify(&sock, &mut seen, Duration::from_secs(2), |s| s
+            .iter()
+            .any(|l| l == "STOPPING=1")),
+        "no STOPPING=1: {seen:?}"
+    );
+    let hooks = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        hooks.lines().any(|l| l.starts_with("dispatching master")),
+        "hooks: {hooks}"
+    );
+    assert!(!ctl_sock.exists(), "control socket left behind");
+}
