@@ -17,7 +17,7 @@ pub mod ports;
 pub mod proc;
 
 pub use bins::{cargo_bin, quorumctl_bin, quorumd_bin};
-pub use cluster::{Cluster, DEADLINE};
+pub use cluster::{Cluster, DEADLINE, Profile};
 pub use hooks::{Hook, HookRun};
 pub use node::Node;
 pub use proc::{ChildGuard, Lines};
