@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ExitStatus};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 /// A child process that is SIGKILLed and reaped when dropped.
@@ -84,9 +84,7 @@ impl Lines {
     /// The next line, waiting at most until `deadline`; `None` on timeout or EOF.
     pub fn next_before(&self, deadline: Instant) -> Option<String> {
         let left = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(left) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // Timeout and EOF (the reader thread ended) both mean "no line".
+        self.rx.recv_timeout(left).ok()
     }
 }
