@@ -136,6 +136,10 @@ pub struct Beat {
     /// Highest epoch the sender ever voted for or proposed: it votes only above this (or
     /// renews the same vote). A candidate below it proposes a higher epoch.
     pub voted: u64,
+    /// The sender is past its quiet period after start and may vote: members that raise the
+    /// count are counted from then on (before, their vote cannot back anyone).
+    #[serde(default)]
+    pub voting: bool,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
 }
@@ -235,6 +239,7 @@ mod tests {
                 }),
                 epoch: 4,
                 voted: 4,
+                voting: true,
                 following: Some(7),
             }),
             Message::Leave { epoch: 9 },

@@ -592,17 +592,24 @@ impl Election {
             candidate: self.me.id,
             epoch,
         });
-        match (beat.grant, mine) {
-            (Some(g), Some(m)) if g == m => {
-                if let Some(t) = sent_at {
-                    p.support_until = p.support_until.max(t + lease);
-                }
+        // A vote backs us from when we sent the beat it echoes. A voter that stops voting for
+        // us still backs us until then: its promise (which lasts longer) keeps it from voting
+        // for anyone else, unless we release it ourselves.
+        if let (Some(g), Some(m), Some(t)) = (beat.grant, mine, sent_at) {
+            if g == m {
+                p.support_until = p.support_until.max(t + lease);
             }
-            _ => p.support_until = Millis(0),
         }
         let echo_missing = beat.echo == 0 || sent_at.is_none();
         if self.max_epoch < beat.epoch {
             self.max_epoch = beat.epoch;
+        }
+        if let (Some(c), Some(theirs)) = (self.candidacy, beat.candidacy) {
+            // A real mastership at our epoch or above: ours must go above it. (Masters do not
+            // bid, so this cannot start a bidding war.)
+            if beat.master && theirs >= c && !self.is_master {
+                self.bump = true;
+            }
         }
         let reachable = p.reachable(now, self.cfg.silence_ms, self.inquorate_since);
         if reachable {
@@ -717,6 +724,9 @@ impl Election {
 
         // Our own candidacy.
         if target == Some(self.me.id) {
+            // Stale: a voter cannot vote for us at this epoch, or we learnt of a mastership at
+            // this epoch or above since we proposed (a thawed node proposes from what it knew
+            // before its pause).
             let stale = self.bump && !self.is_master && self.candidacy.is_some();
             if (self.candidacy.is_none() || stale) && self.promise.is_none() {
                 let epoch = self
@@ -760,8 +770,12 @@ impl Election {
                     epoch,
                 };
                 let renewing = self.promise.is_some_and(|pr| pr.grant == g);
+                // Backing a sitting master at its own epoch makes no new mastership, so it is
+                // allowed even if we voted at that epoch or above meanwhile (say for ourselves
+                // while cut off): otherwise a healed partition would unseat it for nothing.
+                let sitting = p.beat.as_ref().is_some_and(|b| b.master);
                 let free = self.promise.is_none()
-                    && (epoch > self.last_granted_epoch || self.last_grant == Some(g));
+                    && (epoch > self.last_granted_epoch || self.last_grant == Some(g) || sitting);
                 (renewing || free).then_some(g)
             }),
             _ => None,
@@ -860,11 +874,14 @@ impl Election {
 
     /// Admits pending members while we see a quorum of the members we already count.
     fn admit(&mut self, now: Millis) {
-        let pending = self
-            .peers
-            .values()
-            .filter(|p| !p.admitted && p.state == MemberState::Alive)
-            .count();
+        // Only members that may vote already: until then they cannot back anyone, and counting
+        // them early would cost a sitting master its quorum before their first vote.
+        let ready = |p: &Peer| {
+            !p.admitted
+                && p.state == MemberState::Alive
+                && p.beat.as_ref().is_some_and(|b| b.voting)
+        };
+        let pending = self.peers.values().filter(|p| ready(p)).count();
         if pending == 0 {
             return;
         }
@@ -879,7 +896,7 @@ impl Election {
         let starting = now < self.started + self.cfg.startup_ms + self.cfg.silence_ms;
         if known + pending <= self.cfg.expect || self.reachable_quorum(now) {
             for p in self.peers.values_mut() {
-                if !p.admitted && p.state == MemberState::Alive {
+                if ready(p) {
                     debug!(name = %p.info.name, "member admitted to the count");
                     p.admitted = true;
                     // While we start up there is no mastership of ours to protect and nothing
@@ -1178,6 +1195,7 @@ impl Election {
             grant: self.grant,
             epoch: self.max_epoch,
             voted: self.last_granted_epoch,
+            voting: self.may_vote(now),
             following: self.master,
         }
     }
