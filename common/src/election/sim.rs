@@ -155,6 +155,8 @@ pub struct Sim {
     /// Highest epoch of any mastership so far, and who held it.
     last_mastership: Option<(u64, String)>,
     masters_now: BTreeMap<usize, u64>,
+    /// Nodes whose role was master at their last event (the only possible masters now).
+    maybe_masters: BTreeSet<usize>,
     max_epoch_seen: BTreeMap<MemberId, u64>,
     /// The first violation found, if any.
     pub violation: Option<Violation>,
@@ -200,6 +202,7 @@ impl Sim {
             strategy,
             last_mastership: None,
             masters_now: BTreeMap::new(),
+            maybe_masters: BTreeSet::new(),
             max_epoch_seen: BTreeMap::new(),
             violation: None,
             trail: VecDeque::new(),
@@ -475,8 +478,9 @@ impl Sim {
             // Deliveries due now.
             while self.queue.peek().is_some_and(|d| d.0.at <= self.now) {
                 if let Some(Reverse(d)) = self.queue.pop() {
+                    let slot = d.to_slot;
                     self.deliver(d);
-                    self.check();
+                    self.check_node(slot);
                 }
             }
             // Deadlines and announces due now.
@@ -491,7 +495,7 @@ impl Sim {
                         c.handle(now, Input::Tick);
                     }
                     self.pump(slot);
-                    self.check();
+                    self.check_node(slot);
                 }
                 let announce = {
                     let n = &self.nodes[slot];
@@ -621,6 +625,7 @@ impl Sim {
         }
         n.deadline = Millis::NEVER;
         n.frozen = false;
+        self.maybe_masters.remove(&slot);
         n.held.clear();
         self.masters_now.remove(&slot);
     }
@@ -645,13 +650,13 @@ impl Sim {
             c.handle(now, Input::Tick);
         }
         self.pump(slot);
-        self.check();
+        self.check_node(slot);
         for input in held {
             if let Some(c) = self.nodes[slot].core.as_mut() {
                 c.handle(now, input);
             }
             self.pump(slot);
-            self.check();
+            self.check_node(slot);
         }
     }
 
@@ -662,7 +667,7 @@ impl Sim {
             c.dispatch(now);
         }
         self.pump(slot);
-        self.check();
+        self.check_node(slot);
         // The process exits; a vote it gave stays binding until it runs out (a restarted
         // process keeps quiet that long).
         self.bury(slot);
@@ -785,16 +790,46 @@ impl Sim {
         }
     }
 
-    /// Checks every invariant at the current instant.
+    /// Checks every invariant at the current instant, for every node.
     pub fn check(&mut self) {
+        for slot in 0..self.nodes.len() {
+            self.check_node(slot);
+        }
+    }
+
+    /// Checks every invariant after an event on `slot`. Only that node's state changed; the
+    /// others' leases can only have run out, which [`Sim::is_master`] sees by itself.
+    fn check_node(&mut self, slot: usize) {
+        let master = self.nodes[slot]
+            .core
+            .as_ref()
+            .is_some_and(|c| c.role() == Role::Master);
+        if master {
+            self.maybe_masters.insert(slot);
+        } else {
+            self.maybe_masters.remove(&slot);
+        }
         self.check_one_master();
         self.check_lease_backed();
-        self.check_epochs();
+        self.check_epochs(slot);
+    }
+
+    /// Nodes acting as master now (from those that were master at their last event).
+    fn current_masters(&self) -> Vec<usize> {
+        self.maybe_masters
+            .iter()
+            .copied()
+            .filter(|&s| self.is_master(s))
+            .collect()
     }
 
     /// Rule 1: never two nodes acting as master at the same instant.
     fn check_one_master(&mut self) {
-        let masters = self.master_names();
+        let masters: Vec<String> = self
+            .current_masters()
+            .into_iter()
+            .map(|s| self.nodes[s].name.clone())
+            .collect();
         if masters.len() > 1 && std::env::var("SIM_DEBUG").is_ok() {
             for n in &self.nodes {
                 if let Some(c) = &n.core {
@@ -820,7 +855,7 @@ impl Sim {
     /// Rules 1 and 2: a master's lease is backed by real promises from a quorum of the members
     /// it counts (promises of crashed processes stay binding until they run out).
     fn check_lease_backed(&mut self) {
-        for m in self.masters() {
+        for m in self.current_masters() {
             let Some(c) = self.nodes[m].core.as_ref() else {
                 continue;
             };
@@ -878,40 +913,38 @@ impl Sim {
 
     /// Epochs never decrease on a node; every new mastership has a larger epoch than any
     /// mastership before it.
-    fn check_epochs(&mut self) {
+    fn check_epochs(&mut self, s: usize) {
+        let n = &self.nodes[s];
+        let Some(c) = n.core.as_ref() else {
+            self.masters_now.remove(&s);
+            return;
+        };
         let mut fails = Vec::new();
-        let mut new_masters = Vec::new();
-        for (s, n) in self.nodes.iter().enumerate() {
-            let Some(c) = n.core.as_ref() else { continue };
-            let e = c.epoch();
-            let prev = self.max_epoch_seen.insert(c.id(), e).unwrap_or(0);
-            if e < prev {
-                fails.push(format!("{}'s epoch went back from {prev} to {e}", n.name));
-            }
-            // A frozen master that still holds its lease keeps its mastership: it is the
-            // same one when it thaws, not a new one.
-            let holds = c.role() == Role::Master && c.master_until().is_some_and(|u| u > self.now);
-            match (holds, c.master_epoch()) {
-                (true, Some(me)) => {
-                    if self.masters_now.get(&s) != Some(&me) {
-                        new_masters.push((s, me, n.name.clone()));
+        let e = c.epoch();
+        let prev = self.max_epoch_seen.insert(c.id(), e).unwrap_or(0);
+        if e < prev {
+            fails.push(format!("{}'s epoch went back from {prev} to {e}", n.name));
+        }
+        // A frozen master that still holds its lease keeps its mastership: it is the same one
+        // when it thaws, not a new one.
+        let holds = c.role() == Role::Master && c.master_until().is_some_and(|u| u > self.now);
+        match (holds, c.master_epoch()) {
+            (true, Some(me)) if self.masters_now.get(&s) != Some(&me) => {
+                let name = n.name.clone();
+                if let Some((last, who)) = &self.last_mastership {
+                    if me <= *last {
+                        fails.push(format!(
+                            "{name} became master with epoch {me}, not above {who}'s {last}"
+                        ));
                     }
                 }
-                _ => {
-                    self.masters_now.remove(&s);
-                }
+                self.last_mastership = Some((me, name));
+                self.masters_now.insert(s, me);
             }
-        }
-        for (s, e, name) in new_masters {
-            if let Some((last, who)) = &self.last_mastership {
-                if e <= *last {
-                    fails.push(format!(
-                        "{name} became master with epoch {e}, not above {who}'s {last}"
-                    ));
-                }
+            (true, Some(_)) => {}
+            _ => {
+                self.masters_now.remove(&s);
             }
-            self.last_mastership = Some((e, name));
-            self.masters_now.insert(s, e);
         }
         for f in fails {
             self.fail("epochs", f);
