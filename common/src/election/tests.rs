@@ -1,1 +1,456 @@
+//! Unit tests of one [`Election`] driven by hand: inputs in, outputs compared.
 
+use super::{Config, Election, Input, Memory, Output};
+use crate::control::MemberChange;
+use crate::time::Millis;
+use crate::types::{MemberId, MemberInfo, Rank, Role, Strategy};
+use crate::wire::{Beat, Grant, Message};
+
+/// A witness: votes, never stands (keeps voter tests about votes only).
+fn witness(id: MemberId, name: &str, started: u64) -> MemberInfo {
+    MemberInfo {
+        witness: true,
+        ..info(id, name, started)
+    }
+}
+
+fn info(id: MemberId, name: &str, started: u64) -> MemberInfo {
+    MemberInfo {
+        id,
+        name: name.into(),
+        addr: "10.0.0.1".into(),
+        port: 8080,
+        rank: Rank {
+            key: started,
+            tiebreak: name.into(),
+            id,
+        },
+        started_ms: started,
+        witness: false,
+        strategy: Strategy::Age,
+    }
+}
+
+fn drain(e: &mut Election) -> Vec<Output> {
+    std::iter::from_fn(|| e.poll_output()).collect()
+}
+
+fn roles(outs: &[Output]) -> Vec<(Role, Role)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::RoleChanged { role, previous, .. } => Some((*previous, *role)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_beats(outs: &[Output], to: MemberId) -> Vec<Beat> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: t,
+                msg: Message::Beat(b),
+            } if *t == to => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn beat(seq: u64, echo: u64) -> Beat {
+    Beat {
+        seq,
+        echo,
+        role: Role::Slave,
+        eligible: true,
+        candidacy: None,
+        master: false,
+        grant: None,
+        epoch: 0,
+        voted: 0,
+        voting: true,
+        following: None,
+    }
+}
+
+/// Runs ticks until `until`, collecting outputs.
+fn run(e: &mut Election, from: u64, until: u64) -> Vec<Output> {
+    let mut outs = Vec::new();
+    let mut now = from;
+    while now < until {
+        let next = e.next_deadline().0.min(until).max(now + 1);
+        now = next;
+        e.handle(Millis(now), Input::Tick);
+        outs.extend(drain(e));
+    }
+    outs
+}
+
+#[test]
+fn a_lone_node_stays_starting_through_its_window_then_becomes_master() {
+    let cfg = Config::default();
+    let mut e = Election::new(
+        cfg.clone(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    let outs = run(&mut e, 0, cfg.startup_ms - 1);
+    assert!(
+        roles(&outs).is_empty(),
+        "no role change (no hook) during the window: {outs:?}"
+    );
+    assert_eq!(e.role(), Role::Starting);
+    let outs = run(&mut e, cfg.startup_ms - 1, cfg.startup_ms + 10);
+    assert_eq!(roles(&outs), vec![(Role::Starting, Role::Master)]);
+    assert_eq!(e.master_epoch(), Some(1));
+    assert_eq!(
+        e.master_until(),
+        Some(Millis::NEVER),
+        "alone, nobody can outvote it"
+    );
+}
+
+#[test]
+fn a_member_with_another_strategy_is_refused_and_not_listed() {
+    let mut e = Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    let mut other = info(2, "porty", 50);
+    other.strategy = Strategy::Port;
+    e.handle(Millis(5), Input::Hello(other));
+    let outs = drain(&mut e);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Refused { name, .. } if name == "porty")),
+        "{outs:?}"
+    );
+    assert!(
+        e.status(Millis(5))
+            .members
+            .iter()
+            .all(|m| m.name != "porty")
+    );
+}
+
+#[test]
+fn a_hello_with_this_nodes_name_is_refused() {
+    let mut e = Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    e.handle(Millis(5), Input::Hello(info(2, "alice", 200)));
+    assert!(
+        drain(&mut e)
+            .iter()
+            .any(|o| matches!(o, Output::Refused { .. }))
+    );
+}
+
+#[test]
+fn a_vote_backs_the_master_from_when_the_master_sent_the_echoed_beat() {
+    // alice (oldest) and bob: alice proposes, bob's vote echoes alice's beat; alice's lease
+    // is dated from when she sent that beat, not from when the vote arrived.
+    let cfg = Config::default();
+    let mut a = Election::new(
+        cfg.clone(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    // Three members: alice needs bob's vote (carol stays silent, counted as lost).
+    a.handle(Millis(1), Input::Hello(info(2, "bob", 200)));
+    a.handle(Millis(1), Input::Hello(info(4, "carol", 400)));
+    a.handle(
+        Millis(1),
+        Input::Message {
+            from: 4,
+            msg: Message::Beat(beat(1, 0)),
+        },
+    );
+    drain(&mut a);
+    // bob says hello with a beat; alice answers (echo), and we let time pass to her window end.
+    a.handle(
+        Millis(2),
+        Input::Message {
+            from: 2,
+            msg: Message::Beat(beat(1, 0)),
+        },
+    );
+    let outs = drain(&mut a);
+    let first = sent_beats(&outs, 2);
+    assert!(
+        !first.is_empty(),
+        "alice answers a beat that does not echo her"
+    );
+    let outs = run(&mut a, 2, cfg.startup_ms + 1);
+    let last = sent_beats(&outs, 2).last().cloned().expect("beats to bob");
+    let epoch = last.candidacy.expect("alice stands after her window");
+    // bob's vote echoes alice's beat `last.seq`, sent at startup_ms at the latest.
+    let sent = cfg.startup_ms + 1;
+    // carol speaks after the proposal (without voting): alice now knows every alive member's
+    // epochs and may take mastership once she has a quorum.
+    a.handle(
+        Millis(sent + 10),
+        Input::Message {
+            from: 4,
+            msg: Message::Beat(beat(2, last.seq)),
+        },
+    );
+    drain(&mut a);
+    let mut vote = beat(2, last.seq);
+    vote.grant = Some(Grant {
+        candidate: 1,
+        epoch,
+    });
+    vote.voted = epoch;
+    a.handle(
+        Millis(sent + 50),
+        Input::Message {
+            from: 2,
+            msg: Message::Beat(vote),
+        },
+    );
+    let outs = drain(&mut a);
+    assert_eq!(
+        roles(&outs),
+        vec![(Role::Starting, Role::Master)],
+        "{outs:?}"
+    );
+    let until = a.master_until().expect("master");
+    assert!(
+        until.0 <= sent + cfg.lease_ms,
+        "lease {until} runs from the send time"
+    );
+    assert!(
+        until.0 + 50 > sent + cfg.lease_ms - 50,
+        "lease {until} too short"
+    );
+}
+
+#[test]
+fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
+    let cfg = Config::default();
+    let quiet = cfg.lease_ms + cfg.drift_ms;
+    let voter = Config {
+        witness: true,
+        ..cfg.clone()
+    };
+    let mut v = Election::new(voter, witness(3, "zoe", 300), Memory::default(), Millis(0));
+    // Two older candidates, alice and bob, both reachable; zoe votes for the best: alice.
+    for (id, name, started) in [(1, "alice", 100), (2, "bob", 200)] {
+        v.handle(Millis(1), Input::Hello(info(id, name, started)));
+    }
+    drain(&mut v);
+    let t = quiet + 10;
+    let candidate = |seq, echo, epoch| {
+        let mut b = beat(seq, echo);
+        b.candidacy = Some(epoch);
+        Input::Message {
+            from: 0,
+            msg: Message::Beat(b),
+        }
+    };
+    let deliver = |v: &mut Election, at: u64, from: MemberId, input: Input| {
+        let Input::Message { msg, .. } = input else {
+            unreachable!()
+        };
+        v.handle(Millis(at), Input::Message { from, msg });
+    };
+    // Both beat once (zoe answers them), then again echoing zoe's answers.
+    deliver(&mut v, t, 1, candidate(1, 0, 1));
+    deliver(&mut v, t, 2, candidate(1, 0, 2));
+    let outs = drain(&mut v);
+    let to_alice = sent_beats(&outs, 1).last().cloned().expect("beat to alice");
+    let to_bob = sent_beats(&outs, 2).last().cloned().expect("beat to bob");
+    deliver(&mut v, t + 5, 1, candidate(2, to_alice.seq, 1));
+    deliver(&mut v, t + 5, 2, candidate(2, to_bob.seq, 2));
+    drain(&mut v);
+    let (g, until) = v.promise().expect("zoe promised a vote");
+    assert_eq!(
+        g.candidate, 1,
+        "the best-ranked reachable candidate gets the vote"
+    );
+    assert_eq!(until.0, t + 5 + cfg.lease_ms + cfg.drift_ms);
+    // alice goes silent. zoe may not vote for bob before the promise runs out...
+    let outs = run(&mut v, t + 5, until.0 - 1);
+    for b in sent_beats(&outs, 2) {
+        assert_ne!(
+            b.grant.map(|g| g.candidate),
+            Some(2),
+            "voted for bob while promised to alice"
+        );
+    }
+    // ...and bob keeps beating meanwhile; once alice is lost, zoe is free for bob.
+    let mut now = t + 5;
+    let mut seq = 3;
+    let mut granted_bob_at = None;
+    let mut last = to_bob.seq;
+    while now < t + 5 + 3 * cfg.silence_ms {
+        now += cfg.heartbeat_ms;
+        let mut outs = run(&mut v, now - cfg.heartbeat_ms, now);
+        if let Some(b) = sent_beats(&outs, 2).last() {
+            last = b.seq;
+        }
+        deliver(&mut v, now, 2, candidate(seq, last, 2));
+        seq += 1;
+        outs.extend(drain(&mut v));
+        if sent_beats(&outs, 2)
+            .iter()
+            .any(|b| b.grant.map(|g| g.candidate) == Some(2))
+        {
+            granted_bob_at = Some(now);
+            break;
+        }
+    }
+    let at = granted_bob_at.expect("zoe votes for bob once alice's promise ran out");
+    assert!(
+        at >= until.0,
+        "voted for bob at {at}, promise to alice ran until {until}"
+    );
+}
+
+#[test]
+fn a_certain_crash_releases_the_promise_at_once() {
+    let cfg = Config::default();
+    let quiet = cfg.lease_ms + cfg.drift_ms;
+    let voter = Config {
+        witness: true,
+        ..cfg
+    };
+    let mut v = Election::new(voter, witness(3, "zoe", 300), Memory::default(), Millis(0));
+    v.handle(Millis(1), Input::Hello(info(1, "alice", 100)));
+    drain(&mut v);
+    let t = quiet + 10;
+    let mut b = beat(1, 0);
+    b.candidacy = Some(1);
+    v.handle(
+        Millis(t),
+        Input::Message {
+            from: 1,
+            msg: Message::Beat(b.clone()),
+        },
+    );
+    let echo = sent_beats(&drain(&mut v), 1).last().map_or(0, |b| b.seq);
+    b.seq = 2;
+    b.echo = echo;
+    v.handle(
+        Millis(t + 2),
+        Input::Message {
+            from: 1,
+            msg: Message::Beat(b),
+        },
+    );
+    drain(&mut v);
+    assert!(v.promise().is_some());
+    v.handle(Millis(t + 3), Input::Crashed(1));
+    let outs = drain(&mut v);
+    assert!(v.promise().is_none(), "promise to a dead process is void");
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Member {
+            change: MemberChange::Crashed,
+            ..
+        }
+    )));
+    let st = v.status(Millis(t + 3));
+    let alice = st
+        .members
+        .iter()
+        .find(|m| m.name == "alice")
+        .expect("listed");
+    assert!(!alice.counted, "a certainly crashed member stops counting");
+}
+
+#[test]
+fn dispatch_steps_down_and_says_goodbye_to_every_peer() {
+    let cfg = Config::default();
+    let mut e = Election::new(
+        cfg.clone(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    run(&mut e, 0, cfg.startup_ms + 10);
+    assert_eq!(e.role(), Role::Master);
+    for (id, name) in [(2, "bob"), (3, "carol")] {
+        e.handle(
+            Millis(cfg.startup_ms + 11),
+            Input::Hello(info(id, name, 500)),
+        );
+    }
+    drain(&mut e);
+    e.dispatch(Millis(cfg.startup_ms + 20));
+    let outs = drain(&mut e);
+    assert_eq!(roles(&outs), vec![(Role::Master, Role::Dispatching)]);
+    let leaves: Vec<MemberId> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Leave { .. },
+            } => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leaves, vec![2, 3]);
+    assert_eq!(e.master_until(), None);
+    assert_eq!(e.next_deadline(), Millis::NEVER);
+}
+
+#[test]
+fn beats_from_unknown_members_change_nothing() {
+    let mut e = Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    let before = e.status(Millis(1));
+    e.handle(
+        Millis(1),
+        Input::Message {
+            from: 99,
+            msg: Message::Beat(beat(5, 5)),
+        },
+    );
+    assert!(
+        drain(&mut e)
+            .iter()
+            .all(|o| !matches!(o, Output::Member { .. }))
+    );
+    assert_eq!(e.status(Millis(1)), before);
+}
+
+#[test]
+fn memory_keeps_epoch_and_members_across_a_restart() {
+    let cfg = Config::default();
+    let mut e = Election::new(
+        cfg.clone(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    e.handle(Millis(1), Input::Hello(info(2, "bob", 200)));
+    drain(&mut e);
+    let mut mem = e.memory();
+    mem.epoch = 41;
+    assert_eq!(mem.members.len(), 1);
+    let r = Election::new(cfg, info(7, "alice", 900), mem, Millis(0));
+    assert_eq!(r.epoch(), 41);
+    let st = r.status(Millis(0));
+    let bob = st
+        .members
+        .iter()
+        .find(|m| m.name == "bob")
+        .expect("remembered");
+    assert_eq!(bob.state, crate::types::MemberState::Lost);
+    assert!(
+        bob.counted,
+        "a remembered member counts until heard from or forgotten"
+    );
+}
