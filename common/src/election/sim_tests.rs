@@ -710,7 +710,7 @@ fn random_run(seed: u64) -> Option<String> {
     // period, silence detection and a lease, twice over.
     // Restarted nodes first finish their start-up (a better-ranked one then takes over by
     // preemption); after that one master must be agreed within the bound and stay.
-    sim.run_for(c.startup_ms.max(c.lease_ms + c.drift_ms) + c.heartbeat_ms);
+    sim.run_for(c.startup_ms.max(c.lease_ms + c.drift_ms) + c.silence_ms);
     let bound = 2 * (c.startup_ms + c.silence_ms + c.lease_ms + c.drift_ms) + net_slack(&sim);
     let m = sim.settle(bound);
     if let Some(v) = &sim.violation {
