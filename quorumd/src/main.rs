@@ -15,6 +15,10 @@ use tokio::sync::mpsc;
 
 fn main() -> ExitCode {
     let settings = Settings::from_args();
+    if let Err(e) = node::check_settings(&settings) {
+        eprintln!("quorumd: {e:#}");
+        return ExitCode::from(2);
+    }
     let _guard = match quorumd::logging::init(settings.debug, settings.log_file.as_deref()) {
         Ok(g) => g,
         Err(e) => {

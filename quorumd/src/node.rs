@@ -59,15 +59,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
              remove the option (traffic is unauthenticated, see README, Security)"
         );
     }
-    let scripts = HookScripts {
-        master: settings.master_script.clone(),
-        slave: settings.slave_script.clone(),
-        notify: settings.notify_script.clone(),
-        timeout: settings.timers.hook_timeout(),
-    };
-    scripts.validate()?;
+    let scripts = hook_scripts(&settings);
     let cfg = election_config(&settings);
-    cfg.validate().map_err(|e| anyhow::anyhow!("timers: {e}"))?;
 
     let (transport, bound, mut net_rx) = Transport::bind(TransportConfig {
         listen: settings.address,
@@ -285,6 +278,25 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
     Ok(exit)
+}
+
+/// Checks what can only be checked against the system (hook files) or across settings
+/// (timer relations): an error here is the operator's, reported like a bad flag (exit 2).
+pub fn check_settings(settings: &Settings) -> anyhow::Result<()> {
+    hook_scripts(settings).validate()?;
+    election_config(settings)
+        .validate()
+        .map_err(|e| anyhow::anyhow!("timers: {e}"))?;
+    Ok(())
+}
+
+fn hook_scripts(settings: &Settings) -> HookScripts {
+    HookScripts {
+        master: settings.master_script.clone(),
+        slave: settings.slave_script.clone(),
+        notify: settings.notify_script.clone(),
+        timeout: settings.timers.hook_timeout(),
+    }
 }
 
 fn driver_hook_timeout(settings: &Settings) -> Duration {

@@ -180,3 +180,32 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
     );
     assert!(!ctl_sock.exists(), "control socket left behind");
 }
+
+#[test]
+fn a_missing_or_non_executable_hook_is_refused_at_start_with_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_exec = dir.path().join("hook.sh");
+    std::fs::write(&not_exec, "#!/bin/sh\n").expect("write");
+    for (flag, path) in [
+        ("-m", dir.path().join("missing.sh")),
+        ("-s", not_exec.clone()),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
+            .args(["127.0.0.1", &free_tcp_port().to_string(), "127.255.255.255"])
+            .arg(free_udp_port().to_string())
+            .arg(flag)
+            .arg(&path)
+            .arg("--socket")
+            .arg(dir.path().join("n.sock"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run quorumd");
+        assert_eq!(out.status.code(), Some(2), "{flag} {}", path.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&path.display().to_string()),
+            "message names the file: {err}"
+        );
+        assert!(!dir.path().join("n.sock").exists(), "no socket left behind");
+    }
+}
