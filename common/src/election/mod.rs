@@ -319,12 +319,13 @@ impl Election {
         if self.dispatching {
             return;
         }
+        self.now = self.now.max(now);
         self.dispatching = true;
         self.is_master = false;
         self.candidacy = None;
         self.grant = None;
         let epoch = self.max_epoch;
-        self.set_role(now, Role::Dispatching, None);
+        self.set_role(Role::Dispatching, None);
         let to: Vec<MemberId> = self.linked_peers().collect();
         for id in to {
             self.outputs.push_back(Output::Send {
@@ -409,8 +410,7 @@ impl Election {
 
     /// A snapshot for `quorumctl status`.
     pub fn status(&self, now: Millis) -> Status {
-        let (counted, padded) = self.counted();
-        let _ = padded;
+        let (counted, _) = self.counted();
         let mut rows: Vec<(Rank, control::Member)> = Vec::with_capacity(self.peers.len() + 1);
         rows.push((
             self.me.rank.clone(),
@@ -646,22 +646,7 @@ impl Election {
 
     fn handle_leave(&mut self, from: MemberId, epoch: u64) {
         self.max_epoch = self.max_epoch.max(epoch);
-        let Some(p) = self.peers.get_mut(&from) else {
-            return;
-        };
-        if p.state == MemberState::Dispatched {
-            return;
-        }
-        p.state = MemberState::Dispatched;
-        p.support_until = Millis(0);
-        p.beat = None;
-        let name = p.info.name.clone();
-        self.release_promise_to(from);
-        self.outputs.push_back(Output::Member {
-            name,
-            change: MemberChange::Dispatched,
-        });
-        self.outputs.push_back(Output::Remember);
+        self.member_gone(from, MemberState::Dispatched, MemberChange::Dispatched);
     }
 
     fn handle_crashed(&mut self, id: MemberId) {
@@ -670,22 +655,28 @@ impl Election {
             // live node; let silence and leases decide.
             return;
         }
+        if self.peers.get(&id).is_some_and(|p| p.crashed) {
+            return;
+        }
+        self.member_gone(id, MemberState::Lost, MemberChange::Crashed);
+    }
+
+    /// The member's process left (`Dispatched`) or died for certain (`Lost`, crashed): it can
+    /// be master nowhere, so its votes for us and our promise to it are void at once.
+    fn member_gone(&mut self, id: MemberId, state: MemberState, change: MemberChange) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        if p.state == MemberState::Dispatched || p.crashed {
+        if p.state == MemberState::Dispatched {
             return;
         }
-        p.state = MemberState::Lost;
-        p.crashed = true;
+        p.state = state;
+        p.crashed = state == MemberState::Lost;
         p.support_until = Millis(0);
         p.beat = None;
         let name = p.info.name.clone();
         self.release_promise_to(id);
-        self.outputs.push_back(Output::Member {
-            name,
-            change: MemberChange::Crashed,
-        });
+        self.outputs.push_back(Output::Member { name, change });
         self.outputs.push_back(Output::Remember);
     }
 
@@ -886,13 +877,11 @@ impl Election {
             return;
         }
         // Below `--expect` the count does not change by admitting: that is always safe.
-        let (counted, _) = self.counted();
         let known = 1 + self
             .peers
             .values()
             .filter(|p| p.counted(self.cfg.expect))
             .count();
-        let _ = counted;
         let starting = now < self.started + self.cfg.startup_ms + self.cfg.silence_ms;
         if known + pending <= self.cfg.expect || self.reachable_quorum(now) {
             for p in self.peers.values_mut() {
@@ -1083,7 +1072,7 @@ impl Election {
         if role != Role::Starting {
             self.left_starting = true;
         }
-        self.set_role(now, role, master);
+        self.set_role(role, master);
     }
 
     fn reachable_quorum(&self, now: Millis) -> bool {
@@ -1102,8 +1091,7 @@ impl Election {
         quorum::has_quorum(counted, n, top_in, padded)
     }
 
-    fn set_role(&mut self, now: Millis, role: Role, master: Option<MemberId>) {
-        let _ = now;
+    fn set_role(&mut self, role: Role, master: Option<MemberId>) {
         let previous = self.role;
         self.master = master;
         if role != previous {
