@@ -26,9 +26,11 @@
 //! 5. A voter is released early only by the candidate itself (it renounced: its beat carries
 //!    another or no candidacy, or it left) or by a certain crash of its process.
 
+mod beats;
 mod config;
 mod io;
 mod members;
+mod membership;
 pub mod quorum;
 
 #[cfg(any(test, feature = "sim"))]
@@ -466,94 +468,6 @@ impl Election {
         }
     }
 
-    // ----- inputs -------------------------------------------------------------------------
-
-    fn handle_hello(&mut self, now: Millis, info: MemberInfo) {
-        if info.id == self.me.id || self.refused.contains(&info.id) {
-            return;
-        }
-        if info.strategy != self.cfg.strategy {
-            let reason = format!(
-                "it ranks by {} but this cluster ranks by {}; it will never vote here",
-                info.strategy, self.cfg.strategy
-            );
-            return self.refuse(info, reason);
-        }
-        if let Some(p) = self.peers.get_mut(&info.id) {
-            if p.state == MemberState::Dispatched {
-                return;
-            }
-            if p.info.name != info.name {
-                if self.me.name == info.name {
-                    let reason = "it renamed itself to this node's name".to_string();
-                    return self.refuse(info, reason);
-                }
-                let from = std::mem::replace(&mut p.info.name, info.name.clone());
-                self.outputs.push_back(Output::Member {
-                    name: info.name.clone(),
-                    change: MemberChange::Renamed { from },
-                });
-                self.outputs.push_back(Output::Remember);
-            }
-            p.info.addr = info.addr;
-            p.info.port = info.port;
-            return;
-        }
-        if info.name == self.me.name {
-            let reason = format!("its name {:?} is this node's name", info.name);
-            return self.refuse(info, reason);
-        }
-        let old = self
-            .peers
-            .values()
-            .find(|p| p.info.name == info.name)
-            .map(|p| {
-                (
-                    p.info.id,
-                    p.state,
-                    p.info.started_ms,
-                    p.counted(self.cfg.expect),
-                )
-            });
-        let mut admitted = false;
-        if let Some((old_id, old_state, old_started, old_counted)) = old {
-            if old_state == MemberState::Alive && old_started > info.started_ms {
-                let reason = format!(
-                    "name {:?} is used by a newer process; the older one is ignored",
-                    info.name
-                );
-                return self.refuse(info, reason);
-            }
-            // Re-entry: the new incarnation takes over the entry (and its place in the count,
-            // if it had one). A promise we gave the old one stays in force until it runs out
-            // (it is kept apart from the table).
-            admitted = old_counted;
-            self.peers.remove(&old_id);
-            debug!(name = %info.name, old = old_id, new = info.id, "member re-entered");
-        }
-        let name = info.name.clone();
-        let mut peer = Peer::new(info, MemberState::Alive, Some(now));
-        peer.admitted = admitted;
-        self.peers.insert(peer.info.id, peer);
-        self.outputs.push_back(Output::Member {
-            name,
-            change: MemberChange::Joined,
-        });
-        self.outputs.push_back(Output::Remember);
-    }
-
-    fn refuse(&mut self, info: MemberInfo, reason: String) {
-        if self.refused.len() >= MAX_REFUSED {
-            self.refused.pop_first();
-        }
-        self.refused.insert(info.id);
-        self.outputs.push_back(Output::Refused {
-            name: info.name,
-            addr: format!("{}:{}", info.addr, info.port),
-            reason,
-        });
-    }
-
     fn handle_beat(&mut self, now: Millis, from: MemberId, beat: Beat) {
         let lease = self.cfg.lease_ms;
         let sent_at = self.sent_at(beat.echo);
@@ -641,62 +555,6 @@ impl Election {
             // It has not heard us (yet, or since long): answer at once so that both sides
             // see the link working within one round trip.
             self.send_beat_to(now, from);
-        }
-    }
-
-    fn handle_leave(&mut self, from: MemberId, epoch: u64) {
-        self.max_epoch = self.max_epoch.max(epoch);
-        self.member_gone(from, MemberState::Dispatched, MemberChange::Dispatched);
-    }
-
-    fn handle_crashed(&mut self, id: MemberId) {
-        if self.cfg.expect > 0 {
-            // --expect disables the shortcut: resets may come from a firewall in front of a
-            // live node; let silence and leases decide.
-            return;
-        }
-        if self.peers.get(&id).is_some_and(|p| p.crashed) {
-            return;
-        }
-        self.member_gone(id, MemberState::Lost, MemberChange::Crashed);
-    }
-
-    /// The member's process left (`Dispatched`) or died for certain (`Lost`, crashed): it can
-    /// be master nowhere, so its votes for us and our promise to it are void at once.
-    fn member_gone(&mut self, id: MemberId, state: MemberState, change: MemberChange) {
-        let Some(p) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if p.state == MemberState::Dispatched {
-            return;
-        }
-        p.state = state;
-        p.crashed = state == MemberState::Lost;
-        p.support_until = Millis(0);
-        p.beat = None;
-        let name = p.info.name.clone();
-        self.release_promise_to(id);
-        self.outputs.push_back(Output::Member { name, change });
-        self.outputs.push_back(Output::Remember);
-    }
-
-    fn handle_forget_msg(&mut self, id: MemberId) {
-        if let Some(p) = self.peers.get(&id) {
-            if p.state != MemberState::Alive {
-                let name = p.info.name.clone();
-                self.peers.remove(&id);
-                self.outputs.push_back(Output::Member {
-                    name,
-                    change: MemberChange::Forgotten,
-                });
-                self.outputs.push_back(Output::Remember);
-            }
-        }
-    }
-
-    fn release_promise_to(&mut self, id: MemberId) {
-        if self.promise.is_some_and(|p| p.grant.candidate == id) {
-            self.promise = None;
         }
     }
 
@@ -823,78 +681,6 @@ impl Election {
 
         if changed || now >= self.next_beat {
             self.send_beats(now);
-        }
-    }
-
-    fn detect_silence(&mut self, now: Millis) {
-        let s = self.cfg.silence_ms;
-        let mut lost_counted = false;
-        for p in self.peers.values_mut() {
-            if p.state == MemberState::Alive && p.last_heard.is_none_or(|t| t + s <= now) {
-                p.state = MemberState::Lost;
-                p.support_until = Millis(0);
-                lost_counted |= p.counted(self.cfg.expect);
-                self.outputs.push_back(Output::Member {
-                    name: p.info.name.clone(),
-                    change: MemberChange::Lost,
-                });
-            }
-        }
-        if lost_counted {
-            // We were perhaps cut off already when we admitted recent members: an admission
-            // still on probation is taken back (that only lowers the count to what it was).
-            let probation = self.probation_ms();
-            for p in self.peers.values_mut() {
-                if p.state == MemberState::Alive
-                    && p.admitted_at.is_some_and(|t| t + probation > now)
-                {
-                    debug!(name = %p.info.name, "admission revoked: a counted member went silent");
-                    p.admitted = false;
-                    p.admitted_at = None;
-                    p.support_until = Millis(0);
-                }
-            }
-        }
-    }
-
-    /// How long a newly admitted member's vote waits before it backs a master: long enough
-    /// that a partition we did not see yet at admission is detected first.
-    fn probation_ms(&self) -> u64 {
-        self.cfg.silence_ms + self.cfg.lease_ms + self.cfg.drift_ms
-    }
-
-    /// Admits pending members while we see a quorum of the members we already count.
-    fn admit(&mut self, now: Millis) {
-        // Only members that may vote already: until then they cannot back anyone, and counting
-        // them early would cost a sitting master its quorum before their first vote.
-        let ready = |p: &Peer| {
-            !p.admitted
-                && p.state == MemberState::Alive
-                && p.beat.as_ref().is_some_and(|b| b.voting)
-        };
-        let pending = self.peers.values().filter(|p| ready(p)).count();
-        if pending == 0 {
-            return;
-        }
-        // Below `--expect` the count does not change by admitting: that is always safe.
-        let known = 1 + self
-            .peers
-            .values()
-            .filter(|p| p.counted(self.cfg.expect))
-            .count();
-        let starting = now < self.started + self.cfg.startup_ms + self.cfg.silence_ms;
-        if known + pending <= self.cfg.expect || self.reachable_quorum(now) {
-            for p in self.peers.values_mut() {
-                if ready(p) {
-                    debug!(name = %p.info.name, "member admitted to the count");
-                    p.admitted = true;
-                    // While we start up there is no mastership of ours to protect and nothing
-                    // we counted before: members found now count at once (a cold start of a
-                    // whole cluster must not wait out a probation).
-                    p.admitted_at = (!starting).then_some(now);
-                }
-            }
-            self.outputs.push_back(Output::Remember);
         }
     }
 
@@ -1139,94 +925,6 @@ impl Election {
                     })
             })
             .count()
-    }
-
-    // ----- beats --------------------------------------------------------------------------
-
-    fn linked_peers(&self) -> impl Iterator<Item = MemberId> + '_ {
-        self.peers
-            .values()
-            .filter(|p| p.state != MemberState::Dispatched && !p.crashed && p.last_heard.is_some())
-            .map(|p| p.info.id)
-    }
-
-    fn next_seq(&mut self, now: Millis) -> u64 {
-        self.seq += 1;
-        let horizon = self.cfg.silence_ms + self.cfg.lease_ms;
-        while self.sent.len() >= MAX_SENT
-            || self.sent.front().is_some_and(|&(_, t)| t + horizon < now)
-        {
-            self.sent.pop_front();
-        }
-        self.sent.push_back((self.seq, now));
-        self.seq
-    }
-
-    fn sent_at(&self, seq: u64) -> Option<Millis> {
-        if seq == 0 {
-            return None;
-        }
-        self.sent
-            .binary_search_by_key(&seq, |&(s, _)| s)
-            .ok()
-            .map(|i| self.sent[i].1)
-    }
-
-    fn beat_for(&self, seq: u64, to: &Peer, now: Millis) -> Beat {
-        Beat {
-            seq,
-            echo: to.their_seq,
-            role: self.role,
-            eligible: self.eligible_now(now),
-            candidacy: self.candidacy,
-            master: self.is_master,
-            grant: self.grant,
-            epoch: self.max_epoch,
-            voted: self.last_granted_epoch,
-            voting: self.may_vote(now),
-            following: self.master,
-        }
-    }
-
-    fn send_beats(&mut self, now: Millis) {
-        let seq = self.next_seq(now);
-        let to: Vec<MemberId> = self.linked_peers().collect();
-        for id in to {
-            if let Some(p) = self.peers.get(&id) {
-                let beat = self.beat_for(seq, p, now);
-                self.outputs.push_back(Output::Send {
-                    to: id,
-                    msg: Message::Beat(beat),
-                });
-            }
-        }
-        self.extend_promise();
-        self.next_beat = now + self.cfg.heartbeat_ms;
-    }
-
-    fn send_beat_to(&mut self, now: Millis, id: MemberId) {
-        let seq = self.next_seq(now);
-        if let Some(p) = self.peers.get(&id) {
-            let beat = self.beat_for(seq, p, now);
-            self.outputs.push_back(Output::Send {
-                to: id,
-                msg: Message::Beat(beat),
-            });
-        }
-        self.extend_promise();
-    }
-
-    /// Every beat that carries our vote renews the promise, dated from when we received the
-    /// candidate's beat we echo (the candidate dates it from when it sent that beat: earlier).
-    fn extend_promise(&mut self) {
-        if let (Some(g), Some(pr)) = (self.grant, self.promise.as_mut()) {
-            if pr.grant == g {
-                if let Some(p) = self.peers.get(&g.candidate) {
-                    let until = p.their_seq_at + self.cfg.lease_ms + self.cfg.drift_ms;
-                    pr.until = pr.until.max(until);
-                }
-            }
-        }
     }
 
     fn name_of(&self, id: MemberId) -> Option<String> {
