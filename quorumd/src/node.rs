@@ -159,6 +159,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
 
     let mut driver = Driver {
         base,
+        published: Millis(0),
         election,
         transport: transport.clone(),
         hooks,
@@ -323,8 +324,13 @@ pub fn election_config(settings: &Settings) -> Config {
     }
 }
 
+/// Longest time between two rebuilds of the published status without news.
+const PUBLISH_EVERY_MS: u64 = 50;
+
 struct Driver {
     base: Instant,
+    /// When the status was last rebuilt.
+    published: Millis,
     election: Election,
     transport: Transport,
     hooks: HookRunner,
@@ -358,7 +364,10 @@ impl Driver {
     /// Carries out the core's outputs and publishes the new status.
     fn flush(&mut self) {
         let mut remember = false;
+        // Anything but a plain send changes what status readers should see at once.
+        let mut news = false;
         while let Some(out) = self.election.poll_output() {
+            news |= !matches!(out, Output::Send { .. });
             match out {
                 Output::Send { to, msg } => self.transport.send(to, msg),
                 Output::Announce(info) => self.transport.set_self(info),
@@ -426,7 +435,6 @@ impl Driver {
             }
         }
         let now = self.now();
-        let status = self.election.status(now);
         let master_until = self.election.master_until().map(|m| self.instant(m));
         if self.election.role() == Role::Master {
             let _ = self.lease.send_if_modified(|l| {
@@ -437,11 +445,25 @@ impl Driver {
         } else {
             let _ = self.lease.send_if_modified(|l| l.take().is_some());
         }
-        self.notify_status(&status);
-        self.status.send_modify(|s| {
-            s.status = status;
-            s.master_until = master_until;
-        });
+        // Beats arrive hundreds of times a second in a large cluster; the members table is
+        // rebuilt on news, and otherwise at most every PUBLISH_EVERY (for `last heard`).
+        // The lease end in the snapshot is refreshed every time: readers check it.
+        let due = now.since(self.published) >= PUBLISH_EVERY_MS;
+        if news || due {
+            self.published = now;
+            let status = self.election.status(now);
+            self.notify_status(&status);
+            self.status.send_modify(|s| {
+                s.status = status;
+                s.master_until = master_until;
+            });
+        } else {
+            self.status.send_if_modified(|s| {
+                let changed = s.master_until != master_until;
+                s.master_until = master_until;
+                changed
+            });
+        }
     }
 
     fn notify_status(&mut self, status: &Status) {
