@@ -1,0 +1,869 @@
+//! `bench`: measures DESIGN.md §5's speed and cost targets with real `quorumd` processes on
+//! loopback (127.255.255.255 broadcast, fresh ports), driven by the real `quorumctl`.
+//!
+//! Build the release binaries first (`scripts/bench.sh` does both):
+//! `cargo build --release --workspace --bins && target/release/bench [--reps N] [--json]`.
+//!
+//! What it measures (each a table row: min / median / max over the repetitions):
+//! - `kill`: master SIGKILLed (host up) -> the new master's hook starts (3 nodes, both profiles);
+//! - `dispatch`: `quorumctl dispatch` on the master -> the new master's hook starts;
+//! - `cold`: 5 nodes spawned together -> every node reports the same master, plus the number of
+//!   hook runs (one per node, nothing spurious);
+//! - `role`: whole-process latency of `quorumctl role`;
+//! - `idle`: CPU share of one core and RSS per daemon of an idle 5-node cluster;
+//! - `big`: 30 nodes on this machine: time to one master and total idle CPU.
+//!
+//! Hook start times come from a hook script that appends `date +%s%N` (the realtime clock, the
+//! same clock the bench reads), so they include `sh` and `date` start-up; the bench measures
+//! that offset (`hook-offset` row) so the reader can subtract it. Every wait has a deadline and
+//! every daemon is SIGKILLed when its [`Node`] is dropped, even when a scenario fails.
+
+use anyhow::{Context, Result, anyhow, bail};
+use quorum_tests::{Cluster, Node, Profile, quorumctl_bin};
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long any single condition (start-up, election, hook run) may take before a repetition
+/// counts as failed.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Scenario names accepted by `--only`.
+const SCENARIOS: [&str; 6] = ["kill", "dispatch", "cold", "role", "idle", "big"];
+
+const USAGE: &str = "usage: bench [--reps N] [--json] [--only kill,dispatch,cold,role,idle,big] \
+                     [--role-runs N] [--idle-secs S] [--big-nodes N] [--big-idle-secs S]";
+
+/// Command-line options.
+struct Opts {
+    reps: usize,
+    json: bool,
+    only: Vec<String>,
+    role_runs: usize,
+    idle_secs: u64,
+    big_nodes: usize,
+    big_idle_secs: u64,
+}
+
+impl Opts {
+    fn parse() -> Result<Opts> {
+        let mut o = Opts {
+            reps: 10,
+            json: false,
+            only: SCENARIOS.iter().map(|s| (*s).to_owned()).collect(),
+            role_runs: 200,
+            idle_secs: 10,
+            big_nodes: 30,
+            big_idle_secs: 20,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            let mut value = |name: &str| -> Result<String> {
+                args.next()
+                    .ok_or_else(|| anyhow!("{name} needs a value\n{USAGE}"))
+            };
+            match a.as_str() {
+                "--json" => o.json = true,
+                "--reps" => o.reps = parse_num(&value("--reps")?, "--reps")?,
+                "--role-runs" => o.role_runs = parse_num(&value("--role-runs")?, "--role-runs")?,
+                "--idle-secs" => o.idle_secs = parse_num(&value("--idle-secs")?, "--idle-secs")?,
+                "--big-nodes" => o.big_nodes = parse_num(&value("--big-nodes")?, "--big-nodes")?,
+                "--big-idle-secs" => {
+                    o.big_idle_secs = parse_num(&value("--big-idle-secs")?, "--big-idle-secs")?
+                }
+                "--only" => {
+                    let list = value("--only")?;
+                    o.only = list.split(',').map(str::to_owned).collect();
+                    if let Some(bad) = o.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                        bail!("unknown scenario {bad:?}\n{USAGE}");
+                    }
+                }
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => bail!("unknown argument {other:?}\n{USAGE}"),
+            }
+        }
+        if o.reps == 0 || o.role_runs == 0 {
+            bail!("--reps and --role-runs must be at least 1");
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.iter().any(|s| s == scenario)
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(s: &str, name: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| anyhow!("{name}: {s:?} is not a number\n{USAGE}"))
+}
+
+/// What a row is compared with (smaller is better unless `Exactly`).
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    Exactly(f64),
+    None,
+}
+
+/// One line of the result table.
+struct Row {
+    id: String,
+    what: String,
+    unit: &'static str,
+    samples: Vec<f64>,
+    target: Target,
+    target_text: String,
+    /// Failures of individual repetitions (the samples hold only the successful ones).
+    errors: Vec<String>,
+}
+
+impl Row {
+    fn new(id: &str, what: &str, unit: &'static str, target: Target, target_text: &str) -> Row {
+        Row {
+            id: id.to_owned(),
+            what: what.to_owned(),
+            unit,
+            samples: Vec::new(),
+            target,
+            target_text: target_text.to_owned(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn sorted(&self) -> Vec<f64> {
+        let mut s = self.samples.clone();
+        s.sort_by(f64::total_cmp);
+        s
+    }
+
+    /// The `q`-quantile (nearest rank) of the samples.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let s = self.sorted();
+        if s.is_empty() {
+            return None;
+        }
+        let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+        Some(s[rank - 1])
+    }
+
+    fn min(&self) -> Option<f64> {
+        self.sorted().first().copied()
+    }
+
+    fn max(&self) -> Option<f64> {
+        self.sorted().last().copied()
+    }
+
+    /// `met` when every sample meets the target, `median only` when the median does.
+    fn verdict(&self) -> &'static str {
+        let (Some(min), Some(med), Some(max)) = (self.min(), self.quantile(0.5), self.max()) else {
+            return "FAILED";
+        };
+        let partial = !self.errors.is_empty();
+        match self.target {
+            Target::None => "-",
+            _ if partial => "NOT met (failures)",
+            Target::AtMost(t) if max <= t => "met",
+            Target::AtMost(t) if med <= t => "median only",
+            Target::AtMost(_) => "NOT met",
+            Target::Exactly(t) if min == t && max == t => "met",
+            Target::Exactly(_) => "NOT met",
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "what": self.what,
+            "unit": self.unit,
+            "n": self.samples.len(),
+            "min": self.min(),
+            "median": self.quantile(0.5),
+            "p99": self.quantile(0.99),
+            "max": self.max(),
+            "target": self.target_text,
+            "verdict": self.verdict(),
+            "samples": self.samples,
+            "errors": self.errors,
+        })
+    }
+}
+
+/// Realtime clock in nanoseconds since the epoch: the clock `date +%s%N` prints.
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+fn ms_between(from_ns: i128, to_ns: i128) -> f64 {
+    (to_ns - from_ns) as f64 / 1e6
+}
+
+/// Polls `f` every `every` until it gives a value; an error naming `what` after `timeout`.
+fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// A hook that appends `<ns> <node> <role> <previous role>` to `<dir>/ts.out` on every run.
+struct TsHook {
+    script: PathBuf,
+    output: PathBuf,
+}
+
+/// One recorded hook run.
+#[derive(Debug)]
+struct HookLine {
+    ns: i128,
+    node: String,
+    role: String,
+}
+
+impl TsHook {
+    fn write(dir: &Path) -> Result<TsHook> {
+        let script = dir.join("ts.sh");
+        let output = dir.join("ts.out");
+        // The timestamp is taken first, before anything else the script does.
+        let body = format!(
+            "#!/bin/sh\nt=$(date +%s%N)\necho \"$t $QUORUM_NODE $QUORUM_ROLE \
+             $QUORUM_PREVIOUS_ROLE\" >> '{}'\n",
+            output.display()
+        );
+        std::fs::write(&script, body).context("writing the hook script")?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .context("chmod 755 the hook script")?;
+        Ok(TsHook { script, output })
+    }
+
+    fn arg(&self) -> Result<&str> {
+        self.script.to_str().context("temp paths are UTF-8")
+    }
+
+    /// `-m HOOK -s HOOK`: every role change of a node is recorded.
+    fn args(&self) -> Result<[&str; 4]> {
+        let a = self.arg()?;
+        Ok(["-m", a, "-s", a])
+    }
+
+    /// The runs recorded so far (lines still being written are left out).
+    fn lines(&self) -> Vec<HookLine> {
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() < 3 {
+                    return None;
+                }
+                Some(HookLine {
+                    ns: f[0].parse().ok()?,
+                    node: f[1].to_owned(),
+                    role: f[2].to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The first master run by a node other than `old` that started after `after_ns`.
+    fn new_master_since(&self, old: &str, after_ns: i128) -> Option<HookLine> {
+        self.lines()
+            .into_iter()
+            .find(|l| l.role == "master" && l.node != old && l.ns >= after_ns)
+    }
+}
+
+/// The master every node in `nodes` reports, if they all report the same one and none is
+/// still starting; with `full`, also every node counts all of them and sees them alive.
+fn common_master(nodes: &[Node], full: bool) -> Option<String> {
+    let mut master: Option<String> = None;
+    for n in nodes {
+        let s = n.status_json()?;
+        if s["role"].as_str() == Some("starting") {
+            return None;
+        }
+        if full {
+            let counted = s["quorum"]["counted"].as_u64()?;
+            let members = s["members"].as_array()?;
+            if counted != nodes.len() as u64
+                || members.len() != nodes.len()
+                || members.iter().any(|m| m["state"] != "alive")
+            {
+                return None;
+            }
+        }
+        let m = s["master"].as_str()?;
+        match &master {
+            None => master = Some(m.to_owned()),
+            Some(x) if x == m => {}
+            Some(_) => return None,
+        }
+    }
+    master
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("n{i:02}")).collect()
+}
+
+/// Spawns `count` nodes at once (no waiting between them) with `extra` arguments.
+fn spawn_all(c: &Cluster, count: usize, extra: &[&str]) -> Vec<Node> {
+    names(count)
+        .iter()
+        .map(|name| c.spawn_on(name, c.tcp_port(), extra))
+        .collect()
+}
+
+/// A fully formed cluster of `count` nodes (all alive, counted, one master) and its hook.
+fn formed(profile: Profile, count: usize) -> Result<(Cluster, TsHook, Vec<Node>, String)> {
+    let c = Cluster::with_profile(profile);
+    let hook = TsHook::write(c.dir())?;
+    let nodes = spawn_all(&c, count, &hook.args()?);
+    let master = poll(
+        "a fully formed cluster",
+        DEADLINE,
+        Duration::from_millis(20),
+        || common_master(&nodes, true),
+    )?;
+    // Every node has run its first hook: nothing from start-up is still pending.
+    poll(
+        "one hook run per node",
+        DEADLINE,
+        Duration::from_millis(10),
+        || (hook.lines().len() >= count).then_some(()),
+    )?;
+    Ok((c, hook, nodes, master))
+}
+
+fn profile_name(p: Profile) -> &'static str {
+    match p {
+        Profile::Default => "default",
+        Profile::Fast => "fast",
+    }
+}
+
+/// Runs `f` once per repetition, recording its sample or its error (a panic in the harness
+/// counts as an error too).
+fn repeat(row: &mut Row, reps: usize, mut f: impl FnMut() -> Result<f64>) {
+    for rep in 0..reps {
+        match catch_unwind(AssertUnwindSafe(&mut f)) {
+            Ok(Ok(v)) => row.samples.push(v),
+            Ok(Err(e)) => row.errors.push(format!("rep {rep}: {e:#}")),
+            Err(_) => row.errors.push(format!("rep {rep}: panicked (see stderr)")),
+        }
+        eprint!(".");
+    }
+    eprintln!(" {}", row.id);
+}
+
+/// The delay between spawning the hook script and the timestamp it records.
+fn hook_offset(reps: usize) -> Result<Row> {
+    let dir = tempfile::Builder::new().prefix("quorum-bench-").tempdir()?;
+    let hook = TsHook::write(dir.path())?;
+    let mut row = Row::new(
+        "hook-offset",
+        "hook spawn -> its `date +%s%N` (included below)",
+        "ms",
+        Target::None,
+        "-",
+    );
+    repeat(&mut row, reps, || {
+        let before = hook.lines().len();
+        let t0 = now_ns();
+        let status = Command::new(&hook.script)
+            .env("QUORUM_NODE", "calib")
+            .env("QUORUM_ROLE", "master")
+            .status()?;
+        if !status.success() {
+            bail!("hook script failed: {status}");
+        }
+        let lines = hook.lines();
+        let line = lines.get(before).context("the hook recorded no line")?;
+        Ok(ms_between(t0, line.ns))
+    });
+    Ok(row)
+}
+
+/// Master SIGKILLed -> the new master's hook starts, 3 nodes.
+fn kill(profile: Profile, reps: usize) -> Row {
+    let p = profile_name(profile);
+    let mut row = Row::new(
+        &format!("kill-{p}"),
+        &format!("master SIGKILLed -> new master's hook ({p}, 3 nodes)"),
+        "ms",
+        Target::AtMost(20.0),
+        "<= 20 ms",
+    );
+    repeat(&mut row, reps, || {
+        let (_c, hook, mut nodes, master) = formed(profile, 3)?;
+        let victim = nodes
+            .iter_mut()
+            .find(|n| n.name() == master)
+            .context("the master is one of the nodes")?;
+        let t0 = now_ns();
+        victim.kill(libc::SIGKILL);
+        let line = poll(
+            "the new master's hook",
+            DEADLINE,
+            Duration::from_millis(1),
+            || hook.new_master_since(&master, t0),
+        )?;
+        Ok(ms_between(t0, line.ns))
+    });
+    row
+}
+
+/// `quorumctl dispatch` on the master -> the new master's hook starts, 3 nodes.
+fn dispatch(profile: Profile, reps: usize) -> Row {
+    let p = profile_name(profile);
+    let mut row = Row::new(
+        &format!("dispatch-{p}"),
+        &format!("quorumctl dispatch -> new master's hook ({p}, 3 nodes)"),
+        "ms",
+        Target::AtMost(10.0),
+        "<= 10 ms",
+    );
+    repeat(&mut row, reps, || {
+        let (_c, hook, nodes, master) = formed(profile, 3)?;
+        let leaving = nodes
+            .iter()
+            .find(|n| n.name() == master)
+            .context("the master is one of the nodes")?;
+        let mut ctl = leaving.ctl_command(&["dispatch"]);
+        ctl.stdout(Stdio::null()).stderr(Stdio::null());
+        let t0 = now_ns();
+        let status = ctl.status().context("running quorumctl dispatch")?;
+        if !status.success() {
+            bail!("quorumctl dispatch failed: {status}");
+        }
+        let line = poll(
+            "the new master's hook",
+            DEADLINE,
+            Duration::from_millis(1),
+            || hook.new_master_since(&master, t0),
+        )?;
+        Ok(ms_between(t0, line.ns))
+    });
+    row
+}
+
+/// 5 nodes spawned together -> all report one master; then the hook runs after a quiet hold.
+fn cold(profile: Profile, reps: usize) -> Vec<Row> {
+    const N: usize = 5;
+    let p = profile_name(profile);
+    let (limit, text) = match profile {
+        Profile::Default => (1000.0, "<= 1 s"),
+        Profile::Fast => (300.0, "<= 300 ms"),
+    };
+    let mut stable = Row::new(
+        &format!("cold-{p}"),
+        &format!("5 spawned together -> all report one master ({p})"),
+        "ms",
+        Target::AtMost(limit),
+        text,
+    );
+    let mut first_hook = Row::new(
+        &format!("cold-hook-{p}"),
+        &format!("5 spawned together -> master's hook starts ({p})"),
+        "ms",
+        Target::AtMost(limit),
+        text,
+    );
+    let mut runs = Row::new(
+        &format!("cold-runs-{p}"),
+        &format!("hook runs after a cold start of 5 ({p})"),
+        "runs",
+        Target::Exactly(N as f64),
+        "5 (one per node)",
+    );
+    // After the cluster looks stable, watch this long for spurious hook runs (3 silences).
+    let hold = match profile {
+        Profile::Default => Duration::from_millis(2700),
+        Profile::Fast => Duration::from_millis(450),
+    };
+    let mut hook_ms = Vec::new();
+    let mut run_counts = Vec::new();
+    repeat(&mut stable, reps, || {
+        let c = Cluster::with_profile(profile);
+        let hook = TsHook::write(c.dir())?;
+        let args = hook.args()?;
+        let t0 = now_ns();
+        let start = Instant::now();
+        let nodes = spawn_all(&c, N, &args);
+        let master = poll(
+            "all five report one master",
+            DEADLINE,
+            Duration::from_millis(5),
+            || common_master(&nodes, false),
+        )?;
+        let took = start.elapsed().as_secs_f64() * 1e3;
+        std::thread::sleep(hold);
+        let lines = hook.lines();
+        run_counts.push(lines.len() as f64);
+        if let Some(l) = lines
+            .iter()
+            .find(|l| l.role == "master" && l.node == master)
+        {
+            hook_ms.push(ms_between(t0, l.ns));
+        }
+        Ok(took)
+    });
+    first_hook.samples = hook_ms;
+    runs.samples = run_counts;
+    vec![stable, first_hook, runs]
+}
+
+/// Reads utime+stime (clock ticks) from /proc/<pid>/stat.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc/pid/stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = f.get(11).context("no utime")?.parse()?;
+    let stime: u64 = f.get(12).context("no stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+/// Nanoseconds on a CPU of all threads of `pid` (/proc/<pid>/task/*/schedstat), finer than ticks.
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(first) = text.split_whitespace().next() {
+            total += first.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// VmRSS of `pid` in MiB.
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS line")?;
+    let kib: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("empty VmRSS line")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf(3) has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// CPU % of one core per pid over `window`: (from stat ticks, from schedstat ns).
+fn cpu_over(pids: &[u32], window: Duration) -> Result<(Vec<f64>, Vec<f64>)> {
+    let ticks0: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    let ns0: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect::<Result<_>>()?;
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let ticks1: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect::<Result<_>>()?;
+    let ns1: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect::<Result<_>>()?;
+    let secs = start.elapsed().as_secs_f64();
+    let hz = clock_ticks_per_sec();
+    let by_ticks = ticks0
+        .iter()
+        .zip(&ticks1)
+        .map(|(a, b)| b.saturating_sub(*a) as f64 / hz / secs * 100.0)
+        .collect();
+    let by_ns = ns0
+        .iter()
+        .zip(&ns1)
+        .map(|(a, b)| b.saturating_sub(*a) as f64 / 1e9 / secs * 100.0)
+        .collect();
+    Ok((by_ticks, by_ns))
+}
+
+/// `quorumctl role` latency, then the idle cost of the same 5-node cluster (default profile).
+fn role_and_idle(opts: &Opts) -> Result<Vec<Row>> {
+    let (_c, hook, nodes, master) = formed(Profile::Default, 5)?;
+    let mut rows = Vec::new();
+    if opts.wants("role") {
+        let node = nodes
+            .iter()
+            .find(|n| n.name() == master)
+            .context("the master is one of the nodes")?;
+        let mut row = Row::new(
+            "role",
+            "`quorumctl role`, whole process (p99 in JSON)",
+            "ms",
+            Target::AtMost(3.0),
+            "<= 3 ms",
+        );
+        for _ in 0..opts.role_runs {
+            let mut cmd = Command::new(quorumctl_bin());
+            cmd.arg("--socket")
+                .arg(node.socket())
+                .arg("role")
+                .env_remove("QUORUMD_SOCKET")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let start = Instant::now();
+            let status = cmd.status().context("running quorumctl role")?;
+            let took = start.elapsed().as_secs_f64() * 1e3;
+            if status.success() {
+                row.samples.push(took);
+            } else {
+                row.errors.push(format!("quorumctl role exited {status}"));
+            }
+        }
+        let mut p99 = Row::new(
+            "role-p99",
+            "`quorumctl role`, whole process, p99",
+            "ms",
+            Target::AtMost(3.0),
+            "<= 3 ms",
+        );
+        p99.samples = row.quantile(0.99).into_iter().collect();
+        eprintln!("{} runs role", row.samples.len());
+        rows.push(row);
+        rows.push(p99);
+    }
+    if opts.wants("idle") {
+        // Let the role runs' sockets and any start-up work settle first.
+        std::thread::sleep(Duration::from_secs(1));
+        let runs_before = hook.lines().len();
+        let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
+        let (ticks, ns) = cpu_over(&pids, Duration::from_secs(opts.idle_secs))?;
+        let mut cpu = Row::new(
+            "idle-cpu",
+            &format!(
+                "idle daemon of 5, % of a core over {} s (schedstat)",
+                opts.idle_secs
+            ),
+            "%",
+            Target::AtMost(0.2),
+            "<= 0.2 %",
+        );
+        cpu.samples = ns;
+        let mut cpu_ticks = Row::new(
+            "idle-cpu-stat",
+            "same, from /proc/pid/stat utime+stime (10 ms ticks)",
+            "%",
+            Target::AtMost(0.2),
+            "<= 0.2 %",
+        );
+        cpu_ticks.samples = ticks;
+        let mut rss = Row::new(
+            "idle-rss",
+            "idle daemon of 5, VmRSS",
+            "MiB",
+            Target::AtMost(8.0),
+            "<= 8 MiB",
+        );
+        rss.samples = pids.iter().map(|&p| rss_mib(p)).collect::<Result<_>>()?;
+        let mut quiet = Row::new(
+            "idle-hooks",
+            "hook runs during the idle window",
+            "runs",
+            Target::Exactly(0.0),
+            "0",
+        );
+        quiet.samples = vec![(hook.lines().len() - runs_before) as f64];
+        eprintln!("measured idle");
+        rows.extend([cpu, cpu_ticks, rss, quiet]);
+    }
+    Ok(rows)
+}
+
+/// `count` nodes (default profile) on this machine: time to one master, idle CPU of all.
+fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
+    let c = Cluster::with_profile(Profile::Default);
+    let hook = TsHook::write(c.dir())?;
+    let args = hook.args()?;
+    let t0 = now_ns();
+    let nodes = spawn_all(&c, count, &args);
+    // Wait for the hooks first (cheap to poll), then confirm with every node's status.
+    let master_line = poll(
+        "a master hook",
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        || hook.lines().into_iter().find(|l| l.role == "master"),
+    )?;
+    let master = poll(
+        &format!("all {count} report one master"),
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || common_master(&nodes, false),
+    )?;
+    let confirmed = ms_between(t0, now_ns());
+    let mut first = Row::new(
+        "big-master",
+        &format!("{count} spawned together -> master's hook starts"),
+        "ms",
+        Target::AtMost(5000.0),
+        "<= 5 s (for 100)",
+    );
+    first.samples = vec![ms_between(t0, master_line.ns)];
+    let mut all = Row::new(
+        "big-all",
+        &format!("{count} spawned together -> all report {master} (polled)"),
+        "ms",
+        Target::AtMost(5000.0),
+        "<= 5 s (for 100)",
+    );
+    all.samples = vec![confirmed];
+    std::thread::sleep(Duration::from_secs(1));
+    let runs_before = hook.lines().len();
+    let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
+    let (_, ns) = cpu_over(&pids, Duration::from_secs(idle_secs))?;
+    let mut cpu = Row::new(
+        "big-cpu",
+        &format!("{count} idle daemons together, % of a core over {idle_secs} s"),
+        "%",
+        Target::AtMost(100.0),
+        "<= 100 % (for 100)",
+    );
+    cpu.samples = vec![ns.iter().sum()];
+    let mut quiet = Row::new(
+        "big-hooks",
+        &format!("hook runs during the {idle_secs} s idle window (false failovers)"),
+        "runs",
+        Target::Exactly(0.0),
+        "0",
+    );
+    quiet.samples = vec![(hook.lines().len() - runs_before) as f64];
+    eprintln!("measured {count} nodes");
+    Ok(vec![first, all, cpu, quiet])
+}
+
+/// Runs a scenario that yields several rows; a failure becomes one failed row.
+fn guarded(id: &str, what: &str, f: impl FnOnce() -> Result<Vec<Row>>) -> Vec<Row> {
+    let err = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(rows)) => return rows,
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => "panicked (see stderr)".to_owned(),
+    };
+    let mut row = Row::new(id, what, "-", Target::None, "-");
+    row.errors.push(err);
+    vec![row]
+}
+
+fn fmt(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+        None => "-".to_owned(),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| id | measurement | unit | n | min | median | max | target | verdict |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.id,
+            r.what,
+            r.unit,
+            r.samples.len(),
+            fmt(r.min()),
+            fmt(r.quantile(0.5)),
+            fmt(r.max()),
+            r.target_text,
+            r.verdict()
+        );
+    }
+    for r in rows {
+        for e in &r.errors {
+            println!("\nerror in {}: {e}", r.id);
+        }
+    }
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned());
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "model": model,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .ok(),
+        "unix_time": now_ns() / 1_000_000_000,
+    })
+}
+
+fn main() -> Result<()> {
+    let opts = Opts::parse()?;
+    let started = Instant::now();
+    let mut rows = vec![hook_offset(opts.reps.max(20))?];
+    for profile in [Profile::Default, Profile::Fast] {
+        if opts.wants("kill") {
+            rows.push(kill(profile, opts.reps));
+        }
+    }
+    for profile in [Profile::Default, Profile::Fast] {
+        if opts.wants("dispatch") {
+            rows.push(dispatch(profile, opts.reps));
+        }
+    }
+    for profile in [Profile::Default, Profile::Fast] {
+        if opts.wants("cold") {
+            rows.extend(cold(profile, opts.reps));
+        }
+    }
+    if opts.wants("role") || opts.wants("idle") {
+        rows.extend(guarded("role-idle", "role latency and idle cost", || {
+            role_and_idle(&opts)
+        }));
+    }
+    if opts.wants("big") && opts.big_nodes > 0 {
+        rows.extend(guarded("big", "many nodes on one machine", || {
+            big(opts.big_nodes, opts.big_idle_secs)
+        }));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if opts.json {
+        let doc = json!({
+            "machine": machine(),
+            "reps": opts.reps,
+            "seconds": secs,
+            "results": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_table(&rows);
+        println!("\n{} repetitions; bench took {secs:.0} s", opts.reps);
+    }
+    Ok(())
+}
