@@ -34,13 +34,15 @@ const DEADLINE: Duration = Duration::from_secs(15);
 /// Scenario names accepted by `--only`.
 const SCENARIOS: [&str; 6] = ["kill", "dispatch", "cold", "role", "idle", "big"];
 
-const USAGE: &str = "usage: bench [--reps N] [--json] [--only kill,dispatch,cold,role,idle,big] \
-                     [--role-runs N] [--idle-secs S] [--big-nodes N] [--big-idle-secs S]";
+const USAGE: &str = "usage: bench [--reps N] [--json] [--json-file PATH] \
+                     [--only kill,dispatch,cold,role,idle,big] [--role-runs N] [--idle-secs S] [--big-nodes N] [--big-idle-secs S]";
 
 /// Command-line options.
 struct Opts {
     reps: usize,
     json: bool,
+    /// Also write the JSON document here (with the table on stdout).
+    json_file: Option<PathBuf>,
     only: Vec<String>,
     role_runs: usize,
     idle_secs: u64,
@@ -53,6 +55,7 @@ impl Opts {
         let mut o = Opts {
             reps: 10,
             json: false,
+            json_file: None,
             only: SCENARIOS.iter().map(|s| (*s).to_owned()).collect(),
             role_runs: 200,
             idle_secs: 10,
@@ -67,6 +70,7 @@ impl Opts {
             };
             match a.as_str() {
                 "--json" => o.json = true,
+                "--json-file" => o.json_file = Some(PathBuf::from(value("--json-file")?)),
                 "--reps" => o.reps = parse_num(&value("--reps")?, "--reps")?,
                 "--role-runs" => o.role_runs = parse_num(&value("--role-runs")?, "--role-runs")?,
                 "--idle-secs" => o.idle_secs = parse_num(&value("--idle-secs")?, "--idle-secs")?,
@@ -853,14 +857,19 @@ fn main() -> Result<()> {
         }));
     }
     let secs = started.elapsed().as_secs_f64();
+    let doc = json!({
+        "machine": machine(),
+        "reps": opts.reps,
+        "seconds": secs,
+        "results": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&doc)?;
+    if let Some(path) = &opts.json_file {
+        std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if opts.json {
-        let doc = json!({
-            "machine": machine(),
-            "reps": opts.reps,
-            "seconds": secs,
-            "results": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        println!("{text}");
     } else {
         print_table(&rows);
         println!("\n{} repetitions; bench took {secs:.0} s", opts.reps);
