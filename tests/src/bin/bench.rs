@@ -35,7 +35,8 @@ const DEADLINE: Duration = Duration::from_secs(15);
 const SCENARIOS: [&str; 6] = ["kill", "dispatch", "cold", "role", "idle", "big"];
 
 const USAGE: &str = "usage: bench [--reps N] [--json] [--json-file PATH] \
-                     [--only kill,dispatch,cold,role,idle,big] [--role-runs N] [--idle-secs S] [--big-nodes N] [--big-idle-secs S]";
+                     [--only kill,dispatch,cold,role,idle,big] [--role-runs N] [--idle-secs S] \
+                     [--big-nodes N] [--big-idle-secs S]";
 
 /// Command-line options.
 struct Opts {
@@ -126,6 +127,8 @@ struct Row {
     target_text: String,
     /// Failures of individual repetitions (the samples hold only the successful ones).
     errors: Vec<String>,
+    /// Remarks printed under the table (e.g. where the logs of a slow repetition were kept).
+    notes: Vec<String>,
 }
 
 impl Row {
@@ -138,6 +141,7 @@ impl Row {
             target,
             target_text: target_text.to_owned(),
             errors: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -196,6 +200,7 @@ impl Row {
             "verdict": self.verdict(),
             "samples": self.samples,
             "errors": self.errors,
+            "notes": self.notes,
         })
     }
 }
@@ -359,6 +364,38 @@ fn formed(profile: Profile, count: usize) -> Result<(Cluster, TsHook, Vec<Node>,
     Ok((c, hook, nodes, master))
 }
 
+/// Copies the nodes' logs and the hook record of `c` to a directory that outlives the cluster,
+/// so a repetition that missed its target can be looked into; returns where.
+fn keep_logs(c: &Cluster, label: &str) -> Result<PathBuf> {
+    let dest = std::env::temp_dir()
+        .join(format!("quorum-bench-{}", std::process::id()))
+        .join(label);
+    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    for entry in std::fs::read_dir(c.dir())? {
+        let path = entry?.path();
+        let keep = path
+            .extension()
+            .is_some_and(|e| e == "log" || e == "out" || e == "sh");
+        if let (true, Some(name)) = (keep, path.file_name()) {
+            std::fs::copy(&path, dest.join(name))?;
+        }
+    }
+    Ok(dest)
+}
+
+/// Keeps the logs of a repetition whose `ms` exceeds `limit`, noting where in `notes`.
+fn keep_if_slow(c: &Cluster, ms: f64, limit: f64, label: String, notes: &mut Vec<String>) {
+    if ms > limit {
+        match keep_logs(c, &label) {
+            Ok(dir) => notes.push(format!(
+                "{label}: {ms:.1} ms, logs kept in {}",
+                dir.display()
+            )),
+            Err(e) => notes.push(format!("{label}: {ms:.1} ms, keeping logs failed: {e:#}")),
+        }
+    }
+}
+
 fn profile_name(p: Profile) -> &'static str {
     match p {
         Profile::Default => "default",
@@ -418,8 +455,11 @@ fn kill(profile: Profile, reps: usize) -> Row {
         Target::AtMost(20.0),
         "<= 20 ms",
     );
+    let mut notes = Vec::new();
+    let mut rep = 0;
     repeat(&mut row, reps, || {
-        let (_c, hook, mut nodes, master) = formed(profile, 3)?;
+        rep += 1;
+        let (c, hook, mut nodes, master) = formed(profile, 3)?;
         let victim = nodes
             .iter_mut()
             .find(|n| n.name() == master)
@@ -432,8 +472,11 @@ fn kill(profile: Profile, reps: usize) -> Row {
             Duration::from_millis(1),
             || hook.new_master_since(&master, t0),
         )?;
-        Ok(ms_between(t0, line.ns))
+        let ms = ms_between(t0, line.ns);
+        keep_if_slow(&c, ms, 20.0, format!("kill-{p}-rep{rep}"), &mut notes);
+        Ok(ms)
     });
+    row.notes = notes;
     row
 }
 
@@ -447,8 +490,11 @@ fn dispatch(profile: Profile, reps: usize) -> Row {
         Target::AtMost(10.0),
         "<= 10 ms",
     );
+    let mut notes = Vec::new();
+    let mut rep = 0;
     repeat(&mut row, reps, || {
-        let (_c, hook, nodes, master) = formed(profile, 3)?;
+        rep += 1;
+        let (c, hook, nodes, master) = formed(profile, 3)?;
         let leaving = nodes
             .iter()
             .find(|n| n.name() == master)
@@ -466,8 +512,11 @@ fn dispatch(profile: Profile, reps: usize) -> Row {
             Duration::from_millis(1),
             || hook.new_master_since(&master, t0),
         )?;
-        Ok(ms_between(t0, line.ns))
+        let ms = ms_between(t0, line.ns);
+        keep_if_slow(&c, ms, 10.0, format!("dispatch-{p}-rep{rep}"), &mut notes);
+        Ok(ms)
     });
+    row.notes = notes;
     row
 }
 
@@ -806,6 +855,9 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         for e in &r.errors {
             println!("\nerror in {}: {e}", r.id);
+        }
+        for n in &r.notes {
+            println!("\nnote on {}: {n}", r.id);
         }
     }
 }
