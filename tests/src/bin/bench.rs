@@ -765,6 +765,11 @@ fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
         Duration::from_millis(5),
         || hook.lines().into_iter().find(|l| l.role == "master"),
     )?;
+    eprintln!(
+        "{count} nodes: {} hooked master after {:.0} ms",
+        master_line.node,
+        ms_between(t0, master_line.ns)
+    );
     let master = poll(
         &format!("all {count} report one master"),
         Duration::from_secs(30),
