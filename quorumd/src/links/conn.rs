@@ -53,12 +53,26 @@ impl Drop for DialSlot {
 struct Dialed {
     addr: SocketAddr,
     expected: Option<MemberId>,
+    /// Crash probe retries left (see [`PROBE_RETRIES`]).
+    probes_left: u8,
     _slot: DialSlot,
 }
 
+/// A crash probe may connect to a listener whose process is being torn down at that very
+/// moment (the kernel completes the handshake, then resets). Such a connection that ends
+/// before its hello is probed again, a few times, shortly after.
+const PROBE_RETRIES: u8 = 3;
+/// Pause between two probes of one member.
+const PROBE_GAP: Duration = Duration::from_millis(3);
+
 /// Connects to `addr` (expecting member `expected`, if known) and runs the link. A refusal
 /// means nothing listens there: the expected member is reported crashed.
-pub(crate) async fn dial(inner: Arc<Inner>, addr: SocketAddr, expected: Option<MemberId>) {
+pub(crate) async fn dial(
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    expected: Option<MemberId>,
+    probes_left: u8,
+) {
     let slot = DialSlot {
         inner: inner.clone(),
         addr,
@@ -73,6 +87,7 @@ pub(crate) async fn dial(inner: Arc<Inner>, addr: SocketAddr, expected: Option<M
             let dialed = Dialed {
                 addr,
                 expected,
+                probes_left,
                 _slot: slot,
             };
             run_link(inner, stream, Some(dialed)).await;
@@ -138,6 +153,17 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
 
     let Some(info) = handshake(&inner, &mut rd, &close, me.id).await else {
         close.cancel();
+        if let Some(Dialed {
+            addr,
+            expected: Some(id),
+            probes_left: left @ 1..,
+            _slot,
+        }) = dialed
+        {
+            drop(_slot);
+            tokio::time::sleep(PROBE_GAP).await;
+            inner.probe(addr, id, left - 1);
+        }
         return;
     };
     let id = info.id;
@@ -203,7 +229,7 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
         Some(e) if was_registered && e.suggests_crash() && !inner.stop.is_cancelled() => {
             // DESIGN rule 5: is anybody still listening there?
             tracing::debug!(peer = id, reason = %e, "link ended: probing the member's port");
-            inner.dial(addr, Some(id));
+            inner.probe(addr, id, PROBE_RETRIES);
         }
         Some(ReadError::TooLarge(n)) => {
             tracing::debug!(peer = id, len = n, "oversized frame: link closed");

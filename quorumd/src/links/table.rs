@@ -455,6 +455,16 @@ impl Inner {
     /// Starts a connection attempt to `addr` (expecting member `expected`), unless one is in
     /// flight already or it is ourselves.
     pub(crate) fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>) {
+        self.dial_with(addr, expected, 0);
+    }
+
+    /// A crash probe: dial member `id` at `addr`; a refusal reports it crashed, and a
+    /// connection that ends before its hello is probed again (`retries` more times).
+    pub(crate) fn probe(self: &Arc<Self>, addr: SocketAddr, id: MemberId, retries: u8) {
+        self.dial_with(addr, Some(id), retries);
+    }
+
+    fn dial_with(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>, retries: u8) {
         if self.is_self_addr(addr) || self.stop.is_cancelled() {
             return;
         }
@@ -464,7 +474,8 @@ impl Inner {
                 return;
             }
         }
-        self.tracker.spawn(conn::dial(self.clone(), addr, expected));
+        self.tracker
+            .spawn(conn::dial(self.clone(), addr, expected, retries));
     }
 
     /// The dial to `addr` is over (failed, or its handshake finished).
