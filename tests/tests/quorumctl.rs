@@ -131,11 +131,22 @@ fn status_json_has_every_documented_field() {
     let alpha = c.start("alpha", &["--cluster", "fields"]);
     let beta = c.start("beta", &["--cluster", "fields"]);
     c.wait_master(&[&alpha, &beta], "alpha");
-    c.wait_for("alpha counts two alive members", DEADLINE, || {
-        alpha
-            .status_json()
-            .is_some_and(|s| s["quorum"]["counted"] == 2 && s["quorum"]["votes"] == 2)
-    });
+    // Each node's table shows the others' roles as of their latest beat: wait until alpha's
+    // table has caught up with beta becoming slave.
+    c.wait_for(
+        "alpha counts two alive members and sees beta as slave",
+        DEADLINE,
+        || {
+            alpha.status_json().is_some_and(|s| {
+                s["quorum"]["counted"] == 2
+                    && s["quorum"]["votes"] == 2
+                    && s["members"].as_array().is_some_and(|ms| {
+                        ms.iter()
+                            .any(|m| m["name"] == "beta" && m["role"] == "slave")
+                    })
+            })
+        },
+    );
     let s = alpha.status();
     let obj = s.as_object().expect("status is an object");
     for key in [

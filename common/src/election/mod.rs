@@ -677,7 +677,10 @@ impl Election {
             }
         }
 
+        // Peers show our role in their tables: tell them at once.
+        let role_before = self.role;
         self.update_role(now);
+        changed |= self.role != role_before;
 
         if changed || now >= self.next_beat {
             self.send_beats(now);
