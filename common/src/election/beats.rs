@@ -54,10 +54,21 @@ impl Election {
         }
     }
 
+    /// A round of beats to every linked peer (all under one sequence number).
     pub(super) fn send_beats(&mut self, now: Millis) {
-        let seq = self.next_seq(now);
         let to: Vec<MemberId> = self.linked_peers().collect();
-        for id in to {
+        self.send_beats_to(now, &to);
+        self.next_beat = now + self.cfg.heartbeat_ms;
+    }
+
+    /// One beat to one peer, outside the rhythm (an answer to a beat that does not echo us).
+    pub(super) fn send_beat_to(&mut self, now: Millis, id: MemberId) {
+        self.send_beats_to(now, &[id]);
+    }
+
+    fn send_beats_to(&mut self, now: Millis, to: &[MemberId]) {
+        let seq = self.next_seq(now);
+        for &id in to {
             if let Some(p) = self.peers.get(&id) {
                 let beat = self.beat_for(seq, p, now);
                 self.outputs.push_back(Output::Send {
@@ -65,19 +76,6 @@ impl Election {
                     msg: Message::Beat(beat),
                 });
             }
-        }
-        self.extend_promise();
-        self.next_beat = now + self.cfg.heartbeat_ms;
-    }
-
-    pub(super) fn send_beat_to(&mut self, now: Millis, id: MemberId) {
-        let seq = self.next_seq(now);
-        if let Some(p) = self.peers.get(&id) {
-            let beat = self.beat_for(seq, p, now);
-            self.outputs.push_back(Output::Send {
-                to: id,
-                msg: Message::Beat(beat),
-            });
         }
         self.extend_promise();
     }
