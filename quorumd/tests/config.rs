@@ -54,8 +54,8 @@ fn defaults_equal_the_originals() {
     let s = ok(&[]);
     assert_eq!(s.address, ip("0.0.0.0"));
     assert_eq!(s.port, 8080);
-    // The original's default value, only compared here: no test sends there.
-    assert_eq!(s.broadcast_address, ip("255.255.255.255"));
+    let original_default = ip("255.255.255.255"); // compared only: no test sends there
+    assert_eq!(s.broadcast_address, original_default);
     assert_eq!(s.broadcast_port, 5595);
     assert_eq!(s.name, None);
     assert_eq!(s.strategy, Strategy::Age);
