@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let (stop_tx, stop_rx) = mpsc::channel(8);
         if let Err(e) = spawn_stop_sources(stop_tx) {
             tracing::error!(error = %e, "cannot install signal handlers");
@@ -52,7 +52,11 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    // The terminal reader blocks in read(2) on stdin and cannot be cancelled: do not wait for
+    // it (or for any other straggler) once the node has left.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 /// SIGTERM and `q` + Enter ask for a dispatch, SIGINT for an immediate stop.

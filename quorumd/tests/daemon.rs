@@ -209,3 +209,66 @@ fn a_missing_or_non_executable_hook_is_refused_at_start_with_exit_2() {
         assert!(!dir.path().join("n.sock").exists(), "no socket left behind");
     }
 }
+
+/// `q` + Enter on a terminal dispatches, as in the original. `script` gives quorumd a
+/// pseudo-terminal whose input we write.
+#[test]
+fn q_and_enter_on_a_terminal_dispatches() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: `script` (util-linux) is not installed");
+        return;
+    }
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = write_hook(dir.path());
+    let sock = dir.path().join("q.sock");
+    let cmd = format!(
+        "{} 127.0.0.1 {} 127.255.255.255 {} -n term --profile fast --socket {} -s {} -m {} --state-dir {}",
+        env!("CARGO_BIN_EXE_quorumd"),
+        free_tcp_port(),
+        free_udp_port(),
+        sock.display(),
+        hook.display(),
+        hook.display(),
+        dir.path().join("state").display()
+    );
+    let child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(dir.path().join("term.log")).expect("log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn script");
+    let mut child = KillOnDrop(child);
+    let out = dir.path().join("hook.out");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("master starting")
+    {
+        assert!(Instant::now() < deadline, "the node never became master");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdin = child.0.stdin.take().expect("stdin");
+    stdin.write_all(b"q\n").expect("type q");
+    stdin.flush().expect("flush");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = child.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "quorumd did not leave after q + Enter:\n{}",
+            std::fs::read_to_string(dir.path().join("term.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let hooks = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        hooks.lines().any(|l| l.starts_with("dispatching master")),
+        "hooks: {hooks}"
+    );
+    drop(stdin);
+}
