@@ -475,14 +475,13 @@ impl Election {
             debug!(from, "beat from an unknown member ignored");
             return;
         };
-        if p.state == MemberState::Dispatched {
+        // A dispatched or certainly crashed incarnation never comes back (a restart is a new
+        // incarnation): a beat from it can only be one that was still in flight.
+        if p.state == MemberState::Dispatched || p.crashed {
+            debug!(from, "late beat from a member that left or crashed ignored");
             return;
         }
         if p.state == MemberState::Lost {
-            if p.crashed && self.cfg.expect == 0 {
-                // It was out of the count: coming back raises the count, so it needs admission.
-                p.admitted = false;
-            }
             p.state = MemberState::Alive;
             p.crashed = false;
             self.outputs.push_back(Output::Member {
