@@ -61,6 +61,35 @@ fn wait_notify(
     pred(seen)
 }
 
+/// Polls until the child exits; panics with `what` (and `context()`) after `within`.
+fn wait_exit(
+    child: &mut Child,
+    within: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what}\n{}", context());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls until `path` contains `text`; panics with `what` after `within`.
+fn wait_contains(path: &Path, text: &str, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while !std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn write_hook(dir: &Path) -> std::path::PathBuf {
     let hook = dir.join("hook.sh");
     let out = dir.join("hook.out");
@@ -137,35 +166,23 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
     );
     // The master hook ran once the node knew it was alone.
     let out = dir.path().join("hook.out");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && !std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .contains("master starting")
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        std::fs::read_to_string(&out)
-            .unwrap_or_default()
-            .contains("master starting")
+    wait_contains(
+        &out,
+        "master starting",
+        Duration::from_secs(10),
+        "no master hook ran",
     );
 
     // SIGTERM = dispatch: STOPPING=1, the slave hook with role dispatching, exit 0.
     unsafe {
         libc::kill(child.0.id() as i32, libc::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "quorumd did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(
+        &mut child.0,
+        Duration::from_secs(15),
+        "quorumd did not exit after SIGTERM",
+        String::new,
+    );
     assert!(status.success(), "exit status {status:?}");
     assert!(
         wait_notify(&sock, &mut seen, Duration::from_secs(2), |s| s
@@ -241,29 +258,22 @@ fn q_and_enter_on_a_terminal_dispatches() {
         .expect("spawn script");
     let mut child = KillOnDrop(child);
     let out = dir.path().join("hook.out");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .contains("master starting")
-    {
-        assert!(Instant::now() < deadline, "the node never became master");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_contains(
+        &out,
+        "master starting",
+        Duration::from_secs(15),
+        "the node never became master",
+    );
     let mut stdin = child.0.stdin.take().expect("stdin");
     stdin.write_all(b"q\n").expect("type q");
     stdin.flush().expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "quorumd did not leave after q + Enter:\n{}",
-            std::fs::read_to_string(dir.path().join("term.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let log = dir.path().join("term.log");
+    let status = wait_exit(
+        &mut child.0,
+        Duration::from_secs(15),
+        "quorumd did not leave after q + Enter:",
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
     assert!(status.success(), "exit status {status:?}");
     let hooks = std::fs::read_to_string(&out).unwrap_or_default();
     assert!(
