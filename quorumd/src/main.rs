@@ -59,10 +59,18 @@ fn main() -> ExitCode {
     code
 }
 
-/// SIGTERM and `q` + Enter ask for a dispatch, SIGINT for an immediate stop.
+/// SIGTERM and `q` + Enter ask for a dispatch, SIGINT for an immediate stop. SIGHUP is
+/// caught so that it is never fatal (its default action would kill a master without a
+/// hand-over and leave its VIP on the box).
 fn spawn_stop_sources(tx: mpsc::Sender<Stop>) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::warn!("SIGHUP received: nothing to reload yet, the node keeps running");
+        }
+    });
     let t = tx.clone();
     tokio::spawn(async move {
         while term.recv().await.is_some() {

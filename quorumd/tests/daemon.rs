@@ -1,5 +1,5 @@
 //! The real `quorumd` binary under a fake service manager: READY, STATUS and WATCHDOG arrive
-//! on `NOTIFY_SOCKET`, and SIGTERM is a dispatch (hook runs, exit 0).
+//! on `NOTIFY_SOCKET`, SIGHUP is not fatal, and SIGTERM is a dispatch (hook runs, exit 0).
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -171,6 +171,25 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
         "master starting",
         Duration::from_secs(10),
         "no master hook ran",
+    );
+
+    // SIGHUP is caught, never fatal: the daemon keeps pinging the watchdog afterwards and
+    // still leaves gracefully on SIGTERM below.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGHUP);
+    }
+    seen.clear();
+    assert!(
+        wait_notify(&sock, &mut seen, Duration::from_secs(10), |s| s
+            .iter()
+            .filter(|l| *l == "WATCHDOG=1")
+            .count()
+            >= 3),
+        "no watchdog pings after SIGHUP: {seen:?}"
+    );
+    assert!(
+        child.0.try_wait().expect("try_wait").is_none(),
+        "SIGHUP ended the daemon"
     );
 
     // SIGTERM = dispatch: STOPPING=1, the slave hook with role dispatching, exit 0.
