@@ -140,6 +140,11 @@ pub struct Beat {
     /// count are counted from then on (before, their vote cannot back anyone).
     #[serde(default)]
     pub voting: bool,
+    /// Digest of the sender's view: every member it counts or has pending, itself included.
+    /// A voter votes only for a candidate whose view equals its own, and a pending member
+    /// is committed once a quorum of the base shows the same view (0: unknown).
+    #[serde(default)]
+    pub view: u64,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
 }
@@ -240,6 +245,7 @@ mod tests {
                 epoch: 4,
                 voted: 4,
                 voting: true,
+                view: 0,
                 following: Some(7),
             }),
             Message::Leave { epoch: 9 },

@@ -38,7 +38,7 @@ impl Election {
             .map(|i| self.sent[i].1)
     }
 
-    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis) -> Beat {
+    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis, view: u64) -> Beat {
         Beat {
             seq,
             echo: to.their_seq,
@@ -51,6 +51,7 @@ impl Election {
             voted: self.last_granted_epoch,
             voting: self.may_vote(now),
             following: self.master,
+            view,
         }
     }
 
@@ -68,9 +69,10 @@ impl Election {
 
     fn send_beats_to(&mut self, now: Millis, to: &[MemberId]) {
         let seq = self.next_seq(now);
+        let view = self.view_digest();
         for &id in to {
             if let Some(p) = self.peers.get(&id) {
-                let beat = self.beat_for(seq, p, now);
+                let beat = self.beat_for(seq, p, now, view);
                 self.outputs.push_back(Output::Send {
                     to: id,
                     msg: Message::Beat(beat),

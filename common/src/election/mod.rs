@@ -32,6 +32,7 @@ mod io;
 mod members;
 mod membership;
 pub mod quorum;
+mod view;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -56,6 +57,8 @@ use tracing::debug;
 const MAX_SENT: usize = 4096;
 /// Most refused incarnations remembered (bounded against floods).
 const MAX_REFUSED: usize = 1024;
+/// Highest epoch accepted from the network (see `handle_beat`).
+const MAX_EPOCH: u64 = u64::MAX / 4;
 
 /// What a node keeps across restarts (the daemon writes it to its state directory).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,6 +72,10 @@ pub struct Memory {
     /// the sitting master), but no other vote at that epoch or below.
     #[serde(default)]
     pub vote: Option<Grant>,
+    /// Members of `members` that were still pending (not yet agreed) in our view: they come
+    /// back pending after a restart.
+    #[serde(default)]
+    pub pending: Vec<MemberId>,
 }
 
 /// A vote this node has given and must honour until `until`.
@@ -128,6 +135,16 @@ pub struct Election {
     outputs: VecDeque<Output>,
     /// Time of the latest call.
     now: Millis,
+    /// Since when a quorum of the base and of the view shows our view digest (view.rs).
+    view_agreed: Option<(u64, Millis)>,
+    /// Why this node may never be master in this run: the cluster it hears refused it
+    /// (another strategy, or its name is used by an older live member).
+    refusal: Option<String>,
+    /// A node that heard nobody announces itself once more at the end of its window and
+    /// stands only after this instant.
+    lone_probe: Option<Millis>,
+    /// Newcomers whose name clashed with a live member (logged once each; bounded).
+    clashing: BTreeSet<MemberId>,
 }
 
 impl Election {
@@ -165,6 +182,10 @@ impl Election {
             announced_master: None,
             outputs: VecDeque::new(),
             now,
+            view_agreed: None,
+            refusal: None,
+            lone_probe: None,
+            clashing: BTreeSet::new(),
         };
         e.max_epoch = remembered.epoch;
         e.last_granted_epoch = remembered.epoch;
@@ -176,8 +197,10 @@ impl Election {
             if e.peers.values().any(|p| p.info.name == info.name) {
                 continue;
             }
-            e.peers
-                .insert(info.id, Peer::new(info, MemberState::Lost, None));
+            let committed = !remembered.pending.contains(&info.id);
+            let mut p = Peer::new(info, MemberState::Lost, None);
+            p.committed = committed;
+            e.peers.insert(p.info.id, p);
         }
         e
     }
@@ -195,7 +218,7 @@ impl Election {
                 Message::Hello(info) if info.id == from => self.handle_hello(now, info),
                 Message::Beat(beat) => self.handle_beat(now, from, beat),
                 Message::Leave { epoch } => self.handle_leave(from, epoch),
-                Message::Forget { id } => self.handle_forget_msg(id),
+                Message::Forget { id } => self.handle_forget_msg(from, id),
                 Message::Hello(_) | Message::Peers { .. } => {}
             },
             Input::Crashed(id) => self.handle_crashed(id),
@@ -235,6 +258,17 @@ impl Election {
                     consider(t + s);
                 }
             }
+        }
+        for p in self.peers.values() {
+            if !p.had_beat && !p.committed && p.last_heard.is_some() {
+                consider(p.first_heard + 2 * self.cfg.heartbeat_ms);
+            }
+        }
+        if let Some((_, t)) = self.view_agreed {
+            consider(t + self.cfg.lease_ms + self.cfg.drift_ms);
+        }
+        if let Some(t) = self.lone_probe {
+            consider(t);
         }
         consider(self.started + self.cfg.startup_ms);
         consider(self.started + self.quiet_ms());
@@ -294,8 +328,12 @@ impl Election {
     /// (counted members, padded by `--expect`, best-ranked counted member): the view the
     /// quorum rule is applied to. For invariant checks.
     pub fn quorum_view(&self) -> (usize, bool, MemberId) {
-        let (counted, padded) = self.counted();
-        (counted, padded, self.top())
+        self.view_summary(self.now)
+    }
+
+    /// Why this node may never be master in this run, if the cluster refused it.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
     }
 
     /// Members worth remembering across a restart (all but dispatched ones).
@@ -304,8 +342,14 @@ impl Election {
             members: self
                 .peers
                 .values()
-                .filter(|p| p.state != MemberState::Dispatched)
+                .filter(|p| p.state != MemberState::Dispatched && !p.superseded)
                 .map(|p| (p.info.clone(), p.state))
+                .collect(),
+            pending: self
+                .peers
+                .values()
+                .filter(|p| !p.committed && p.state != MemberState::Dispatched)
+                .map(|p| p.info.id)
                 .collect(),
             epoch: self
                 .max_epoch
@@ -412,7 +456,7 @@ impl Election {
 
     /// A snapshot for `quorumctl status`.
     pub fn status(&self, now: Millis) -> Status {
-        let (counted, _) = self.counted();
+        let (counted, _, _) = self.view_summary(now);
         let mut rows: Vec<(Rank, control::Member)> = Vec::with_capacity(self.peers.len() + 1);
         rows.push((
             self.me.rank.clone(),
@@ -428,7 +472,7 @@ impl Election {
                 last_heard_ms: None,
             },
         ));
-        for p in self.peers.values() {
+        for p in self.peers.values().filter(|p| !p.superseded) {
             rows.push((
                 p.info.rank.clone(),
                 control::Member {
@@ -441,7 +485,7 @@ impl Election {
                         MemberState::Dispatched => Some(Role::Dispatching),
                         MemberState::Lost => None,
                     },
-                    counted: p.counted(self.cfg.expect),
+                    counted: self.in_view(p, now),
                     witness: p.info.witness,
                     is_self: false,
                     last_heard_ms: p.last_heard.map(|t| now.since(t)),
@@ -477,10 +521,25 @@ impl Election {
         };
         // A dispatched or certainly crashed incarnation never comes back (a restart is a new
         // incarnation): a beat from it can only be one that was still in flight.
-        if p.state == MemberState::Dispatched || p.crashed {
-            debug!(from, "late beat from a member that left or crashed ignored");
+        if p.state == MemberState::Dispatched || p.crashed || p.superseded {
+            debug!(
+                from,
+                "late beat from a member that left, crashed or was replaced ignored"
+            );
             return;
         }
+        // Epochs only grow by one per mastership: a number near the top of the range is
+        // forged or corrupt, and taking it would stop every later election.
+        let implausible = |e: u64| e > MAX_EPOCH;
+        if implausible(beat.epoch)
+            || implausible(beat.voted)
+            || beat.candidacy.is_some_and(implausible)
+            || beat.grant.is_some_and(|g| implausible(g.epoch))
+        {
+            debug!(from, "beat with an implausible epoch ignored");
+            return;
+        }
+        p.had_beat = true;
         if p.state == MemberState::Lost {
             p.state = MemberState::Alive;
             p.crashed = false;
@@ -563,7 +622,8 @@ impl Election {
     /// role; sends beats when due or when something changed.
     fn update(&mut self, now: Millis) {
         self.detect_silence(now);
-        self.admit(now);
+        self.commit_view(now);
+        self.probe_if_alone(now);
         if self.promise.is_some_and(|p| p.until <= now) {
             self.promise = None;
         }
@@ -582,7 +642,7 @@ impl Election {
                     .max(self.last_proposed)
                     .max(self.last_granted_epoch)
                     .max(self.max_voted_seen)
-                    + 1;
+                    .saturating_add(1);
                 self.last_proposed = epoch;
                 // Standing is voting for ourselves: we never vote for anyone at this epoch or
                 // below again, so two candidacies of one epoch can never both win.
@@ -610,9 +670,14 @@ impl Election {
         self.bump = false;
 
         // Our vote for someone else.
+        let digest = self.view_digest();
         let grant = match target {
             Some(t) if t != self.me.id && self.may_vote(now) => self.peers.get(&t).and_then(|p| {
                 let epoch = p.beat.as_ref()?.candidacy?;
+                // Only for a candidate that counts exactly whom we count (view.rs).
+                if p.view() != Some(digest) {
+                    return None;
+                }
                 let g = Grant {
                     candidate: t,
                     epoch,
@@ -687,7 +752,8 @@ impl Election {
     }
 
     fn eligible_now(&self, now: Millis) -> bool {
-        !self.me.witness
+        self.refusal.is_none()
+            && !self.me.witness
             && !self.dispatching
             && self.may_vote(now)
             && now >= self.started + self.cfg.startup_ms
@@ -710,7 +776,7 @@ impl Election {
                 .peers
                 .values()
                 .filter(|p| {
-                    p.admitted
+                    self.in_view(p, now)
                         && p.claims_master(now, s)
                         && p.reachable(now, s, fresh)
                         && p.eligible()
@@ -724,11 +790,12 @@ impl Election {
         // After losing a lease (cut off, or frozen) we stand again only once fresh contacts
         // form a quorum: by then their beats told us the epochs we missed.
         let may_stand = self.inquorate_since.is_none() || self.reachable_quorum(now);
-        if self.eligible_now(now) && may_stand {
+        let probing = self.lone_probe.is_some_and(|t| now < t);
+        if self.eligible_now(now) && may_stand && !probing {
             best = Some((&self.me.rank, self.me.id));
         }
         for p in self.peers.values() {
-            if p.admitted
+            if self.in_view(p, now)
                 && p.eligible()
                 && p.reachable(now, s, fresh)
                 && best.is_none_or(|(r, _)| p.rank() < r)
@@ -742,7 +809,7 @@ impl Election {
         let someone_master = self.is_master || self.peers.values().any(|p| p.claims_master(now, s));
         if !someone_master {
             let better_starting = self.peers.values().any(|p| {
-                p.admitted
+                self.in_view(p, now)
                     && !p.info.witness
                     && p.rank() < best_rank
                     && p.reachable(now, s, fresh)
@@ -763,58 +830,26 @@ impl Election {
             .all(|p| p.state != MemberState::Alive || p.beat_no > self.candidacy_beat_no)
     }
 
-    /// (counted members, whether `--expect` padded the count).
-    ///
-    /// Members remembered from an earlier run but not heard from since also disable the
-    /// exact-half win: we do not know what they did while we were down (which epochs, which
-    /// votes), so only a strict majority decides until they speak or are forgotten.
-    fn counted(&self) -> (usize, bool) {
-        let mut known = 1;
-        let mut unheard = false;
-        for p in self.peers.values().filter(|p| p.counted(self.cfg.expect)) {
-            known += 1;
-            unheard |= p.last_heard.is_none();
-        }
-        (
-            known.max(self.cfg.expect),
-            known < self.cfg.expect || unheard,
-        )
-    }
-
-    /// The id of the best-ranked counted member.
-    fn top(&self) -> MemberId {
-        let mut best = (&self.me.rank, self.me.id);
-        for p in self.peers.values() {
-            if p.counted(self.cfg.expect) && p.rank() < best.0 {
-                best = (p.rank(), p.info.id);
-            }
-        }
-        best.1
-    }
-
-    /// The instant our current candidacy stops holding a quorum of valid votes (≤ now: none).
+    /// The instant our current candidacy stops holding a joint quorum of valid votes (≤ now:
+    /// none). Our own vote never runs out while we are a candidate.
     fn lease_end(&self, now: Millis) -> Millis {
-        let (counted, padded) = self.counted();
-        let top = self.top();
-        // Our own vote never runs out while we are a candidate.
-        let mut votes: Vec<(Millis, bool)> = vec![(Millis::NEVER, top == self.me.id)];
-        let probation = self.probation_ms();
-        for p in self.peers.values() {
-            let settled = p.admitted_at.is_none_or(|t| t + probation <= now);
-            if p.counted(self.cfg.expect) && settled && p.support_until > now {
-                votes.push((p.support_until, top == p.info.id));
-            }
+        let holds_after = |t: Millis| self.joint_quorum(now, true, &|p: &Peer| p.support_until > t);
+        if !holds_after(now) {
+            return now;
         }
-        votes.sort();
+        let mut ends: Vec<Millis> = self
+            .peers
+            .values()
+            .filter(|p| self.in_view(p, now) && p.support_until > now)
+            .map(|p| p.support_until)
+            .collect();
+        ends.sort();
+        ends.dedup();
         // Votes run out in order; the quorum holds until the first expiry that breaks it.
-        let mut i = 0;
-        while i < votes.len() {
-            let remaining = &votes[i..];
-            let top_in = remaining.iter().any(|v| v.1);
-            if !quorum::has_quorum(counted, remaining.len(), top_in, padded) {
-                return if i == 0 { now } else { votes[i - 1].0 };
+        for t in ends {
+            if !holds_after(t) {
+                return t;
             }
-            i += 1;
         }
         Millis::NEVER
     }
@@ -842,6 +877,8 @@ impl Election {
         }
         let role = if self.dispatching {
             Role::Dispatching
+        } else if self.refusal.is_some() {
+            Role::Inquorate
         } else if self.is_master {
             Role::Master
         } else if !self.left_starting
@@ -864,19 +901,9 @@ impl Election {
     }
 
     fn reachable_quorum(&self, now: Millis) -> bool {
-        let (counted, padded) = self.counted();
-        let top = self.top();
-        let mut n = 1;
-        let mut top_in = top == self.me.id;
-        for p in self.peers.values() {
-            if p.counted(self.cfg.expect)
-                && p.reachable(now, self.cfg.silence_ms, self.inquorate_since)
-            {
-                n += 1;
-                top_in |= top == p.info.id;
-            }
-        }
-        quorum::has_quorum(counted, n, top_in, padded)
+        let s = self.cfg.silence_ms;
+        let fresh = self.inquorate_since;
+        self.joint_quorum(now, true, &|p: &Peer| p.reachable(now, s, fresh))
     }
 
     fn set_role(&mut self, role: Role, master: Option<MemberId>) {
@@ -910,7 +937,7 @@ impl Election {
             return 1 + self
                 .peers
                 .values()
-                .filter(|p| p.counted(self.cfg.expect) && p.support_until > now)
+                .filter(|p| self.in_view(p, now) && p.support_until > now)
                 .count();
         }
         let Some(m) = self.master else {

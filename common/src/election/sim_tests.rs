@@ -724,6 +724,26 @@ fn random_run(seed: u64) -> Option<String> {
         ));
     }
     if m.is_none() || witness.is_some_and(|w| m.as_deref() == Some(&format!("n{w}"))) {
+        if std::env::var("SIM_DEBUG").is_ok() {
+            for n in &sim.nodes {
+                eprintln!(
+                    "{} {:?}",
+                    n.name,
+                    n.core.as_ref().map(|c| {
+                        let s = c.status(sim.now);
+                        (
+                            s.role,
+                            s.master,
+                            s.quorum,
+                            s.members
+                                .iter()
+                                .map(|m| (m.name.clone(), m.state, m.counted, m.role))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                );
+            }
+        }
         return Some(format!(
             "{}\nliveness: no single agreed master {bound}ms after the faults stopped (masters {:?})\n{}",
             trail.join("\n"),

@@ -69,6 +69,7 @@ fn beat(seq: u64, echo: u64) -> Beat {
         voted: 0,
         voting: true,
         following: None,
+        view: 0,
     }
 }
 
@@ -94,13 +95,19 @@ fn a_lone_node_stays_starting_through_its_window_then_becomes_master() {
         Memory::default(),
         Millis(0),
     );
-    let outs = run(&mut e, 0, cfg.startup_ms - 1);
+    // The window, then one more look (a hello and three heartbeats) since it heard nobody.
+    let claim = cfg.startup_ms + 3 * cfg.heartbeat_ms;
+    let outs = run(&mut e, 0, claim - 1);
     assert!(
         roles(&outs).is_empty(),
         "no role change (no hook) during the window: {outs:?}"
     );
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Announce(_))),
+        "a lone node says hello once more before it claims: {outs:?}"
+    );
     assert_eq!(e.role(), Role::Starting);
-    let outs = run(&mut e, cfg.startup_ms - 1, cfg.startup_ms + 10);
+    let outs = run(&mut e, claim - 1, claim + 10);
     assert_eq!(roles(&outs), vec![(Role::Starting, Role::Master)]);
     assert_eq!(e.master_epoch(), Some(1));
     assert_eq!(
@@ -247,9 +254,12 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
     }
     drain(&mut v);
     let t = quiet + 10;
+    // Candidates that count whom zoe counts (a vote needs equal views).
+    let view = v.view_digest();
     let candidate = |seq, echo, epoch| {
         let mut b = beat(seq, echo);
         b.candidacy = Some(epoch);
+        b.view = view;
         Input::Message {
             from: 0,
             msg: Message::Beat(b),
@@ -328,6 +338,7 @@ fn a_certain_crash_releases_the_promise_at_once() {
     let t = quiet + 10;
     let mut b = beat(1, 0);
     b.candidacy = Some(1);
+    b.view = v.view_digest();
     v.handle(
         Millis(t),
         Input::Message {
@@ -375,16 +386,16 @@ fn dispatch_steps_down_and_says_goodbye_to_every_peer() {
         Memory::default(),
         Millis(0),
     );
-    run(&mut e, 0, cfg.startup_ms + 10);
+    run(&mut e, 0, cfg.startup_ms + 3 * cfg.heartbeat_ms + 10);
     assert_eq!(e.role(), Role::Master);
     for (id, name) in [(2, "bob"), (3, "carol")] {
         e.handle(
-            Millis(cfg.startup_ms + 11),
+            Millis(cfg.startup_ms + 3 * cfg.heartbeat_ms + 11),
             Input::Hello(info(id, name, 500)),
         );
     }
     drain(&mut e);
-    e.dispatch(Millis(cfg.startup_ms + 20));
+    e.dispatch(Millis(cfg.startup_ms + 3 * cfg.heartbeat_ms + 20));
     let outs = drain(&mut e);
     assert_eq!(roles(&outs), vec![(Role::Master, Role::Dispatching)]);
     let leaves: Vec<MemberId> = outs
