@@ -145,6 +145,10 @@ pub struct Beat {
     /// is committed once a quorum of the base shows the same view (0: unknown).
     #[serde(default)]
     pub view: u64,
+    /// Digest of the sender's base: the agreed part of its view (its whole view while it has
+    /// agreed on nothing yet). A vote needs equal views *and* bases (0: unknown).
+    #[serde(default)]
+    pub base: u64,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
 }
@@ -246,6 +250,7 @@ mod tests {
                 voted: 4,
                 voting: true,
                 view: 0,
+                base: 0,
                 following: Some(7),
             }),
             Message::Leave { epoch: 9 },

@@ -38,7 +38,7 @@ impl Election {
             .map(|i| self.sent[i].1)
     }
 
-    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis, view: u64) -> Beat {
+    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis, digests: (u64, u64)) -> Beat {
         Beat {
             seq,
             echo: to.their_seq,
@@ -51,7 +51,8 @@ impl Election {
             voted: self.last_granted_epoch,
             voting: self.may_vote(now),
             following: self.master,
-            view,
+            view: digests.0,
+            base: digests.1,
         }
     }
 
@@ -69,7 +70,7 @@ impl Election {
 
     fn send_beats_to(&mut self, now: Millis, to: &[MemberId]) {
         let seq = self.next_seq(now);
-        let view = self.view_digest();
+        let view = self.digests();
         for &id in to {
             if let Some(p) = self.peers.get(&id) {
                 let beat = self.beat_for(seq, p, now, view);

@@ -104,4 +104,12 @@ impl Peer {
     pub fn view(&self) -> Option<u64> {
         self.beat.as_ref().map(|b| b.view).filter(|&v| v != 0)
     }
+
+    /// (view, base) digests it showed in its newest beat.
+    pub fn digests(&self) -> Option<(u64, u64)> {
+        self.beat
+            .as_ref()
+            .map(|b| (b.view, b.base))
+            .filter(|&(v, b)| v != 0 && b != 0)
+    }
 }

@@ -72,10 +72,6 @@ pub struct Memory {
     /// the sitting master), but no other vote at that epoch or below.
     #[serde(default)]
     pub vote: Option<Grant>,
-    /// Members of `members` that were still pending (not yet agreed) in our view: they come
-    /// back pending after a restart.
-    #[serde(default)]
-    pub pending: Vec<MemberId>,
 }
 
 /// A vote this node has given and must honour until `until`.
@@ -136,7 +132,7 @@ pub struct Election {
     /// Time of the latest call.
     now: Millis,
     /// Since when a quorum of the base and of the view shows our view digest (view.rs).
-    view_agreed: Option<(u64, Millis)>,
+    view_agreed: Option<((u64, u64), Millis)>,
     /// Why this node may never be master in this run: the cluster it hears refused it
     /// (another strategy, or its name is used by an older live member).
     refusal: Option<String>,
@@ -197,9 +193,9 @@ impl Election {
             if e.peers.values().any(|p| p.info.name == info.name) {
                 continue;
             }
-            let committed = !remembered.pending.contains(&info.id);
-            let mut p = Peer::new(info, MemberState::Lost, None);
-            p.committed = committed;
+            // Back pending: a restarted node has agreed on nothing with the members it
+            // finds (they may have moved on while it was down); they still count.
+            let p = Peer::new(info, MemberState::Lost, None);
             e.peers.insert(p.info.id, p);
         }
         e
@@ -345,12 +341,7 @@ impl Election {
                 .filter(|p| p.state != MemberState::Dispatched && !p.superseded)
                 .map(|p| (p.info.clone(), p.state))
                 .collect(),
-            pending: self
-                .peers
-                .values()
-                .filter(|p| !p.committed && p.state != MemberState::Dispatched)
-                .map(|p| p.info.id)
-                .collect(),
+
             epoch: self
                 .max_epoch
                 .max(self.last_granted_epoch)
@@ -637,12 +628,12 @@ impl Election {
             // before its pause).
             let stale = self.bump && !self.is_master && self.candidacy.is_some();
             if (self.candidacy.is_none() || stale) && self.promise.is_none() {
-                let epoch = self
+                let known = self
                     .max_epoch
                     .max(self.last_proposed)
                     .max(self.last_granted_epoch)
-                    .max(self.max_voted_seen)
-                    .saturating_add(1);
+                    .max(self.max_voted_seen);
+                let epoch = self.fresh_epoch(now, known);
                 self.last_proposed = epoch;
                 // Standing is voting for ourselves: we never vote for anyone at this epoch or
                 // below again, so two candidacies of one epoch can never both win.
@@ -670,12 +661,13 @@ impl Election {
         self.bump = false;
 
         // Our vote for someone else.
-        let digest = self.view_digest();
+        let digests = self.digests();
         let grant = match target {
             Some(t) if t != self.me.id && self.may_vote(now) => self.peers.get(&t).and_then(|p| {
                 let epoch = p.beat.as_ref()?.candidacy?;
-                // Only for a candidate that counts exactly whom we count (view.rs).
-                if p.view() != Some(digest) {
+                // Only for a candidate that counts exactly whom we count, with the same
+                // agreed base (view.rs).
+                if p.digests() != Some(digests) {
                     return None;
                 }
                 let g = Grant {
@@ -961,6 +953,17 @@ impl Election {
             return Some(self.me.name.clone());
         }
         self.peers.get(&id).map(|p| p.info.name.clone())
+    }
+
+    /// A new epoch above `known`, and unique even across a partition (where `known` is all
+    /// a side can go by): a hybrid logical clock, the wall-clock milliseconds times 1024 plus
+    /// ten bits of our incarnation id, or `known + 1` if that is larger. Two sides that never
+    /// heard of each other's masterships would otherwise both pick `known + 1`, and the epoch
+    /// is the fencing token external systems rely on.
+    fn fresh_epoch(&self, now: Millis, known: u64) -> u64 {
+        let wall_ms = self.me.started_ms.saturating_add(now.since(self.started));
+        let clock = wall_ms.saturating_mul(1024) | (self.me.id & 1023);
+        known.saturating_add(1).max(clock.min(MAX_EPOCH / 2))
     }
 
     /// After a start, this long passes before we vote or stand: any promise our previous

@@ -141,7 +141,8 @@ pub struct Sim {
     /// The hosts, by slot.
     pub nodes: Vec<Node>,
     rng: Rng,
-    net: NetConfig,
+    /// Latency, loss and the hello period.
+    pub net: NetConfig,
     queue: BinaryHeap<Reverse<Delivery>>,
     order: u64,
     /// Last delivery time per directed link, for FIFO order.

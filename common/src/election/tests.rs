@@ -70,6 +70,7 @@ fn beat(seq: u64, echo: u64) -> Beat {
         voting: true,
         following: None,
         view: 0,
+        base: 0,
     }
 }
 
@@ -109,7 +110,10 @@ fn a_lone_node_stays_starting_through_its_window_then_becomes_master() {
     assert_eq!(e.role(), Role::Starting);
     let outs = run(&mut e, claim - 1, claim + 10);
     assert_eq!(roles(&outs), vec![(Role::Starting, Role::Master)]);
-    assert_eq!(e.master_epoch(), Some(1));
+    assert!(
+        e.master_epoch().is_some_and(|ep| ep > 0),
+        "a mastership has an epoch"
+    );
     assert_eq!(
         e.master_until(),
         Some(Millis::NEVER),
@@ -254,12 +258,15 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
     }
     drain(&mut v);
     let t = quiet + 10;
-    // Candidates that count whom zoe counts (a vote needs equal views).
-    let view = v.view_digest();
+    // Candidates that count whom zoe counts (a vote needs equal views); by then the hellos
+    // are old enough to count.
+    v.handle(Millis(t - 1), Input::Tick);
+    drain(&mut v);
+    let view = v.digests();
     let candidate = |seq, echo, epoch| {
         let mut b = beat(seq, echo);
         b.candidacy = Some(epoch);
-        b.view = view;
+        (b.view, b.base) = view;
         Input::Message {
             from: 0,
             msg: Message::Beat(b),
@@ -338,7 +345,9 @@ fn a_certain_crash_releases_the_promise_at_once() {
     let t = quiet + 10;
     let mut b = beat(1, 0);
     b.candidacy = Some(1);
-    b.view = v.view_digest();
+    v.handle(Millis(t - 1), Input::Tick);
+    drain(&mut v);
+    (b.view, b.base) = v.digests();
     v.handle(
         Millis(t),
         Input::Message {
