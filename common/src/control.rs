@@ -219,6 +219,10 @@ pub struct Status {
     pub strategy: Strategy,
     /// Whether this node is a witness.
     pub witness: bool,
+    /// Why the cluster refused this node (it never acts as master in this run): another
+    /// rank strategy, or its name is used by an older live member. Absent when not refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// One line of a `follow` stream.

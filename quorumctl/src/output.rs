@@ -32,6 +32,9 @@ pub fn status(s: &Status) -> String {
     for (key, value) in rows {
         let _ = writeln!(out, "{key:<8} {value}");
     }
+    if let Some(why) = &s.refused {
+        let _ = writeln!(out, "refused  {why}");
+    }
     out.push('\n');
     out.push_str(&members(&s.members));
     out
@@ -265,6 +268,7 @@ mod tests {
             cluster: "default".into(),
             strategy: Strategy::Age,
             witness: false,
+            refused: None,
         };
         let text = status(&s);
         assert!(

@@ -55,6 +55,7 @@ fn status(role: Role) -> Status {
         cluster: "test".into(),
         strategy: Strategy::Age,
         witness: false,
+        refused: None,
     }
 }
 

@@ -500,6 +500,7 @@ impl Election {
             cluster: self.cfg.cluster.clone(),
             strategy: self.cfg.strategy,
             witness: self.me.witness,
+            refused: self.refusal.clone(),
         }
     }
 
