@@ -83,6 +83,11 @@ pub enum Response {
     Role {
         /// This node's role.
         role: Role,
+        /// When `role` is master: the lease end on this host's `CLOCK_MONOTONIC`, in ns. A
+        /// client that reads the answer at or after it (the daemon was frozen between
+        /// answering and sending, say) must not take it as master.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_until_ns: Option<u64>,
     },
     /// Answer to [`Request::Members`].
     Members {

@@ -661,3 +661,50 @@ async fn completions_and_man_pages_are_generated() {
     );
     assert!(!Path::new(&page("quorumctl-completions.1")).exists());
 }
+
+/// A daemon frozen between answering "master" and sending the answer: the lease end in the
+/// answer has passed when quorumctl reads it, so `role` must not say master (and `is-master`
+/// must say no). A raw socket replays such an answer.
+#[tokio::test]
+async fn a_master_answer_read_after_its_lease_ended_reads_as_inquorate() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stale.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    let server = tokio::spawn(async move {
+        for _ in 0..3 {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(_request)) = lines.next_line().await {
+                // valid_until_ns 1: long past on this host's monotonic clock.
+                let stale = serde_json::to_string(&Ok::<_, ControlError>(Response::Role {
+                    role: Role::Master,
+                    valid_until_ns: Some(1),
+                }))
+                .expect("encode");
+                let _ = w.write_all(format!("{stale}\n").as_bytes()).await;
+            }
+        }
+    });
+    let ctl = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.env_remove("QUORUMD_SOCKET")
+            .arg("--socket")
+            .arg(&path)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    };
+    let out = run(ctl(&["role"])).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "inquorate\n",
+        "{out:?}"
+    );
+    let out = run(ctl(&["is-master"])).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    server.abort();
+}

@@ -79,6 +79,16 @@ impl Snapshot {
         }
     }
 
+    /// For a master: the lease end on `CLOCK_MONOTONIC` (ns), for clients on this host to
+    /// check when they read the answer.
+    pub fn valid_until_ns(&self, now: Instant) -> Option<u64> {
+        if self.lease_expired(now) || self.status.role != Role::Master {
+            return None;
+        }
+        let left = self.master_until?.saturating_duration_since(now);
+        Some(monotonic_ns().saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)))
+    }
+
     fn lease_expired(&self, now: Instant) -> bool {
         self.status.role == Role::Master && self.master_until.is_none_or(|until| now >= until)
     }
@@ -276,4 +286,17 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         Err(e) => Err(e)
             .with_context(|| format!("checking whether a daemon answers on {}", path.display())),
     }
+}
+
+/// This host's `CLOCK_MONOTONIC` in ns (the clock `Instant` reads too; shared by every process).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
