@@ -79,10 +79,10 @@ impl Election {
                 // A name still alive here is a clash, not a re-entry: nothing changes. (Not
                 // remembered as refused: once the old process is gone, a later hello of the
                 // newcomer is a re-entry.)
-                if self.clashing.len() >= MAX_REFUSED {
-                    self.clashing.pop_first();
+                if self.view.clashing.len() >= MAX_REFUSED {
+                    self.view.clashing.pop_first();
                 }
-                if self.clashing.insert(info.id) {
+                if self.view.clashing.insert(info.id) {
                     self.outputs.push_back(Output::Refused {
                         name: info.name.clone(),
                         addr: format!("{}:{}", info.addr, info.port),
@@ -111,7 +111,7 @@ impl Election {
         let name = info.name.clone();
         let peer = Peer::new(info, MemberState::Alive, Some(now));
         self.peers.insert(peer.info.id, peer);
-        self.view_agreed = None;
+        self.view.agreed = None;
         self.outputs.push_back(Output::Member {
             name,
             change: MemberChange::Joined,
@@ -126,27 +126,27 @@ impl Election {
 
     /// The cluster refuses this node: it never stands or acts as master in this run.
     fn refused_here(&mut self, reason: String) {
-        if self.refusal.is_some() {
+        if self.view.refusal.is_some() {
             return;
         }
         tracing::error!(%reason, "this node is refused by the cluster it hears; it will not act as master");
-        self.refusal = Some(reason);
-        self.candidacy = None;
-        self.is_master = false;
+        self.view.refusal = Some(reason);
+        self.cand.current = None;
+        self.lease.is_master = false;
     }
 
     /// At the end of its window, a node that heard of nobody says hello once more and waits a
     /// few round trips before it makes itself master (a lost broadcast, a link that just came
     /// up).
     pub(super) fn probe_if_alone(&mut self, now: Millis) {
-        if self.lone_probe.is_some()
-            || self.is_master
+        if self.view.lone_probe.is_some()
+            || self.lease.is_master
             || now < self.started + self.cfg.startup_ms
             || !self.peers.is_empty()
         {
             return;
         }
-        self.lone_probe = Some(now + 3 * self.cfg.heartbeat_ms);
+        self.view.lone_probe = Some(now + 3 * self.cfg.heartbeat_ms);
         self.outputs.push_back(Output::Announce(self.me.clone()));
     }
 
@@ -163,7 +163,7 @@ impl Election {
     }
 
     pub(super) fn handle_leave(&mut self, from: MemberId, epoch: u64) {
-        self.max_epoch = self.max_epoch.max(epoch);
+        self.cand.max_epoch = self.cand.max_epoch.max(epoch);
         self.member_gone(from, MemberState::Dispatched, MemberChange::Dispatched);
     }
 
@@ -222,8 +222,8 @@ impl Election {
     }
 
     pub(super) fn release_promise_to(&mut self, id: MemberId) {
-        if self.promise.is_some_and(|p| p.grant.candidate == id) {
-            self.promise = None;
+        if self.votes.promise.is_some_and(|p| p.grant.candidate == id) {
+            self.votes.promise = None;
         }
     }
 

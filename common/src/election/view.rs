@@ -34,6 +34,21 @@ use crate::time::Millis;
 use crate::types::MemberId;
 use tracing::debug;
 
+/// Agreement on the view, refusals and the lone node's extra look.
+#[derive(Debug, Default)]
+pub(super) struct ViewState {
+    /// Since when a quorum of the base and of the view shows our view digest.
+    pub agreed: Option<((u64, u64), Millis)>,
+    /// Why this node may never be master in this run: the cluster it hears refused it
+    /// (another strategy, or its name is used by an older live member).
+    pub refusal: Option<String>,
+    /// A node that heard nobody announces itself once more at the end of its window and
+    /// stands only after this instant.
+    pub lone_probe: Option<Millis>,
+    /// Newcomers whose name clashed with a live member (logged once each; bounded).
+    pub clashing: std::collections::BTreeSet<MemberId>,
+}
+
 /// One count to win in: its size, whether the exact-half win is ruled out, the votes, and
 /// whether the best-ranked member is among them.
 struct Tally {
@@ -217,7 +232,7 @@ impl Election {
     /// digests for a lease and a drift.
     pub(super) fn commit_view(&mut self, now: Millis) {
         if !self.has_pending(now) {
-            self.view_agreed = None;
+            self.view.agreed = None;
             return;
         }
         // Agreement on the view is enough: a newcomer that has agreed on nothing yet shows
@@ -225,18 +240,18 @@ impl Election {
         // commit it.
         let digests = self.digests();
         let s = self.cfg.silence_ms;
-        let fresh = self.inquorate_since;
+        let fresh = self.lease.inquorate_since;
         let agreed = self.joint_quorum(now, true, &|p: &Peer| {
             p.reachable(now, s, fresh) && p.view() == Some(digests.0)
         });
         if !agreed {
-            self.view_agreed = None;
+            self.view.agreed = None;
             return;
         }
-        let since = match self.view_agreed {
+        let since = match self.view.agreed {
             Some((d, t)) if d == digests => t,
             _ => {
-                self.view_agreed = Some((digests, now));
+                self.view.agreed = Some((digests, now));
                 now
             }
         };
@@ -256,7 +271,7 @@ impl Election {
             }
         }
         self.peers.retain(|_, p| !p.superseded);
-        self.view_agreed = None;
+        self.view.agreed = None;
         self.outputs.push_back(super::Output::Remember);
     }
 }
