@@ -25,7 +25,7 @@
 //!    free to vote for someone else. That is the lease.
 //! 5. A voter is released early only by the candidate itself (it renounced: its beat carries
 //!    another or no candidacy, or it left) or by a certain crash of its process.
-//! 6. Who counts is agreed: joint quorums over a base and a view ([`view`]).
+//! 6. Who counts is agreed: joint quorums over a base and a view (`view.rs`).
 //!
 //! # Where each concern lives (each owns its part of the state and its invariant)
 //!
