@@ -499,3 +499,44 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_option_is_declared_once_with_its_variable_and_documented() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/CONFIG.md"))
+            .expect("read docs/CONFIG.md");
+    let cmd = quorumd::config::command();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("option {id} has no environment variable"))
+            .to_string_lossy()
+            .into_owned();
+        assert!(env.starts_with("QUORUMD_"), "{id}: {env}");
+        assert!(docs.contains(&env), "docs/CONFIG.md does not mention {env}");
+    }
+}
+
+#[test]
+fn a_switch_from_the_file_is_overridden_by_a_higher_layer_and_strategies_layer_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        &dir,
+        "use_port_instead_of_life_time = true\nexit_on_minority = true\n",
+    );
+    let p = path.to_str().expect("utf-8");
+    let s = parse_env(&["--config", p], &[("QUORUMD_STRATEGY", "age")]).expect("parses");
+    assert_eq!(s.strategy, Strategy::Age);
+    assert!(s.exit_on_minority);
+    let s = parse_env(&["--config", p, "--strategy", "age"], &[]).expect("parses");
+    assert_eq!(s.strategy, Strategy::Age);
+    let msg = err(
+        &["--strategy", "age", "--use-port-instead-of-life-time"],
+        &[],
+    );
+    assert!(msg.contains("--strategy"), "{msg}");
+}

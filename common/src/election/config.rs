@@ -4,7 +4,7 @@ use crate::types::Strategy;
 
 /// Configuration of one [`super::Election`].
 ///
-/// The timers relate like this (checked by [`Config::validate`]):
+/// The timers relate like this (checked by [`Config::validate`], rules in [`crate::rules`]):
 ///
 /// ```text
 /// heartbeat  <  lease / 3      a master's lease survives two lost beats
@@ -77,30 +77,17 @@ impl Config {
         }
     }
 
-    /// Checks the relations between timers; the message names the offending setting.
+    /// Checks the relations between timers ([`crate::rules::check_timers`]); the message names
+    /// the offending timer.
     pub fn validate(&self) -> Result<(), String> {
-        if self.heartbeat_ms == 0 {
-            return Err("heartbeat must be positive".into());
-        }
-        if self.lease_ms < 3 * self.heartbeat_ms {
-            return Err(format!(
-                "lease ({} ms) must be at least 3 heartbeats ({} ms)",
-                self.lease_ms,
-                3 * self.heartbeat_ms
-            ));
-        }
-        if self.silence_ms < self.lease_ms {
-            return Err(format!(
-                "silence ({} ms) must be at least the lease ({} ms)",
-                self.silence_ms, self.lease_ms
-            ));
-        }
-        if self.startup_ms < 2 * self.heartbeat_ms {
-            return Err(format!(
-                "startup window ({} ms) must be at least 2 heartbeats",
-                self.startup_ms
-            ));
-        }
-        Ok(())
+        crate::rules::check_timers(&crate::rules::TimerValues {
+            heartbeat_ms: self.heartbeat_ms,
+            silence_ms: self.silence_ms,
+            lease_ms: self.lease_ms,
+            startup_ms: self.startup_ms,
+            announce_ms: None,
+            hook_timeout_ms: None,
+        })
+        .map_err(|e| e.to_string())
     }
 }
