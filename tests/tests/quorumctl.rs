@@ -224,20 +224,32 @@ fn follow_sees_the_role_change_caused_by_killing_the_master() {
     alpha.kill(libc::SIGKILL);
     alpha.wait_exit(DEADLINE);
     let mut seen = Vec::new();
-    let event = loop {
+    let mut crashed = false;
+    let mut event = None;
+    // Both a role/master event naming beta and alpha's crash, in either order.
+    while !(crashed && event.is_some()) {
         let Some(line) = lines.next_before(deadline) else {
             panic!(
-                "no role/master event naming beta before the deadline; got {seen:#?}\n{}",
+                "no role/master event naming beta or no crash of alpha before the deadline; \
+                 got {seen:#?}\n{}",
                 c.logs()
             );
         };
         let ev: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("follow line is not JSON ({e}): {line}"));
-        seen.push(line);
+        seen.push(line.clone());
         if (ev["type"] == "role" || ev["type"] == "master") && ev["master"] == "beta" {
-            break ev;
+            event.get_or_insert(ev);
+        } else if ev["type"] == "member" && ev["name"] == "alpha" && ev["change"] != "lost" {
+            // The documented flat shape, exactly.
+            assert_eq!(
+                line.trim(),
+                r#"{"type":"member","name":"alpha","change":"crashed"}"#
+            );
+            crashed = true;
         }
-    };
+    }
+    let event = event.expect("loop ends with an event");
     assert!(event["epoch"].as_u64().is_some_and(|e| e > 1), "{event}");
     // gamma stays a slave: it sees a master change, or a role event still saying slave.
     if event["type"] == "role" {
