@@ -21,7 +21,7 @@ pub struct TimerValues {
 
 /// A timer below its lower bound. Says which timer, the bound and why the bound exists.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the {timer} timer must be at least {bound} ({min_ms}ms), {why}; got {got_ms}ms")]
+#[error("the {timer} timer must be at least {}, {why}; got {got_ms}ms", self.bound_text())]
 pub struct TimerError {
     /// The offending timer: `heartbeat`, `silence`, `lease`, `startup`, `announce` or
     /// `hook_timeout` (the config file keys).
@@ -34,6 +34,27 @@ pub struct TimerError {
     pub got_ms: u64,
     /// Why the bound exists.
     pub why: &'static str,
+}
+
+impl TimerError {
+    /// `3 x heartbeat (450ms)`, or just `5ms` for a fixed bound.
+    fn bound_text(&self) -> String {
+        let ms = format!("{}ms", self.min_ms);
+        if self.bound == ms {
+            ms
+        } else {
+            format!("{} ({ms})", self.bound)
+        }
+    }
+
+    /// The other timer the bound depends on (`heartbeat` or `lease`), if any.
+    pub fn depends_on(&self) -> Option<&'static str> {
+        match self.timer {
+            "lease" | "startup" | "announce" => Some("heartbeat"),
+            "silence" => Some("lease"),
+            _ => None,
+        }
+    }
 }
 
 /// Shortest heartbeat accepted: below this, scheduling noise is as large as the interval.

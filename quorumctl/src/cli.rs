@@ -23,7 +23,8 @@ Exit codes:
   1  negative answer (is-master: not master; wait: timed out)
   2  usage error
   3  quorumd unreachable (not running, wrong --socket, went away)
-  4  quorumd refused the request (permission, unknown member, shutting down...)";
+  4  quorumd refused the request (permission, unknown member, shutting down...), or this
+     user may not open its socket (join the socket's group)";
 
 /// Ask the local quorumd about the cluster, or tell it to change something.
 #[derive(Debug, Parser)]

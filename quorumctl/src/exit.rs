@@ -26,6 +26,11 @@ pub enum Failure {
     },
     /// The daemon refused the request: exit 4.
     Refused(ControlError),
+    /// The socket exists but we may not open it (not in its group): exit 4, naming the group.
+    Denied {
+        /// The socket path.
+        path: PathBuf,
+    },
     /// Writing our own output failed (a closed pipe is handled before this): exit 1.
     Output(io::Error),
     /// The reader of our output went away (`| head`): exit 0 quietly.
@@ -61,6 +66,16 @@ impl Failure {
                 eprintln!("quorumctl: {}: {}", error.kind, error.message);
                 ExitCode::from(4)
             }
+            Failure::Denied { path } => {
+                let group = socket_group(&path);
+                eprintln!(
+                    "quorumctl: permission denied: cannot open {}; it is for root and group \
+                     {group}: join that group (sudo usermod -aG {group} $USER, then log in \
+                     again) or run as root",
+                    path.display()
+                );
+                ExitCode::from(4)
+            }
             Failure::Output(error) => {
                 eprintln!("quorumctl: writing output: {}", plain(&error));
                 ExitCode::from(1)
@@ -87,4 +102,23 @@ fn plain(error: &io::Error) -> String {
         Some(cut) => text[..cut].to_string(),
         None => text,
     }
+}
+
+/// The name of the socket file's group (its number if it has no name, `?` if unreadable).
+fn socket_group(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(gid) = std::fs::metadata(path).map(|m| m.gid()) else {
+        return "?".into();
+    };
+    std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|groups| {
+            groups.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == gid && !name.is_empty()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| gid.to_string())
 }

@@ -660,3 +660,24 @@ async fn completions_and_man_pages_are_generated() {
     );
     assert!(!Path::new(&page("quorumctl-completions.1")).exists());
 }
+
+#[tokio::test]
+async fn a_user_who_cannot_open_the_socket_exits_4_naming_the_group_to_join() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to run quorumctl as uid 65534");
+        return;
+    }
+    let h = Harness::start(status(Role::Slave)).await;
+    std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o660)).expect("chmod");
+    let mut cmd = h.cmd(&["status"]);
+    cmd.uid(65534).gid(65534);
+    let out = run(cmd).await;
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.starts_with("quorumctl: permission denied: "), "{err}");
+    assert!(err.contains("group root"), "names the group: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    h.stop().await;
+}

@@ -1,6 +1,10 @@
 //! `quorumd`: parse settings, set up logging, turn signals and the terminal into stop
 //! requests, run the node.
 //!
+//! Exit status: 0 after a dispatch or a stop request, 1 on a failure while running, 2 when the
+//! node refuses to start (a bad flag, variable, file key or hook, a socket that cannot be
+//! bound), 3 with `--exit-on-minority` when the quorum is lost (docs/CONFIG.md, "Exit status").
+//!
 //! Signals keep the original's meaning: SIGTERM (and `systemctl stop`) or `q` + Enter on a
 //! terminal = dispatch (hand over, run the hook, exit 0); a second SIGTERM during a dispatch =
 //! exit at once; SIGINT = stop at once without a goodbye (peers see the node as lost).
@@ -46,9 +50,13 @@ fn main() -> ExitCode {
         match node::run(settings, stop_rx).await {
             Ok(Exit::Done) => ExitCode::SUCCESS,
             Ok(Exit::Minority) => ExitCode::from(3),
+            // Logged once (the log goes to stderr): not printed again.
+            Err(e) if e.downcast_ref::<node::StartError>().is_some() => {
+                tracing::error!("cannot start: {e:#}");
+                ExitCode::from(2)
+            }
             Err(e) => {
                 tracing::error!("{e:#}");
-                eprintln!("quorumd: {e:#}");
                 ExitCode::from(1)
             }
         }

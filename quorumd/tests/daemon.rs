@@ -301,3 +301,45 @@ fn q_and_enter_on_a_terminal_dispatches() {
     );
     drop(stdin);
 }
+
+/// Every refusal at start exits 2 with one message: a bad flag, a key file (not available
+/// yet), a socket that cannot be bound.
+#[test]
+fn start_up_errors_exit_2_and_are_printed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("cluster.key");
+    std::fs::write(&key, "secret\n").expect("write key");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").expect("write");
+    let cases: [(Vec<std::ffi::OsString>, &str); 3] = [
+        (
+            vec!["--key-file".into(), key.clone().into()],
+            "not available yet",
+        ),
+        (vec!["--heartbeat".into(), "1ms".into()], "at least 5ms"),
+        (
+            // A socket under a regular file cannot be created.
+            vec!["--socket".into(), blocker.join("q.sock").into()],
+            "Not a directory",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
+            .args(["127.0.0.1", &free_tcp_port().to_string(), "127.255.255.255"])
+            .arg(free_udp_port().to_string())
+            .arg("--socket")
+            .arg(dir.path().join("n.sock"))
+            .args(&extra)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run quorumd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(
+            err.matches(needle).count(),
+            1,
+            "{extra:?} printed once: {err}"
+        );
+    }
+}

@@ -95,7 +95,7 @@ pub(super) struct Cli {
     )]
     pub cluster: Option<String>,
 
-    /// Shared key file authenticating cluster traffic (default: none, with a warning).
+    /// Not available yet (refused at start): a shared key file authenticating cluster traffic.
     #[arg(
         long,
         env = "QUORUMD_KEY_FILE",

@@ -74,14 +74,15 @@ pub(super) fn settings(
             m.origin(id)
                 .map_or_else(|| format!("the {profile} profile"), ToString::to_string)
         };
-        ConfigError::Conflict(format!(
-            "{e} (from {}); heartbeat {}ms (from {}), lease {}ms (from {})",
-            from(e.timer),
-            timers.heartbeat_ms,
-            from("heartbeat"),
-            timers.lease_ms,
-            from("lease"),
-        ))
+        let dependency = e.depends_on().map_or_else(String::new, |other| {
+            let ms = if other == "lease" {
+                timers.lease_ms
+            } else {
+                timers.heartbeat_ms
+            };
+            format!(", with {other} {ms}ms (from {})", from(other))
+        });
+        ConfigError::Conflict(format!("{e} (from {}){dependency}", from(e.timer)))
     })?;
 
     let c = m.cli;
