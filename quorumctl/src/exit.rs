@@ -5,6 +5,15 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `eprintln!` that never panics: a closed stderr is ignored (as a closed stdout is).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// A command's non-success outcome.
 #[derive(Debug)]
 pub enum Failure {
@@ -43,12 +52,12 @@ impl Failure {
         match self {
             Failure::Negative(message) => {
                 if let Some(message) = message {
-                    eprintln!("quorumctl: {message}");
+                    say!("quorumctl: {message}");
                 }
                 ExitCode::from(1)
             }
             Failure::Unreachable { path, error } => {
-                eprintln!(
+                say!(
                     "quorumctl: cannot reach quorumd at {}: {} (is quorumd running? set --socket or {SOCKET_ENV})",
                     path.display(),
                     plain(&error)
@@ -56,19 +65,19 @@ impl Failure {
                 ExitCode::from(3)
             }
             Failure::BadReply { path, detail } => {
-                eprintln!(
+                say!(
                     "quorumctl: unreadable reply from quorumd at {}: {detail} (are quorumd and quorumctl the same version?)",
                     path.display()
                 );
                 ExitCode::from(3)
             }
             Failure::Refused(error) => {
-                eprintln!("quorumctl: {}: {}", error.kind, error.message);
+                say!("quorumctl: {}: {}", error.kind, error.message);
                 ExitCode::from(4)
             }
             Failure::Denied { path } => {
                 let group = socket_group(&path);
-                eprintln!(
+                say!(
                     "quorumctl: permission denied: cannot open {}; it is for root and group \
                      {group}: join that group (sudo usermod -aG {group} $USER, then log in \
                      again) or run as root",
@@ -77,7 +86,7 @@ impl Failure {
                 ExitCode::from(4)
             }
             Failure::Output(error) => {
-                eprintln!("quorumctl: writing output: {}", plain(&error));
+                say!("quorumctl: writing output: {}", plain(&error));
                 ExitCode::from(1)
             }
             Failure::BrokenPipe => ExitCode::SUCCESS,

@@ -681,3 +681,43 @@ async fn a_user_who_cannot_open_the_socket_exits_4_naming_the_group_to_join() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     h.stop().await;
 }
+
+/// A stdout whose reader is already gone: every write fails with EPIPE (`| head` that quit).
+fn closed_stdout() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    writer
+}
+
+#[tokio::test]
+async fn every_output_ends_quietly_on_a_closed_pipe() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let cases: &[&[&str]] = &[
+        &["completions", "fish"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["--help"],
+        &["status", "--help"],
+        &["--version"],
+        &["status"],
+        &["--json", "status"],
+        &["role"],
+        &["follow"],
+        &["members"],
+        &["--json", "members"],
+        &["--json", "follow"],
+    ];
+    for args in cases {
+        let mut cmd = h.cmd(args);
+        // Not `output()`: tokio's would replace the closed stdout by a pipe of its own.
+        cmd.stdout(closed_stdout()).stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn quorumctl");
+        let out = timeout(PATIENCE, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} still running"))
+            .expect("quorumctl ran");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+    h.stop().await;
+}

@@ -234,8 +234,8 @@ impl Settings {
             Ok(settings) => settings,
             Err(ConfigError::Cli(e)) => e.exit(),
             Err(e) => {
-                eprintln!("error: {e}");
-                eprintln!("\nFor more information, try 'quorumd --help'.");
+                crate::logging::eprint_line(&format!("error: {e}"));
+                crate::logging::eprint_line("\nFor more information, try 'quorumd --help'.");
                 std::process::exit(2);
             }
         }

@@ -20,13 +20,13 @@ use tokio::sync::mpsc;
 fn main() -> ExitCode {
     let settings = Settings::from_args();
     if let Err(e) = node::check_settings(&settings) {
-        eprintln!("quorumd: {e:#}");
+        quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));
         return ExitCode::from(2);
     }
     let _guard = match quorumd::logging::init(settings.debug, settings.log_file.as_deref()) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("quorumd: {e:#}");
+            quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));
             return ExitCode::from(2);
         }
     };
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("quorumd: cannot start the runtime: {e}");
+            quorumd::logging::eprint_line(&format!("quorumd: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -96,7 +96,9 @@ fn spawn_stop_sources(tx: mpsc::Sender<Stop>) -> std::io::Result<()> {
     if std::io::stdin().is_terminal() {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-            eprintln!("quorumd: type q and Enter to leave the cluster gracefully");
+            quorumd::logging::eprint_line(
+                "quorumd: type q and Enter to leave the cluster gracefully",
+            );
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.trim() == "q" {
                     let _ = tx.send(Stop::Dispatch).await;

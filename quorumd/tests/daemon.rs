@@ -343,3 +343,20 @@ fn start_up_errors_exit_2_and_are_printed_once() {
         );
     }
 }
+
+#[test]
+fn help_and_version_end_quietly_on_a_closed_pipe() {
+    for arg in ["--help", "-h", "--version"] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
+            .arg(arg)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run quorumd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{arg}: {err}");
+        assert!(err.is_empty(), "{arg}: {err}");
+    }
+}
