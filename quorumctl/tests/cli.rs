@@ -683,10 +683,15 @@ async fn a_user_who_cannot_open_the_socket_exits_4_naming_the_group_to_join() {
 }
 
 /// A stdout whose reader is already gone: every write fails with EPIPE (`| head` that quit).
-fn closed_stdout() -> std::io::PipeWriter {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    writer
+fn closed_stdout() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two new descriptors, each then owned exactly once.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fds[0] is the read end, just created, owned here and closed at once.
+    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
+    // SAFETY: fds[1] is the write end, just created and not owned elsewhere.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
 }
 
 #[tokio::test]

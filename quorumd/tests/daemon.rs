@@ -347,8 +347,14 @@ fn start_up_errors_exit_2_and_are_printed_once() {
 #[test]
 fn help_and_version_end_quietly_on_a_closed_pipe() {
     for arg in ["--help", "-h", "--version"] {
-        let (reader, writer) = std::io::pipe().expect("pipe");
-        drop(reader);
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two new descriptors, each then owned exactly once.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the read end, just created, closed at once: the pipe has no reader.
+        drop(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        // SAFETY: the write end, just created and not owned elsewhere.
+        let writer = unsafe { OwnedFd::from_raw_fd(fds[1]) };
         let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
             .arg(arg)
             .stdout(writer)
