@@ -17,6 +17,8 @@ Examples:
   quorumctl wait master --timeout 10s
   quorumctl follow                  role and membership changes as they happen
   sudo quorumctl dispatch           leave the cluster gracefully (hand over, run hook, exit)
+  quorumctl completions zsh > _quorumctl
+  quorumctl manpage --out-dir /usr/local/share/man/man1
 
 Exit codes:
   0  success
@@ -80,17 +82,15 @@ pub enum Command {
         /// The lost member's name
         name: String,
     },
-    /// Print a shell completion script to stdout (for packaging)
-    #[command(hide = true)]
+    /// Print the shell completion script for quorumctl (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
     },
-    /// Write man pages: quorumctl.1 and one per subcommand (for packaging)
-    #[command(hide = true)]
+    /// Write the man pages (quorumd.1, quorumctl.1, one per subcommand) into DIR
     Manpage {
-        /// Directory to write the pages to
-        #[arg(long, value_name = "DIR", default_value = ".")]
+        /// Directory to write the pages to (created if missing)
+        #[arg(long, value_name = "DIR", required = true)]
         out_dir: PathBuf,
     },
 }

@@ -45,6 +45,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Manpage { out_dir } => {
             std::fs::create_dir_all(&out_dir)?;
             clap_mangen::generate_to(Cli::command(), &out_dir)?;
+            clap_mangen::generate_to(quorumd::config::command(), &out_dir)?;
             return Ok(());
         }
         _ => {}

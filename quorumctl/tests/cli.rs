@@ -654,11 +654,42 @@ async fn completions_and_man_pages_are_generated() {
     ] {
         assert!(page(name).exists(), "missing {name}");
     }
+    let quorumd = std::fs::read_to_string(page("quorumd.1")).expect("quorumd.1 is written");
     assert!(
-        !page("quorumctl-manpage.1").exists(),
-        "hidden helper got a man page"
+        quorumd.contains("use\\-port\\-instead\\-of\\-life\\-time"),
+        "{quorumd}"
     );
-    assert!(!Path::new(&page("quorumctl-completions.1")).exists());
+    assert!(
+        quorumd.contains("QUORUMD_NAME"),
+        "the page names the variables"
+    );
+}
+
+#[tokio::test]
+async fn manpage_needs_an_output_directory_and_the_helpers_are_in_help() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("manpage").current_dir(dir.path());
+    let out = run(cmd).await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--out-dir"), "{}", stderr(&out));
+    let written = std::fs::read_dir(dir.path()).expect("read dir").count();
+    assert_eq!(written, 0, "nothing written to the current directory");
+
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--help");
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    for needle in ["  completions ", "  manpage "] {
+        assert!(stdout(&out).contains(needle), "--help lacks {needle:?}");
+    }
+    for shell in ["zsh", "fish"] {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["completions", shell]);
+        let out = run(cmd).await;
+        assert_exit(&out, 0);
+        assert!(stdout(&out).contains("quorumctl"), "{shell}");
+    }
 }
 
 #[tokio::test]
@@ -725,4 +756,48 @@ async fn every_output_ends_quietly_on_a_closed_pipe() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
     }
     h.stop().await;
+}
+
+#[tokio::test]
+async fn make_install_stages_man_pages_of_both_programs_and_three_completions() {
+    if std::process::Command::new("make")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: make is not installed");
+        return;
+    }
+    let built = Path::new(BIN).parent().expect("bin dir");
+    if !built.join("quorumd").exists() {
+        eprintln!("skipping: quorumd is not built next to quorumctl");
+        return;
+    }
+    let stage = tempfile::tempdir().expect("temp dir");
+    let target = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tokio::process::Command::new("make");
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .arg("--no-print-directory")
+        .arg("install-files")
+        .arg(format!("DESTDIR={}", stage.path().display()))
+        .arg("PREFIX=/usr")
+        .arg(format!("BUILT={}", built.display()))
+        .arg(format!("CARGO_TARGET_DIR={}", target.path().display()));
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    for file in [
+        "usr/share/man/man1/quorumd.1",
+        "usr/share/man/man1/quorumctl.1",
+        "usr/share/man/man1/quorumctl-status.1",
+        "usr/share/bash-completion/completions/quorumctl",
+        "usr/share/zsh/site-functions/_quorumctl",
+        "usr/share/fish/vendor_completions.d/quorumctl.fish",
+        "usr/bin/quorumd",
+        "usr/bin/quorumctl",
+    ] {
+        assert!(
+            stage.path().join(file).is_file(),
+            "make install lacks {file}"
+        );
+    }
 }
