@@ -218,13 +218,22 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
 }
 
 #[test]
-fn a_missing_or_non_executable_hook_is_refused_at_start_with_exit_2() {
+fn a_missing_non_executable_or_unrunnable_hook_is_refused_at_start_with_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let not_exec = dir.path().join("hook.sh");
     std::fs::write(&not_exec, "#!/bin/sh\n").expect("write");
+    // Executable, but no #! line: exec(2) would fail with "Exec format error".
+    let no_shebang = dir.path().join("no-shebang.sh");
+    std::fs::write(&no_shebang, "echo hello\n").expect("write");
+    std::fs::set_permissions(
+        &no_shebang,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     for (flag, path) in [
         ("-m", dir.path().join("missing.sh")),
         ("-s", not_exec.clone()),
+        ("--notify", no_shebang.clone()),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
             .args(["127.0.0.1", &free_tcp_port().to_string(), "127.255.255.255"])
