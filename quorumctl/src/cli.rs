@@ -60,7 +60,9 @@ pub enum Command {
     Members,
     /// Rename this node; peers see the new name, its rank does not change (needs privilege)
     Rename {
-        /// The new name: unique in the cluster, no whitespace
+        /// The new name: unique in the cluster, up to 255 printable characters of any script,
+        /// no whitespace
+        #[arg(value_parser = parse_name)]
         new: String,
     },
     /// Leave the cluster gracefully: hand over mastership, run the hook, exit (needs privilege)
@@ -93,6 +95,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR", required = true)]
         out_dir: PathBuf,
     },
+}
+
+/// A name, checked by the rule the daemon applies to every name (`common::types::check_name`).
+fn parse_name(s: &str) -> Result<String, String> {
+    common::types::check_name(s).map(|()| s.to_string())
 }
 
 /// Roles as completable, validated words.

@@ -801,3 +801,12 @@ async fn make_install_stages_man_pages_of_both_programs_and_three_completions() 
         );
     }
 }
+
+#[tokio::test]
+async fn rename_checks_the_name_with_the_daemons_rule() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["rename", &"x".repeat(256)]).await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("256 characters"), "{}", stderr(&out));
+    h.stop().await;
+}

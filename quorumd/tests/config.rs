@@ -540,3 +540,22 @@ fn a_switch_from_the_file_is_overridden_by_a_higher_layer_and_strategies_layer_t
     );
     assert!(msg.contains("--strategy"), "{msg}");
 }
+
+#[test]
+fn names_are_up_to_255_printable_characters_not_bytes() {
+    let wide: String = "数据库🐘".chars().cycle().take(200).collect();
+    assert!(wide.len() > 600);
+    assert_eq!(ok(&["-n", &wide]).name.as_deref(), Some(wide.as_str()));
+    let longest: String = "é".repeat(255);
+    assert_eq!(
+        ok(&["-n", &longest]).name.as_deref(),
+        Some(longest.as_str())
+    );
+    let msg = err(&["-n", &"é".repeat(256)], &[]);
+    assert!(
+        msg.contains("--name") && msg.contains("256 characters"),
+        "{msg}"
+    );
+    let msg = err(&[], &[("QUORUMD_CLUSTER", "a\u{200B}b")]);
+    assert!(msg.contains("QUORUMD_CLUSTER"), "{msg}");
+}
