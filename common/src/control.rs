@@ -277,6 +277,9 @@ pub enum MemberChange {
     },
     /// Removed from the count by an operator.
     Forgotten,
+    /// Removed from the table some time after it was dispatched (quorumd `--reap-dispatched`,
+    /// 24 h by default). It counted no more since it left.
+    Reaped,
 }
 
 /// Encodes one line (JSON plus `\n`).
@@ -394,6 +397,10 @@ mod tests {
             (
                 member("bob", MemberChange::Forgotten),
                 r#"{"type":"member","name":"bob","change":"forgotten"}"#,
+            ),
+            (
+                member("bob", MemberChange::Reaped),
+                r#"{"type":"member","name":"bob","change":"reaped"}"#,
             ),
         ];
         for (event, json) in cases {

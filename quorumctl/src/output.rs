@@ -141,6 +141,7 @@ pub fn event(at: SystemTime, event: &Event) -> String {
             MemberChange::Dispatched => format!("member {name} dispatched"),
             MemberChange::Renamed { from } => format!("member {from} renamed to {name}"),
             MemberChange::Forgotten => format!("member {name} forgotten"),
+            MemberChange::Reaped => format!("member {name} reaped"),
         },
     };
     format!("{} {what}", timestamp(at))

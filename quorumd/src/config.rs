@@ -154,6 +154,8 @@ pub struct Settings {
     pub profile: Profile,
     /// Effective timers (profile values, each overridable).
     pub timers: Timers,
+    /// A dispatched member leaves the table this long after it left (`--reap-dispatched`).
+    pub reap_dispatched_ms: u64,
 }
 
 impl Default for Settings {
@@ -184,6 +186,7 @@ impl Default for Settings {
             state_dir: default_state_dir(),
             profile: Profile::Default,
             timers: Timers::default(),
+            reap_dispatched_ms: common::election::REAP_DISPATCHED_MS,
         }
     }
 }

@@ -336,6 +336,7 @@ pub fn election_config(settings: &Settings) -> Config {
         // Keep the default ratio of margin to lease (clock-rate differences scale with it).
         drift_ms: (t.lease_ms * base.drift_ms).div_ceil(base.lease_ms).max(2),
         startup_ms: t.startup_ms,
+        reap_dispatched_ms: settings.reap_dispatched_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

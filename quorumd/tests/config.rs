@@ -559,3 +559,15 @@ fn names_are_up_to_255_printable_characters_not_bytes() {
     let msg = err(&[], &[("QUORUMD_CLUSTER", "a\u{200B}b")]);
     assert!(msg.contains("QUORUMD_CLUSTER"), "{msg}");
 }
+
+#[test]
+fn reap_dispatched_defaults_to_a_day_and_is_a_timer_everywhere() {
+    assert_eq!(ok(&[]).reap_dispatched_ms, 24 * 3600 * 1000);
+    assert_eq!(ok(&["--reap-dispatched", "90s"]).reap_dispatched_ms, 90_000);
+    let s = parse_env(&[], &[("QUORUMD_REAP_DISPATCHED", "1h")]).expect("parses");
+    assert_eq!(s.reap_dispatched_ms, 3_600_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(&dir, "[timers]\nreap_dispatched = \"2min\"\n");
+    let s = parse(&["--config", path.to_str().expect("utf-8")]).expect("parses");
+    assert_eq!(s.reap_dispatched_ms, 120_000);
+}

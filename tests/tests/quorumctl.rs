@@ -462,3 +462,27 @@ fn malformed_input_does_not_disturb_a_running_daemon() {
     let v: Value = serde_json::from_str(&reply).expect("role reply is JSON");
     assert_eq!(v["Ok"]["role"], "master", "{reply}");
 }
+
+#[test]
+fn a_dispatched_member_is_reaped_from_the_table_after_reap_dispatched() {
+    let c = Cluster::new();
+    let reap = ["--reap-dispatched", "1s"];
+    let a = c.start("alpha", &reap);
+    let b = c.start("beta", &reap);
+    let mut g = c.start("gamma", &reap);
+    c.wait_master(&[&a, &b, &g], "alpha");
+    let out = g.ctl(&["dispatch"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    g.wait_exit(DEADLINE);
+    c.wait_for("alpha lists gamma as dispatched", DEADLINE, || {
+        a.member_state("gamma").as_deref() == Some("dispatched")
+    });
+    c.wait_for("alpha reaps gamma", DEADLINE, || {
+        a.status_json().is_some_and(|s| {
+            s["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["name"] != "gamma"))
+        })
+    });
+    assert_eq!(a.role().as_deref(), Some("master"));
+}

@@ -41,9 +41,16 @@ pub struct Config {
     pub drift_ms: u64,
     /// Discovery window after start: no candidacy, no hook. Default 650; fast 150.
     pub startup_ms: u64,
+    /// A dispatched member is removed from the table this long after it left (like Serf's
+    /// tombstones): it no longer counts anyway, but stays listed until then so operators see
+    /// that it left. Lost members stay until they return or are forgotten. Default 24 h.
+    pub reap_dispatched_ms: u64,
     /// quorumd version string, reported in status.
     pub version: String,
 }
+
+/// [`Config::reap_dispatched_ms`] by default: 24 hours, Serf's tombstone timeout.
+pub const REAP_DISPATCHED_MS: u64 = 24 * 3600 * 1000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -58,6 +65,7 @@ impl Default for Config {
             lease_ms: 600,
             drift_ms: 40,
             startup_ms: 650,
+            reap_dispatched_ms: REAP_DISPATCHED_MS,
             version: String::new(),
         }
     }

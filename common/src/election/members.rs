@@ -35,6 +35,8 @@ pub(crate) struct Peer {
     /// backs a master only after a probation, so that every member that talks to it learns
     /// the larger count first.
     pub admitted_at: Option<Millis>,
+    /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
+    pub left_at: Option<Millis>,
 }
 
 impl Peer {
@@ -52,6 +54,7 @@ impl Peer {
             beat_no: 0,
             admitted: true,
             admitted_at: None,
+            left_at: None,
         }
     }
 

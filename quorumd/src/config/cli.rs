@@ -213,6 +213,11 @@ pub(super) struct Cli {
     #[arg(long, env = "QUORUMD_ANNOUNCE", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub announce: Option<Duration>,
 
+    /// Remove a dispatched member from the members table this long after it left; lost
+    /// members stay until they return or are forgotten (default: 24h, like Serf's tombstones).
+    #[arg(long, env = "QUORUMD_REAP_DISPATCHED", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub reap_dispatched: Option<Duration>,
+
     // ---- Logging and files ----
     /// Debug logging for quorumd (RUST_LOG overrides) (default: off).
     #[arg(short = 'd', long, env = "QUORUMD_DEBUG", action = ArgAction::SetTrue, help_heading = "Logging and files")]
@@ -273,13 +278,14 @@ pub(super) const POSITIONALS: [&str; 4] =
     ["address", "port", "broadcast_address", "broadcast_port"];
 
 /// The timers: their config file keys live in the `[timers]` table.
-const TIMERS: [&str; 6] = [
+const TIMERS: [&str; 7] = [
     "heartbeat",
     "silence",
     "lease",
     "startup",
     "announce",
     "hook_timeout",
+    "reap_dispatched",
 ];
 
 /// Older spellings of file keys, still accepted: (alias, key).

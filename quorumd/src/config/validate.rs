@@ -85,6 +85,7 @@ pub(super) fn settings(
         ConfigError::Conflict(format!("{e} (from {}){dependency}", from(e.timer)))
     })?;
 
+    let reap_dispatched_ms = ms("reap_dispatched", c.reap_dispatched, d.reap_dispatched_ms)?;
     let c = m.cli;
     Ok(Settings {
         address: c.address.unwrap_or(d.address),
@@ -111,6 +112,7 @@ pub(super) fn settings(
         state_dir: c.state_dir.or(d.state_dir),
         profile,
         timers,
+        reap_dispatched_ms,
     })
 }
 
