@@ -30,9 +30,9 @@ Examples:
     quorumd 0.0.0.0 6170 -d -m=i_am_master.py -s=i_am_slave.py -n=Dick
 
   Three nodes on one machine (loopback broadcast):
-    quorumd 127.0.0.1 7001 127.255.255.255 7000 -n a --socket /tmp/a.sock &
-    quorumd 127.0.0.1 7002 127.255.255.255 7000 -n b --socket /tmp/b.sock &
-    quorumd 127.0.0.1 7003 127.255.255.255 7000 -n c --socket /tmp/c.sock &
+    quorumd 127.0.0.1 7001 127.255.255.255 7000 -n a --socket /tmp/a.sock --state-dir /tmp/a &
+    quorumd 127.0.0.1 7002 127.255.255.255 7000 -n b --socket /tmp/b.sock --state-dir /tmp/b &
+    quorumd 127.0.0.1 7003 127.255.255.255 7000 -n c --socket /tmp/c.sock --state-dir /tmp/c &
     quorumctl --socket /tmp/a.sock status
 
   A hook: the script sees QUORUM_ROLE, QUORUM_PREVIOUS_ROLE, QUORUM_MASTER, QUORUM_EPOCH,
