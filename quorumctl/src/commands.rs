@@ -16,7 +16,8 @@ use tokio::time::Instant;
 const DISPATCH_VANISH_WAIT: Duration = Duration::from_secs(2);
 
 /// Writes `text` to stdout and flushes (a closed pipe becomes [`Failure::BrokenPipe`]).
-fn print(text: &str) -> Result<(), Failure> {
+/// Writes `text` to stdout; a closed pipe becomes [`Failure::BrokenPipe`] (exit 0, quiet).
+pub fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -44,10 +45,12 @@ fn unexpected(client: &Client, response: &Response) -> Failure {
 /// Hints on stderr when the daemon speaks another protocol version.
 fn check_version(status: &Status) {
     if status.protocol_version != PROTOCOL_VERSION {
-        eprintln!(
+        crate::exit::say!(
             "quorumctl: hint: quorumd {} speaks control protocol {}, this quorumctl speaks {}; \
              upgrade the older one",
-            status.version, status.protocol_version, PROTOCOL_VERSION
+            status.version,
+            status.protocol_version,
+            PROTOCOL_VERSION
         );
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct Peer {
     pub first_heard: Millis,
     /// We received at least one beat from it (its view is known).
     pub had_beat: bool,
+    /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
+    pub left_at: Option<Millis>,
 }
 
 impl Peer {
@@ -58,6 +60,7 @@ impl Peer {
             superseded: false,
             first_heard: now.unwrap_or(Millis(0)),
             had_beat: false,
+            left_at: None,
         }
     }
 

@@ -162,9 +162,34 @@ impl Election {
         });
     }
 
-    pub(super) fn handle_leave(&mut self, from: MemberId, epoch: u64) {
+    pub(super) fn handle_leave(&mut self, now: Millis, from: MemberId, epoch: u64) {
         self.cand.max_epoch = self.cand.max_epoch.max(epoch);
         self.member_gone(from, MemberState::Dispatched, MemberChange::Dispatched);
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.left_at.get_or_insert(now);
+        }
+    }
+
+    /// Removes dispatched members `reap_dispatched_ms` after they left. They count nowhere,
+    /// so the count does not change.
+    pub(super) fn reap_dispatched(&mut self, now: Millis) {
+        let after = self.cfg.reap_dispatched_ms;
+        let due: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| p.state == MemberState::Dispatched)
+            .filter(|p| p.left_at.is_some_and(|t| t + after <= now))
+            .map(|p| p.info.id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.peers.remove(&id) {
+                debug!(name = %p.info.name, "dispatched member reaped");
+                self.outputs.push_back(Output::Member {
+                    name: p.info.name,
+                    change: MemberChange::Reaped,
+                });
+            }
+        }
     }
 
     pub(super) fn handle_crashed(&mut self, id: MemberId) {

@@ -58,7 +58,7 @@ mod sim_tests;
 #[cfg(test)]
 mod tests;
 
-pub use config::Config;
+pub use config::{Config, REAP_DISPATCHED_MS};
 
 pub use io::{Input, Output};
 
@@ -171,7 +171,7 @@ impl Election {
             Input::Message { from, msg } => match msg {
                 Message::Hello(info) if info.id == from => self.handle_hello(now, info),
                 Message::Beat(beat) => self.handle_beat(now, from, beat),
-                Message::Leave { epoch } => self.handle_leave(from, epoch),
+                Message::Leave { epoch } => self.handle_leave(now, from, epoch),
                 Message::Forget { id } => self.handle_forget_msg(from, id),
                 Message::Hello(_) | Message::Peers { .. } => {}
             },
@@ -473,6 +473,7 @@ impl Election {
     /// role; sends beats when due or when something changed.
     fn update(&mut self, now: Millis) {
         self.detect_silence(now);
+        self.reap_dispatched(now);
         self.commit_view(now);
         self.probe_if_alone(now);
         if self.votes.promise.is_some_and(|p| p.until <= now) {

@@ -474,3 +474,68 @@ fn memory_keeps_epoch_and_members_across_a_restart() {
         "a remembered member counts until heard from or forgotten"
     );
 }
+
+#[test]
+fn a_dispatched_member_is_reaped_after_the_configured_time_a_lost_one_stays() {
+    let cfg = Config {
+        reap_dispatched_ms: 10_000,
+        ..Config::default()
+    };
+    let mut e = Election::new(cfg, info(1, "alice", 100), Memory::default(), Millis(0));
+    e.handle(Millis(1), Input::Hello(info(2, "bob", 200)));
+    e.handle(Millis(1), Input::Hello(info(3, "carol", 300)));
+    e.handle(
+        Millis(5),
+        Input::Message {
+            from: 2,
+            msg: Message::Leave { epoch: 0 },
+        },
+    );
+    drain(&mut e);
+    let names = |e: &Election, at: u64| -> Vec<(String, crate::types::MemberState)> {
+        e.status(Millis(at))
+            .members
+            .into_iter()
+            .map(|m| (m.name, m.state))
+            .collect()
+    };
+    use crate::types::MemberState::{Alive, Dispatched, Lost};
+    // carol goes silent (lost), bob left at 5: both listed until bob's time is up.
+    let outs = run(&mut e, 5, 10_004);
+    assert!(!outs.iter().any(|o| matches!(
+        o,
+        Output::Member {
+            change: MemberChange::Reaped,
+            ..
+        }
+    )));
+    let mut listed = names(&e, 10_004);
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed,
+        vec![
+            ("alice".to_string(), Alive),
+            ("bob".to_string(), Dispatched),
+            ("carol".to_string(), Lost)
+        ]
+    );
+    let outs = run(&mut e, 10_004, 10_006);
+    let reaped: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Member {
+                name,
+                change: MemberChange::Reaped,
+            } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reaped, vec!["bob"]);
+    let mut listed = names(&e, 10_006);
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed,
+        vec![("alice".to_string(), Alive), ("carol".to_string(), Lost)],
+        "bob is gone from the table; carol, lost, stays until forgotten"
+    );
+}
