@@ -606,3 +606,12 @@ fn no_file_cites_a_document_outside_the_repository() {
         "cite docs/ALGORITHM.md instead: {offenders:?}"
     );
 }
+
+#[test]
+fn paths_given_on_the_command_line_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = std::ffi::OsStr::from_bytes(b"/tmp/st\xffate");
+    let argv: Vec<std::ffi::OsString> = vec!["quorumd".into(), "--state-dir".into(), raw.into()];
+    let s = Settings::parse_from(argv, &|_| None).expect("parses");
+    assert_eq!(s.state_dir.as_deref(), Some(Path::new(raw)));
+}
