@@ -56,7 +56,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// The status as it is true *now*: if `status.role` is Master but `master_until` has passed
     /// (the process was frozen, or the driver has not ticked yet), report role Inquorate and
-    /// master None. A node must never answer "master" after its lease ran out (DESIGN §4.1).
+    /// master None. A node must never answer "master" after its lease ran out
+    /// (docs/ALGORITHM.md, rule 1).
     /// A Master status without any `master_until` counts as expired (fail safe).
     pub fn effective(&self, now: Instant) -> Status {
         let mut status = self.status.clone();

@@ -1,4 +1,4 @@
-//! Role-change hooks: the master, slave and notify scripts (DESIGN.md rule 12).
+//! Role-change hooks: the master, slave and notify scripts (docs/ALGORITHM.md, rule 12).
 //!
 //! The driver [`HookRunner::submit`]s a [`HookEvent`] for every role or master change; a
 //! single worker task runs the hooks one at a time, in submission order, so the election

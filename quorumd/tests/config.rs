@@ -571,3 +571,47 @@ fn reap_dispatched_defaults_to_a_day_and_is_a_timer_everywhere() {
     let s = parse(&["--config", path.to_str().expect("utf-8")]).expect("parses");
     assert_eq!(s.reap_dispatched_ms, 120_000);
 }
+
+/// The repository stands alone: no file cites a design document that is not in it.
+#[test]
+fn no_file_cites_a_document_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack = vec![root.clone()];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // Built by concatenation so that this test does not cite it either.
+            let cited = [".md", " §", " rule"].map(|tail| ["DESIGN", tail].concat());
+            if cited.iter().any(|c| text.contains(c.as_str())) {
+                offenders.push(
+                    path.strip_prefix(&root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "cite docs/ALGORITHM.md instead: {offenders:?}"
+    );
+}
+
+#[test]
+fn paths_given_on_the_command_line_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = std::ffi::OsStr::from_bytes(b"/tmp/st\xffate");
+    let argv: Vec<std::ffi::OsString> = vec!["quorumd".into(), "--state-dir".into(), raw.into()];
+    let s = Settings::parse_from(argv, &|_| None).expect("parses");
+    assert_eq!(s.state_dir.as_deref(), Some(Path::new(raw)));
+}

@@ -8,8 +8,8 @@
 //! forget. Time jumps straight to the next delivery or deadline, so an hour of protocol runs
 //! in milliseconds.
 //!
-//! After every event, [`Sim::check`] verifies the rules of DESIGN.md §4 as named invariants;
-//! the first violation is kept with the trail of recent events for the failure message.
+//! After every event, [`Sim::check`] verifies the rules of docs/ALGORITHM.md ("The contract")
+//! as named invariants; the first violation is kept with the trail of recent events for the failure message.
 
 use super::{Config, Election, Input, Memory, Output, quorum};
 use crate::time::Millis;

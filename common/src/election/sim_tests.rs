@@ -1,4 +1,5 @@
-//! The original's scenarios (DESIGN.md §9) and randomized fault schedules on the simulator.
+//! The original's scenarios (docs/ALGORITHM.md, "The original's scenarios") and randomized
+//! fault schedules on the simulator.
 //!
 //! Names: alice (oldest), dieter, bob, peter (youngest), started in that order.
 //! Every test runs the invariant checker after every event; `assert_ok` prints the trail.

@@ -165,16 +165,17 @@ pub(super) fn merge(
     let mut layered: Vec<OsString> = vec!["quorumd".into()];
     let mut origins = HashMap::new();
     for o in &opts {
-        let (raw, origin): (Vec<String>, Origin) = if given(&o.id) {
+        // Text as given: command-line values stay OsStrings (a path need not be UTF-8).
+        let (raw, origin): (Vec<OsString>, Origin) = if given(&o.id) {
             let origin = Origin::Flag(o.shown.clone());
             let raw = if o.switch {
-                vec![matches.get_flag(&o.id).to_string()]
+                vec![matches.get_flag(&o.id).to_string().into()]
             } else {
                 matches
                     .get_raw(&o.id)
                     .into_iter()
                     .flatten()
-                    .map(|v| v.to_string_lossy().into_owned())
+                    .map(OsString::from)
                     .collect()
             };
             (raw, origin)
@@ -185,20 +186,25 @@ pub(super) fn merge(
                     .split(',')
                     .map(str::trim)
                     .filter(|p| !p.is_empty())
-                    .map(String::from)
+                    .map(OsString::from)
                     .collect(),
-                false => vec![v.trim().to_string()],
+                false => vec![v.trim().into()],
             };
             (raw, origin)
         } else if let Some(v) = o.key.as_deref().and_then(|k| file.get(k)) {
             let key = o.key.clone().unwrap_or_default();
-            (v.to_vec(), Origin::File(key, file_name.clone()))
+            let raw = v.iter().map(OsString::from).collect();
+            (raw, Origin::File(key, file_name.clone()))
         } else {
             continue;
         };
         let fragment = argv_fragment(&values, o, &raw).map_err(|reason| ConfigError::Invalid {
             origin: origin.to_string(),
-            value: raw.join(","),
+            value: raw
+                .iter()
+                .map(|v| v.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(","),
             reason,
         })?;
         layered.extend(fragment);
@@ -214,10 +220,10 @@ pub(super) fn merge(
 
 /// `--long=value` for each value, checked by the option's own parser; a switch's value is
 /// true or false (also 1/0, yes/no, on/off).
-fn argv_fragment(values: &Command, o: &Opt, raw: &[String]) -> Result<Vec<OsString>, String> {
+fn argv_fragment(values: &Command, o: &Opt, raw: &[OsString]) -> Result<Vec<OsString>, String> {
     if o.switch {
         return match raw {
-            [one] => Ok(if parse_bool(one)? {
+            [one] => Ok(if parse_bool(&one.to_string_lossy())? {
                 vec![format!("--{}", o.long).into()]
             } else {
                 Vec::new()
@@ -230,7 +236,11 @@ fn argv_fragment(values: &Command, o: &Opt, raw: &[String]) -> Result<Vec<OsStri
     }
     let fragment: Vec<OsString> = raw
         .iter()
-        .map(|v| format!("--{}={v}", o.long).into())
+        .map(|v| {
+            let mut arg = OsString::from(format!("--{}=", o.long));
+            arg.push(v);
+            arg
+        })
         .collect();
     let argv = std::iter::once(OsString::from("quorumd")).chain(fragment.iter().cloned());
     match values.clone().try_get_matches_from(argv) {
