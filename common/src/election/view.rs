@@ -101,10 +101,17 @@ impl Election {
     /// In the base tally: committed and still counted (a superseded entry too).
     fn in_base(&self, p: &Peer, now: Millis) -> bool {
         if self.fresh() {
-            self.in_view(p, now)
+            self.in_view(p, now) || self.ghost(p)
         } else {
             p.committed && p.counted(self.cfg.expect)
         }
+    }
+
+    /// A superseded entry: it counts (never votes) in both tallies until the newcomer that
+    /// replaces it is committed, so a take-over never shrinks a count. It is not shown in the
+    /// digests: the newcomer never knew it.
+    fn ghost(&self, p: &Peer) -> bool {
+        p.superseded && p.counted(self.cfg.expect)
     }
 
     /// Agreed on nothing yet: the base is the whole view.
@@ -175,6 +182,13 @@ impl Election {
         let mut pending_agree = true;
         for p in self.peers.values() {
             let v = votes_for(p);
+            if self.ghost(p) {
+                view.counted += 1;
+                if p.rank() < view_top {
+                    view_top = p.rank();
+                    view.top_in = false;
+                }
+            }
             if self.in_view(p, now) {
                 view.counted += 1;
                 view.votes += usize::from(v);
