@@ -4,8 +4,10 @@
 //! loss and FIFO order (like TCP). Faults: symmetric partitions, one-way link loss, silent
 //! crash (host gone), certain crash (process killed on a live host: peers that can still talk
 //! to it get [`Input::Crashed`]), freeze and thaw (SIGSTOP: inputs wait in the socket buffers),
-//! restart under the same name (with the membership memory the daemon persists), dispatch and
-//! forget. Time jumps straight to the next delivery or deadline, so an hour of protocol runs
+//! restart under the same name (with the membership memory the daemon persists, or without it
+//! for a node that has no state directory), dispatch, forget and rename. A node may run another
+//! rank strategy than the cluster (it must be refused), and two hosts may share a name (a
+//! cloned VM: the second one must be refused). Time jumps straight to the next delivery or deadline, so an hour of protocol runs
 //! in milliseconds.
 //!
 //! After every event, [`Sim::check`] verifies the rules of DESIGN.md §4 as named invariants;
@@ -76,6 +78,9 @@ pub struct NodeOpts {
     pub witness: bool,
     /// Port (rank key with the port strategy).
     pub port: Option<u16>,
+    /// A rank strategy other than the cluster's (`--use-port-instead-of-life-time` on one
+    /// node of an age-ranked cluster): such a node must be refused.
+    pub strategy: Option<Strategy>,
 }
 
 /// One simulated host with its (possibly absent) quorumd process.
@@ -100,6 +105,12 @@ pub struct Node {
     ghost: Option<((Grant, Millis), MemberId)>,
     /// The core's next deadline, cached after every call (NEVER when down or frozen).
     deadline: Millis,
+    /// Highest epoch this host's processes reported since it last started without memory:
+    /// a restart with memory must not go below it.
+    host_epoch: u64,
+    /// The role `quorumctl role` would have answered at the instant of the last thaw, before
+    /// the core handled anything (a request that queued while the process was frozen).
+    pub thaw_answer: Option<Role>,
 }
 
 #[derive(Clone, Debug)]
@@ -155,14 +166,20 @@ pub struct Sim {
     /// Highest epoch of any mastership so far, and who held it.
     last_mastership: Option<(u64, String)>,
     masters_now: BTreeMap<usize, u64>,
+    /// Every mastership so far, by epoch: (holder's name, incarnation, start). An epoch
+    /// number is a fencing token: two masterships must never share one.
+    masterships: BTreeMap<u64, (String, MemberId, Millis)>,
     /// Nodes whose role was master at their last event (the only possible masters now).
     maybe_masters: BTreeSet<usize>,
-    max_epoch_seen: BTreeMap<MemberId, u64>,
     /// The first violation found, if any.
     pub violation: Option<Violation>,
     trail: VecDeque<String>,
     /// Sabotage switch for checker tests.
     pub sabotage: Sabotage,
+    /// Also check rule 1 for answers: a thawed process must not answer `master` on a lease
+    /// that ran out while it was frozen (`stale_answer`). Off by default (the older tests
+    /// predate the rule); the change schedules and the issue-9 tests turn it on.
+    pub check_answers: bool,
 }
 
 // Deliveries are ordered by time, then by the order they were queued (FIFO per link).
@@ -203,10 +220,11 @@ impl Sim {
             last_mastership: None,
             masters_now: BTreeMap::new(),
             maybe_masters: BTreeSet::new(),
-            max_epoch_seen: BTreeMap::new(),
+            masterships: BTreeMap::new(),
             violation: None,
             trail: VecDeque::new(),
             sabotage: Sabotage::None,
+            check_answers: false,
         }
     }
 
@@ -237,6 +255,8 @@ impl Sim {
             master_log: Vec::new(),
             ghost: None,
             deadline: Millis::NEVER,
+            host_epoch: 0,
+            thaw_answer: None,
         });
         self.nodes.len() - 1
     }
@@ -249,13 +269,25 @@ impl Sim {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
+    /// Starts (or restarts) the process on `slot` with a new incarnation, without the memory
+    /// of earlier runs (no state directory, or a wiped one).
+    pub fn start_fresh(&mut self, slot: usize) {
+        let node = &mut self.nodes[slot];
+        node.memory = Memory::default();
+        node.host_epoch = 0;
+        let name = node.name.clone();
+        self.note(format!("{name} loses its memory"));
+        self.start(slot);
+    }
+
     /// Starts (or restarts) the process on `slot` with a new incarnation, keeping its memory.
     pub fn start(&mut self, slot: usize) {
         self.next_id += 1;
         let id = self.next_id;
         let node = &mut self.nodes[slot];
         let port = node.opts.port.unwrap_or(9000 + slot as u16);
-        let key = match self.strategy {
+        let strategy = node.opts.strategy.unwrap_or(self.strategy);
+        let key = match strategy {
             Strategy::Age => 1_700_000_000_000 + self.now.0,
             Strategy::Port => u64::from(port),
         };
@@ -271,11 +303,11 @@ impl Sim {
             },
             started_ms: 1_700_000_000_000 + self.now.0,
             witness: node.opts.witness,
-            strategy: self.strategy,
+            strategy,
         };
         let mut cfg = node.cfg.clone();
         cfg.witness = node.opts.witness;
-        cfg.strategy = self.strategy;
+        cfg.strategy = strategy;
         node.core = Some(Election::new(
             cfg,
             info.clone(),
@@ -645,6 +677,21 @@ impl Sim {
         self.nodes[slot].frozen = false;
         let held = std::mem::take(&mut self.nodes[slot].held);
         let now = self.now;
+        // A `quorumctl role` that queued while the process was frozen is answered now: it
+        // must see the lease on the clock of this instant.
+        let answer = self.nodes[slot].core.as_ref().map(|c| c.status(now).role);
+        self.nodes[slot].thaw_answer = answer;
+        let lease_ok = self.nodes[slot]
+            .core
+            .as_ref()
+            .and_then(|c| c.master_until())
+            .is_some_and(|u| u > now);
+        if self.check_answers && answer == Some(Role::Master) && !lease_ok {
+            self.fail(
+                "stale_answer",
+                format!("{name} answered master on thaw, its lease ran out while frozen"),
+            );
+        }
         // The daemon ticks first: a thawed master finds its lease expired before anything else.
         if let Some(c) = self.nodes[slot].core.as_mut() {
             c.handle(now, Input::Tick);
@@ -911,7 +958,8 @@ impl Sim {
         }
     }
 
-    /// Epochs never decrease on a node; every new mastership has a larger epoch than any
+    /// Epochs never decrease on a host (across restarts with memory); no two masterships
+    /// ever share an epoch number, and every new mastership has a larger epoch than any
     /// mastership before it.
     fn check_epochs(&mut self, s: usize) {
         let n = &self.nodes[s];
@@ -921,16 +969,30 @@ impl Sim {
         };
         let mut fails = Vec::new();
         let e = c.epoch();
-        let prev = self.max_epoch_seen.insert(c.id(), e).unwrap_or(0);
+        let prev = n.host_epoch;
         if e < prev {
             fails.push(format!("{}'s epoch went back from {prev} to {e}", n.name));
         }
+        self.nodes[s].host_epoch = prev.max(e);
+        let n = &self.nodes[s];
+        let Some(c) = n.core.as_ref() else {
+            return;
+        };
         // A frozen master that still holds its lease keeps its mastership: it is the same one
         // when it thaws, not a new one.
         let holds = c.role() == Role::Master && c.master_until().is_some_and(|u| u > self.now);
         match (holds, c.master_epoch()) {
             (true, Some(me)) if self.masters_now.get(&s) != Some(&me) => {
                 let name = n.name.clone();
+                let id = c.id();
+                if let Some((who, wid, since)) = self.masterships.get(&me) {
+                    let same = if *wid == id { " (same process)" } else { "" };
+                    fails.push(format!(
+                        "epoch reuse: {name} became master with epoch {me}, already used by \
+                         {who}'s mastership from {}{same}",
+                        since.0
+                    ));
+                }
                 if let Some((last, who)) = &self.last_mastership {
                     if me <= *last {
                         fails.push(format!(
@@ -938,7 +1000,13 @@ impl Sim {
                         ));
                     }
                 }
+                self.masterships
+                    .entry(me)
+                    .or_insert((name.clone(), id, self.now));
                 self.last_mastership = Some((me, name));
+                // Any other mastership has ended (rule 1): if one of those nodes is master
+                // again later, that is a new mastership.
+                self.masters_now.clear();
                 self.masters_now.insert(s, me);
             }
             (true, Some(_)) => {}
@@ -949,6 +1017,14 @@ impl Sim {
         for f in fails {
             self.fail("epochs", f);
         }
+    }
+
+    /// Every mastership so far: (epoch, holder, start time), in epoch order.
+    pub fn masterships(&self) -> Vec<(u64, String, Millis)> {
+        self.masterships
+            .iter()
+            .map(|(e, (who, _, at))| (*e, who.clone(), *at))
+            .collect()
     }
 
     /// Panics with the violation and the trail if any rule was broken.

@@ -22,6 +22,7 @@ fn cluster_with(names: &[&str], strategy: Strategy, cfg: Config, witnesses: &[&s
         let opts = NodeOpts {
             witness: witnesses.contains(n),
             port: Some(8000 + i as u16),
+            ..Default::default()
         };
         sim.add(n, cfg.clone(), opts);
     }
@@ -201,6 +202,7 @@ fn scenario_07_bob_dispatches_and_rejoins_on_another_port() {
         NodeOpts {
             witness: false,
             port: Some(9999),
+            ..Default::default()
         },
     );
     sim.start(again);
@@ -608,6 +610,7 @@ fn random_run(seed: u64) -> Option<String> {
         let opts = NodeOpts {
             witness: Some(i) == witness,
             port: Some(7000 + rng.range(0, 500) as u16),
+            ..Default::default()
         };
         sim.add(&format!("n{i}"), c.clone(), opts);
     }
