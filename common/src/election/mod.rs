@@ -36,6 +36,8 @@ pub mod quorum;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 #[cfg(test)]
+mod sim_change_tests;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod tests;

@@ -327,6 +327,16 @@ impl Sim {
         self.nodes[slot].core.as_ref().map(|c| c.id())
     }
 
+    /// What the host on `slot` remembers for its next start.
+    pub fn memory(&self, slot: usize) -> &Memory {
+        &self.nodes[slot].memory
+    }
+
+    /// The network behaviour.
+    pub fn net(&self) -> &NetConfig {
+        &self.net
+    }
+
     /// Whether messages flow from `a` to `b`.
     pub fn link_up(&self, a: usize, b: usize) -> bool {
         !self.blocked.contains(&(a, b))
@@ -1004,9 +1014,16 @@ impl Sim {
                     .entry(me)
                     .or_insert((name.clone(), id, self.now));
                 self.last_mastership = Some((me, name));
-                // Any other mastership has ended (rule 1): if one of those nodes is master
-                // again later, that is a new mastership.
-                self.masters_now.clear();
+                // Masterships whose lease ran out meanwhile have ended, even if their node
+                // had no event since: if it is master again later, that is a new mastership.
+                // (A frozen master keeps its mastership while its lease runs.)
+                let now = self.now;
+                let nodes = &self.nodes;
+                self.masters_now.retain(|&k, _| {
+                    nodes[k].core.as_ref().is_some_and(|c| {
+                        c.role() == Role::Master && c.master_until().is_some_and(|u| u > now)
+                    })
+                });
                 self.masters_now.insert(s, me);
             }
             (true, Some(_)) => {}

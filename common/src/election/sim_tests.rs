@@ -574,7 +574,7 @@ fn checker_catches_a_transport_that_confuses_silence_with_crashes() {
 // ----- randomized fault schedules ----------------------------------------------------------
 
 /// One random schedule; returns the failure text, if any.
-fn random_run(seed: u64) -> Option<String> {
+pub(super) fn random_run(seed: u64) -> Option<String> {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let n = rng.range(2, 7) as usize;
     let strategy = if rng.chance(0.3) {
