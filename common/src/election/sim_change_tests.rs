@@ -102,7 +102,14 @@ fn witness_join_then_cut(delay: u64) {
     sim.isolate(0);
     run_checked(&mut sim, 4_000, &schedule);
     let m = expect_master(&mut sim, 1_000, &schedule);
-    assert_eq!(m, "bob", "{}\n{}", schedule[0], sim.trail());
+    assert_eq!(
+        m,
+        "bob",
+        "{}: bob and w are 2 of 3 and must elect bob; alice is cut off (masters now {:?})\n{}",
+        schedule[0],
+        sim.master_names(),
+        sim.trail()
+    );
     sim.heal();
     expect_master(&mut sim, 5_000, &schedule);
     run_checked(&mut sim, 2_000, &schedule);
@@ -122,24 +129,35 @@ fn case1_witness_joins_then_master_cut_off_at_any_instant() {
 
 // ----- issue 9, case 2: four nodes, a split right after the youngest joined ---------------
 
-/// alice, dieter, bob, peter (age order); {alice, bob} | {dieter, peter} `delay` ms after
-/// peter reported its role. Never two masters; one master after the heal.
-fn four_nodes_split_after_join(delay: u64) {
-    let mut sim = hosts(2, &["alice", "dieter", "bob", "peter"], &[]);
+/// alice, dieter, bob, peter (age order, `gap` ms apart, peter `late` ms after bob);
+/// {alice, bob} | {dieter, peter} `delay` ms after peter reported its role. Never two
+/// masters; during the split only alice's side may win (it holds the best-ranked member);
+/// one master after the heal.
+fn four_nodes_split_after_join(seed: u64, gap: u64, late: u64, delay: u64) {
+    let mut sim = hosts(seed, &["alice", "dieter", "bob", "peter"], &[]);
     let schedule = vec![format!(
-        "case 2: {{alice, bob}} | {{dieter, peter}} {delay}ms after peter reported its role"
+        "case 2 (seed {seed}): started {gap}ms apart, peter {late}ms after bob; \
+         {{alice, bob}} | {{dieter, peter}} {delay}ms after peter reported its role"
     )];
     for s in 0..3 {
         sim.start(s);
-        sim.run_for(50);
+        run_checked(&mut sim, gap, &schedule);
     }
-    expect_master(&mut sim, 3_000, &schedule);
-    run_checked(&mut sim, 1_000, &schedule);
+    run_checked(&mut sim, late, &schedule);
     sim.start(3);
     until_role_reported(&mut sim, 3);
     run_checked(&mut sim, delay, &schedule);
     sim.partition(&[vec![0, 2], vec![1, 3]]);
     run_checked(&mut sim, 4_000, &schedule);
+    for s in [1, 3] {
+        assert!(
+            !sim.is_master(s),
+            "{}: {} is master on the side without alice\n{}",
+            schedule[0],
+            sim.nodes[s].name,
+            sim.trail()
+        );
+    }
     sim.heal();
     let m = expect_master(&mut sim, 5_000, &schedule);
     assert_eq!(m, "alice", "{}\n{}", schedule[0], sim.trail());
@@ -148,13 +166,24 @@ fn four_nodes_split_after_join(delay: u64) {
 
 #[test]
 fn case2_four_nodes_split_250ms_after_the_youngest_joined() {
-    four_nodes_split_after_join(250);
+    four_nodes_split_after_join(1, 300, 0, 250);
 }
 
 #[test]
 fn case2_four_nodes_split_at_any_instant_of_the_join() {
-    for delay in (0..=1_000).step_by(10) {
-        four_nodes_split_after_join(delay);
+    for seed in 0..3 {
+        for (gap, late) in [
+            (0, 0),
+            (2, 5),
+            (50, 100),
+            (50, 700),
+            (300, 1_000),
+            (50, 2_000),
+        ] {
+            for delay in (0..=800).step_by(20) {
+                four_nodes_split_after_join(seed, gap, late, delay);
+            }
+        }
     }
 }
 
