@@ -202,6 +202,26 @@ impl Ord for Delivery {
 
 const TRAIL: usize = 60;
 
+/// Rewrites every `Millis(t)` in `text` as an offset from `now` (`NEVER` stays).
+fn relative_times(text: &str, now: u64) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("Millis(") {
+        out.push_str(&rest[..i + 7]);
+        rest = &rest[i + 7..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        match rest[..end].parse::<u64>() {
+            Ok(u64::MAX) | Err(_) => out.push_str(&rest[..end]),
+            Ok(t) => out.push_str(&format!("{}", i128::from(t) - i128::from(now))),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Sim {
     /// An empty cluster with the given seed, network behaviour and rank strategy.
     pub fn new(seed: u64, net: NetConfig, strategy: Strategy) -> Self {
@@ -833,6 +853,68 @@ impl Sim {
             self.run_for(10);
         }
         self.agreed_master()
+    }
+
+    /// Whether `slot` may start now with its memory inside the guarantees: always if it
+    /// remembers members, else as [`Sim::fresh_start_safe`].
+    pub fn start_safe(&self, slot: usize) -> bool {
+        !self.nodes[slot].memory.members.is_empty() || self.fresh_start_safe(slot)
+    }
+
+    /// Whether `slot` may start now knowing nobody (no memory, or one that knows no member)
+    /// inside the guarantees. A node that starts knowing nobody and hears nobody is master of
+    /// itself, and one that hears nobody who knows the latest epoch cannot know it: that is
+    /// the documented limit (a state directory or `--expect` lifts it), not a bug. So such a
+    /// start is safe only while every link of the node is up and, once there was a mastership,
+    /// some running, unfrozen node knows the latest epoch; and then faults pause for
+    /// [`Sim::fresh_start_calm`].
+    pub fn fresh_start_safe(&self, slot: usize) -> bool {
+        let n = self.nodes.len();
+        let links = (0..n)
+            .filter(|&o| o != slot)
+            .all(|o| self.link_up(slot, o) && self.link_up(o, slot));
+        let latest = self.masterships.keys().next_back().copied().unwrap_or(0);
+        let knower = latest == 0
+            || (0..n).any(|o| {
+                o != slot
+                    && !self.nodes[o].frozen
+                    && self.nodes[o]
+                        .core
+                        .as_ref()
+                        .is_some_and(|c| c.epoch() >= latest)
+            });
+        links && knower
+    }
+
+    /// How long faults pause after a start that knows nobody: one round of hellos and beats.
+    pub fn fresh_start_calm(&self, slot: usize) -> u64 {
+        self.nodes[slot].cfg.heartbeat_ms + 4 * self.net.latency.1 + 5
+    }
+
+    /// A fingerprint of everything that decides the future of the run (cores, links, messages
+    /// in flight, memories, the checker's record), with times taken relative to now: two runs
+    /// with the same fingerprint behave alike. For the exhaustive search's visited set.
+    pub fn fingerprint(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            out.push_str(&format!(
+                "[{} frozen={} held={:?} core={:?} mem={:?} ghost={:?} ann={:?}]",
+                n.name, n.frozen, n.held, n.core, n.memory, n.ghost, n.next_announce
+            ));
+        }
+        let mut q: Vec<&Delivery> = self.queue.iter().map(|r| &r.0).collect();
+        q.sort();
+        for d in q {
+            out.push_str(&format!(
+                "<{:?} {}->{} {} {:?}>",
+                d.at, d.from_slot, d.to_slot, d.to_id, d.input
+            ));
+        }
+        out.push_str(&format!(
+            "blocked={:?} lc={:?} masters={:?} ships={:?}",
+            self.blocked, self.link_clock, self.masters_now, self.masterships
+        ));
+        relative_times(&out, self.now.0)
     }
 
     // ----- invariants ---------------------------------------------------------------------

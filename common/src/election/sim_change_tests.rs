@@ -9,7 +9,8 @@
 //!
 //! The targeted tests replay the six cases of issue 9 (and two more from its text), each swept
 //! over the instants at which the fault can land, with the checker running after every event.
-//! `SIM_SEEDS=N` sets the number of random change schedules, `SEED=n` replays one.
+//! `SIM_SEEDS=N` sets the number of random change schedules, `SEED=n` replays one, and
+//! `SIM_LIST=1` lists every failing seed with the rule it broke.
 
 use super::Config;
 use super::sim::{NetConfig, NodeOpts, Rng, Sim};
@@ -432,35 +433,6 @@ fn lone_newcomer_whose_window_ends_just_after_a_heal_never_overlaps_the_master()
 
 // ----- random schedules: faults from t = 0 while members join, leave and rejoin ------------
 
-/// The largest one-way latency of the sim's network.
-fn sim_latency_max(sim: &Sim) -> u64 {
-    sim.net().latency.1
-}
-
-/// Whether `slot` may start without memory (or with a memory that knows no member) now. A node with no memory that hears nobody is
-/// master of itself, and one that hears nobody who knows the latest epoch cannot know it:
-/// the documented limit (use a state directory or `--expect`), not a bug. So a fresh start
-/// happens only while every link of the node is up and, once there was a mastership, some
-/// running, unfrozen node it talks to knows the latest epoch; then faults pause for one round
-/// of hellos and beats. Faults may strike right after that, during its discovery window.
-fn fresh_start_ok(sim: &Sim, slot: usize) -> bool {
-    let n = sim.nodes.len();
-    let links = (0..n)
-        .filter(|&o| o != slot)
-        .all(|o| sim.link_up(slot, o) && sim.link_up(o, slot));
-    let latest = sim.masterships().last().map_or(0, |m| m.0);
-    let knower = latest == 0
-        || (0..n).any(|o| {
-            o != slot
-                && !sim.nodes[o].frozen
-                && sim.nodes[o]
-                    .core
-                    .as_ref()
-                    .is_some_and(|c| c.epoch() >= latest)
-        });
-    links && knower
-}
-
 /// Runs until virtual time `t` (never backwards).
 fn run_to(sim: &mut Sim, t: u64) {
     if t > sim.now.0 {
@@ -522,8 +494,7 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
     let mut joined = vec![false; n];
     let fault_end = rng.range(1_500, 8_000);
     // After a start without memory, faults pause for a round of hellos and beats (see
-    // `fresh_start_ok`).
-    let calm = c.heartbeat_ms + 4 * sim_latency_max(&sim) + 5;
+    // `Sim::fresh_start_safe`).
     let mut calm_until = 0;
     let mut renames = 0;
     let mut t = 0;
@@ -537,10 +508,10 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
                 continue;
             }
             run_to(&mut sim, at);
-            if fresh_start_ok(&sim, s) {
+            if sim.fresh_start_safe(s) {
                 sim.start(s);
                 joined[s] = true;
-                calm_until = sim.now.0 + calm;
+                calm_until = sim.now.0 + sim.fresh_start_calm(s);
                 schedule.push(format!("{} join {}", sim.now.0, sim.nodes[s].name));
             } else {
                 waiting.push((at, s));
@@ -601,19 +572,16 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
                 sim.thaw(victim);
                 format!("thaw {vname}")
             }
-            8 if !running
-                && started
-                && (sim.memory(victim).members.len() > 0 || fresh_start_ok(&sim, victim)) =>
-            {
+            8 if !running && started && sim.start_safe(victim) => {
                 if sim.memory(victim).members.is_empty() {
-                    calm_until = sim.now.0 + calm;
+                    calm_until = sim.now.0 + sim.fresh_start_calm(victim);
                 }
                 sim.start(victim);
                 format!("restart {vname} with memory")
             }
-            9 if !running && started && fresh_start_ok(&sim, victim) => {
+            9 if !running && started && sim.fresh_start_safe(victim) => {
                 sim.start_fresh(victim);
-                calm_until = sim.now.0 + calm;
+                calm_until = sim.now.0 + sim.fresh_start_calm(victim);
                 format!("restart {vname} without memory")
             }
             10 if running && !sim.nodes[victim].frozen => {
@@ -720,6 +688,9 @@ fn random_change_schedules_keep_every_rule() {
                 .map(|l| l.split(':').next().unwrap_or(l).to_string())
                 .unwrap_or_default();
             let rule = rule.split(" at ").next().unwrap_or("").to_string();
+            if std::env::var("SIM_LIST").is_ok() {
+                eprintln!("seed {seed}: {rule}");
+            }
             *rules.entry(rule).or_default() += 1;
             failures.push(seed);
             if failures.len() == 1 {
