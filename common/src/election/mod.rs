@@ -33,6 +33,8 @@ mod members;
 mod membership;
 pub mod quorum;
 
+#[cfg(test)]
+mod exhaustive;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 #[cfg(test)]
