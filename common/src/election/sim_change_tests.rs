@@ -670,7 +670,7 @@ fn seeds(default: u64) -> std::ops::Range<u64> {
 }
 
 /// Default number of change schedules in `cargo test`.
-const CHANGE_SEEDS: u64 = 3_000;
+const CHANGE_SEEDS: u64 = 50_000;
 
 #[test]
 fn random_change_schedules_keep_every_rule() {
