@@ -464,6 +464,17 @@ fn run_to(sim: &mut Sim, t: u64) {
 
 /// One random change schedule; returns the failure text (seed, schedule, trail), if any.
 pub(super) fn change_run(seed: u64) -> Option<String> {
+    change_run_traced(seed).0
+}
+
+/// [`change_run`], also returning the schedule it ran.
+fn change_run_traced(seed: u64) -> (Option<String>, Vec<String>) {
+    let mut schedule = Vec::new();
+    let r = change_schedule(seed, &mut schedule);
+    (r, schedule)
+}
+
+fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
     let mut rng = Rng::new(seed.wrapping_mul(0x9E6C_63D0_676A_9A99) ^ 0x5EED);
     let n = rng.range(2, 6) as usize;
     let strategy = if rng.chance(0.3) {
@@ -504,12 +515,12 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
         };
         sim.add(&format!("n{i}"), c.clone(), opts);
     }
-    let mut schedule = vec![format!(
+    schedule.push(format!(
         "change seed {seed}: n={n} {strategy} fast={} preempt={} expect={} witness={witness:?}",
         c.heartbeat_ms == 20,
         c.preempt,
         c.expect
-    )];
+    ));
     // Staggered starts over the first ~2 s; faults from t = 0.
     let mut pending: Vec<(u64, usize)> = (0..n).map(|i| (rng.range(0, 2_000), i)).collect();
     pending.sort();
@@ -560,7 +571,9 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
             0 | 1 => {
                 let mut a = Vec::new();
                 let mut b = Vec::new();
-                for s in 0..n {
+                // Nodes that have not joined yet keep their links: a node that starts inside a
+                // partition knowing nobody is the documented limit.
+                for s in (0..n).filter(|&s| joined[s]) {
                     if rng.chance(0.5) {
                         a.push(s);
                     } else {
@@ -570,11 +583,11 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
                 sim.partition(&[a.clone(), b.clone()]);
                 format!("partition {a:?} | {b:?}")
             }
-            2 => {
+            2 if started => {
                 sim.isolate(victim);
                 format!("isolate {vname}")
             }
-            3 if n > 1 => {
+            3 if n > 1 && started && joined[other] => {
                 sim.block_one_way(victim, other);
                 format!("block {vname} -> {oname}")
             }
@@ -726,4 +739,43 @@ fn random_change_schedules_keep_every_rule() {
         failures.len(),
         &failures[..failures.len().min(20)]
     );
+}
+
+#[test]
+fn random_change_schedules_exercise_every_fault_kind() {
+    // The generator is only as good as what it does: every kind of event must occur.
+    let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
+    let kinds = [
+        " join ",
+        " partition ",
+        " isolate ",
+        " block ",
+        " kill -9 ",
+        " crash ",
+        " freeze ",
+        " thaw ",
+        "with memory",
+        "without memory",
+        " dispatch ",
+        " heal",
+        " forget ",
+        ": true",
+        " rename ",
+    ];
+    for seed in 0..300 {
+        let (_, schedule) = change_run_traced(seed);
+        for line in &schedule {
+            for k in kinds {
+                if line.contains(k) {
+                    *seen.entry(k).or_default() += 1;
+                }
+            }
+        }
+    }
+    for k in kinds {
+        assert!(
+            seen.get(k).is_some_and(|&c| c >= 5),
+            "{k:?} too rare: {seen:?}"
+        );
+    }
 }
