@@ -632,7 +632,18 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
                 let r = sim.forget(victim, &oname);
                 format!("forget {oname} on {vname}: {}", r.is_ok())
             }
-            14 if running && !sim.nodes[victim].frozen => {
+            // A rename reaches every peer (all running and linked): a peer that misses it and
+            // remembers the old name keeps a lost entry that only `forget` removes.
+            14 if running
+                && (0..n).all(|o| {
+                    o == victim
+                        || (sim.nodes[o].core.is_some()
+                            && !sim.nodes[o].frozen
+                            && sim.link_up(victim, o)
+                            && sim.link_up(o, victim))
+                })
+                && !sim.nodes[victim].frozen =>
+            {
                 renames += 1;
                 let new = format!("{vname}r{renames}");
                 let r = sim.rename(victim, &new);
