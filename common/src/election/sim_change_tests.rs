@@ -555,7 +555,7 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
             break;
         }
         run_to(&mut sim, t);
-        if let Some(f) = failure(&sim, &schedule) {
+        if let Some(f) = failure(&sim, schedule) {
             return Some(f);
         }
         if t < calm_until {
@@ -654,7 +654,7 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
         schedule.push(format!("{t} {what}"));
     }
     run_to(&mut sim, fault_end);
-    if let Some(f) = failure(&sim, &schedule) {
+    if let Some(f) = failure(&sim, schedule) {
         return Some(f);
     }
     // Faults stop: everything heals, thaws and (re)starts. One agreed master must follow.
@@ -673,7 +673,7 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
     sim.run_for(c.startup_ms.max(c.lease_ms + c.drift_ms) + c.silence_ms);
     let bound = 2 * (c.startup_ms + c.silence_ms + c.lease_ms + c.drift_ms) + 500;
     let m = sim.settle(bound);
-    if let Some(f) = failure(&sim, &schedule) {
+    if let Some(f) = failure(&sim, schedule) {
         return Some(f);
     }
     let witness_master = witness.is_some_and(|w| sim.masters() == vec![w]);
@@ -689,7 +689,7 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
     let before: Vec<usize> = sim.nodes.iter().map(|n| n.role_log.len()).collect();
     sim.run_for(3_000);
     let after: Vec<usize> = sim.nodes.iter().map(|n| n.role_log.len()).collect();
-    if let Some(f) = failure(&sim, &schedule) {
+    if let Some(f) = failure(&sim, schedule) {
         return Some(f);
     }
     if before != after || sim.agreed_master() != m {
