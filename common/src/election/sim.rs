@@ -109,8 +109,12 @@ pub struct Node {
     /// a restart with memory must not go below it.
     host_epoch: u64,
     /// The role `quorumctl role` would have answered at the instant of the last thaw, before
-    /// the core handled anything (a request that queued while the process was frozen).
+    /// the core handled anything (a request that queued while the process was frozen). Like
+    /// the daemon, a master answers `master` only on a lease valid at that instant, else
+    /// `inquorate`.
     pub thaw_answer: Option<Role>,
+    /// When the process was last frozen.
+    frozen_at: Millis,
 }
 
 #[derive(Clone, Debug)]
@@ -176,9 +180,10 @@ pub struct Sim {
     trail: VecDeque<String>,
     /// Sabotage switch for checker tests.
     pub sabotage: Sabotage,
-    /// Also check rule 1 for answers: a thawed process must not answer `master` on a lease
-    /// that ran out while it was frozen (`stale_answer`). Off by default (the older tests
-    /// predate the rule); the change schedules and the issue-9 tests turn it on.
+    /// Also check rule 1 for answers (`stale_answer`): a process thawed after another node
+    /// became master while it was frozen must not answer `master` to a request that queued
+    /// meanwhile. Off by default (the older tests predate the rule); the change schedules,
+    /// the issue-9 tests and the exhaustive check turn it on.
     pub check_answers: bool,
 }
 
@@ -277,6 +282,7 @@ impl Sim {
             deadline: Millis::NEVER,
             host_epoch: 0,
             thaw_answer: None,
+            frozen_at: Millis(0),
         });
         self.nodes.len() - 1
     }
@@ -695,6 +701,7 @@ impl Sim {
     /// SIGSTOP.
     pub fn freeze(&mut self, slot: usize) {
         self.nodes[slot].frozen = true;
+        self.nodes[slot].frozen_at = self.now;
         self.nodes[slot].deadline = Millis::NEVER;
         let name = self.nodes[slot].name.clone();
         self.note(format!("freeze {name}"));
@@ -707,19 +714,35 @@ impl Sim {
         self.nodes[slot].frozen = false;
         let held = std::mem::take(&mut self.nodes[slot].held);
         let now = self.now;
-        // A `quorumctl role` that queued while the process was frozen is answered now: it
-        // must see the lease on the clock of this instant.
-        let answer = self.nodes[slot].core.as_ref().map(|c| c.status(now).role);
+        // A `quorumctl role` that queued while the process was frozen is answered now, as the
+        // daemon does: `master` only on a lease valid on the clock of this instant.
+        let (answer, id) = match self.nodes[slot].core.as_ref() {
+            Some(c) => {
+                let acting = c.role() == Role::Master && c.master_until().is_some_and(|u| u > now);
+                let role = match c.status(now).role {
+                    Role::Master if !acting => Role::Inquorate,
+                    r => r,
+                };
+                (Some(role), c.id())
+            }
+            None => (None, 0),
+        };
         self.nodes[slot].thaw_answer = answer;
-        let lease_ok = self.nodes[slot]
-            .core
-            .as_ref()
-            .and_then(|c| c.master_until())
-            .is_some_and(|u| u > now);
-        if self.check_answers && answer == Some(Role::Master) && !lease_ok {
+        let since = self.nodes[slot].frozen_at;
+        let newer = self
+            .masterships
+            .iter()
+            .find(|(_, (_, who, at))| *who != id && *at >= since)
+            .map(|(e, (name, _, at))| (*e, name.clone(), *at));
+        if let (true, Some(Role::Master), Some((e, other, at))) =
+            (self.check_answers, answer, newer)
+        {
             self.fail(
                 "stale_answer",
-                format!("{name} answered master on thaw, its lease ran out while frozen"),
+                format!(
+                    "{name} answered master on thaw, but {other} became master (epoch {e}) at {} while it was frozen",
+                    at.0
+                ),
             );
         }
         // The daemon ticks first: a thawed master finds its lease expired before anything else.
