@@ -889,7 +889,8 @@ impl Sim {
     /// itself, and one that hears nobody who knows the latest epoch cannot know it: that is
     /// the documented limit (a state directory or `--expect` lifts it), not a bug. So such a
     /// start is safe only while every link of the node is up and, once there was a mastership,
-    /// some running, unfrozen node knows the latest epoch; and then faults pause for
+    /// some running, unfrozen node knows the latest epoch, and not every other running process
+    /// is frozen; and then faults pause for
     /// [`Sim::fresh_start_calm`].
     pub fn fresh_start_safe(&self, slot: usize) -> bool {
         let n = self.nodes.len();
@@ -906,7 +907,13 @@ impl Sim {
                         .as_ref()
                         .is_some_and(|c| c.epoch() >= latest)
             });
-        links && knower
+        // Someone running must hear it now: if every other running process is frozen, the
+        // node starts as alone as inside a partition.
+        let running: Vec<usize> = (0..n)
+            .filter(|&o| o != slot && self.nodes[o].core.is_some())
+            .collect();
+        let heard = running.is_empty() || running.iter().any(|&o| !self.nodes[o].frozen);
+        links && knower && heard
     }
 
     /// How long faults pause after a start that knows nobody: one round of hellos and beats.
