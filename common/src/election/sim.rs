@@ -101,8 +101,9 @@ pub struct Node {
     pub role_log: Vec<(Millis, Role, Role, Option<String>, u64)>,
     /// Master changes reported while the role stayed slave.
     pub master_log: Vec<(Millis, Option<String>)>,
-    /// Promise of the previous incarnation, still binding after a crash (ghost vote).
-    ghost: Option<((Grant, Millis), MemberId)>,
+    /// Promises of earlier incarnations, still binding after a crash (ghost votes): a
+    /// process killed twice in a row leaves its first promise in force.
+    ghosts: Vec<((Grant, Millis), MemberId)>,
     /// The core's next deadline, cached after every call (NEVER when down or frozen).
     deadline: Millis,
     /// Highest epoch this host's processes reported since it last started without memory:
@@ -278,7 +279,7 @@ impl Sim {
             next_announce: Millis::NEVER,
             role_log: Vec::new(),
             master_log: Vec::new(),
-            ghost: None,
+            ghosts: Vec::new(),
             deadline: Millis::NEVER,
             host_epoch: 0,
             thaw_answer: None,
@@ -685,10 +686,12 @@ impl Sim {
         let n = &mut self.nodes[slot];
         if let Some(c) = n.core.take() {
             n.memory = c.memory();
-            n.ghost = c
-                .promise()
-                .filter(|&(_, until)| until > now)
-                .map(|p| (p, c.id()));
+            n.ghosts.retain(|&(p, _)| p.1 > now);
+            n.ghosts.extend(
+                c.promise()
+                    .filter(|&(_, until)| until > now)
+                    .map(|p| (p, c.id())),
+            );
             self.slots.remove(&c.id());
         }
         n.deadline = Millis::NEVER;
@@ -929,7 +932,7 @@ impl Sim {
         for n in &self.nodes {
             out.push_str(&format!(
                 "[{} frozen={} held={:?} core={:?} mem={:?} ghost={:?} ann={:?}]",
-                n.name, n.frozen, n.held, n.core, n.memory, n.ghost, n.next_announce
+                n.name, n.frozen, n.held, n.core, n.memory, n.ghosts, n.next_announce
             ));
         }
         let mut q: Vec<&Delivery> = self.queue.iter().map(|r| &r.0).collect();
@@ -1048,11 +1051,16 @@ impl Sim {
                     .core
                     .as_ref()
                     .and_then(|c| c.promise().map(|p| (p, c.id())));
-                let ghost = n.ghost;
-                let backs = |p: Option<((Grant, Millis), MemberId)>| {
-                    p.filter(|((g, until), _)| *g == grant && *until > self.now)
+                let backs = |p: &((Grant, Millis), MemberId)| {
+                    let ((g, until), _) = p;
+                    *g == grant && *until > self.now
                 };
-                if let Some((_, vid)) = backs(live).or(backs(ghost)) {
+                let backing = live
+                    .iter()
+                    .chain(n.ghosts.iter())
+                    .find(|p| backs(p))
+                    .map(|p| p.1);
+                if let Some(vid) = backing {
                     votes += 1;
                     top_in |= vid == top;
                 }
@@ -1064,7 +1072,7 @@ impl Sim {
                             "{} promise {:?} ghost {:?} status {:?}",
                             n.name,
                             n.core.as_ref().map(|c| c.promise()),
-                            n.ghost,
+                            n.ghosts,
                             n.core
                                 .as_ref()
                                 .map(|c| (c.role(), c.status(self.now).quorum))
