@@ -892,8 +892,8 @@ impl Sim {
     /// itself, and one that hears nobody who knows the latest epoch cannot know it: that is
     /// the documented limit (a state directory or `--expect` lifts it), not a bug. So such a
     /// start is safe only while every link of the node is up and, once there was a mastership,
-    /// some running, unfrozen node knows the latest epoch, and not every other running process
-    /// is frozen; and then faults pause for
+    /// some running, unfrozen node knows the latest epoch, and some other process runs
+    /// unfrozen (or none runs and no other host remembers a cluster); and then faults pause for
     /// [`Sim::fresh_start_calm`].
     pub fn fresh_start_safe(&self, slot: usize) -> bool {
         let n = self.nodes.len();
@@ -910,12 +910,15 @@ impl Sim {
                         .as_ref()
                         .is_some_and(|c| c.epoch() >= latest)
             });
-        // Someone running must hear it now: if every other running process is frozen, the
-        // node starts as alone as inside a partition.
+        // Someone running must hear it now. If every other running process is frozen, or
+        // nobody runs while other hosts remember a cluster (it is down, not absent), the node
+        // starts as alone as inside a partition.
         let running: Vec<usize> = (0..n)
             .filter(|&o| o != slot && self.nodes[o].core.is_some())
             .collect();
-        let heard = running.is_empty() || running.iter().any(|&o| !self.nodes[o].frozen);
+        let others_remember = (0..n).any(|o| o != slot && !self.nodes[o].memory.members.is_empty());
+        let heard = running.iter().any(|&o| !self.nodes[o].frozen)
+            || (running.is_empty() && !others_remember);
         links && knower && heard
     }
 
