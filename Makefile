@@ -1,11 +1,13 @@
 # quorumd: build, install and uninstall.
 #
 #   make                      # cargo build --release --workspace
-#   sudo make install         # binaries, systemd unit, example config, man pages, completions
+#   sudo make install         # binaries, systemd unit, example config, man pages (quorumd.1,
+#                             # quorumctl*.1), bash/zsh/fish completions
 #   sudo make uninstall       # removes what install added (keeps /etc/quorumd/quorumd.toml)
 #   make install DESTDIR=/tmp/pkg PREFIX=/usr   # staged install for packaging
 #
 # Variables: PREFIX (/usr/local), DESTDIR (empty), UNITDIR (/etc/systemd/system),
+# BASHCOMPDIR, ZSHCOMPDIR, FISHCOMPDIR (under PREFIX/share),
 # SYSCONFDIR (/etc), CARGO (cargo), PROFILE (release), CARGO_TARGET_DIR (target).
 
 PREFIX     ?= /usr/local
@@ -14,6 +16,8 @@ BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/quorumd
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR ?= /etc
 UNITDIR    ?= /etc/systemd/system
 CARGO      ?= cargo
@@ -39,6 +43,8 @@ gen:
 	mkdir -p $(GENDIR)/man
 	$(QUORUMCTL) manpage --out-dir $(GENDIR)/man
 	$(QUORUMCTL) completions bash > $(GENDIR)/quorumctl.bash
+	$(QUORUMCTL) completions zsh > $(GENDIR)/_quorumctl
+	$(QUORUMCTL) completions fish > $(GENDIR)/quorumctl.fish
 
 install: build install-files
 
@@ -61,6 +67,8 @@ install-files: gen
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 $(GENDIR)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -D -m 0644 $(GENDIR)/quorumctl.bash $(DESTDIR)$(BASHCOMPDIR)/quorumctl
+	install -D -m 0644 $(GENDIR)/_quorumctl $(DESTDIR)$(ZSHCOMPDIR)/_quorumctl
+	install -D -m 0644 $(GENDIR)/quorumctl.fish $(DESTDIR)$(FISHCOMPDIR)/quorumctl.fish
 	install -D -m 0644 docs/CONFIG.md $(DESTDIR)$(DOCDIR)/CONFIG.md
 	@$(MAKE) --no-print-directory daemon-reload
 
@@ -69,6 +77,7 @@ uninstall:
 	rm -f $(DESTDIR)$(UNITDIR)/quorumd.service
 	rm -f $(DESTDIR)$(MANDIR)/man1/quorumd*.1 $(DESTDIR)$(MANDIR)/man1/quorumctl*.1
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/quorumctl
+	rm -f $(DESTDIR)$(ZSHCOMPDIR)/_quorumctl $(DESTDIR)$(FISHCOMPDIR)/quorumctl.fish
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/quorumd/quorumd.toml (remove it by hand if unwanted)"
 	@$(MAKE) --no-print-directory daemon-reload

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the release binaries and runs the benchmark of DESIGN.md §5 on loopback
+# Builds the release binaries and runs the benchmark of the targets in docs/ALGORITHM.md on loopback
 # (127.255.255.255 broadcast, fresh ports; nothing leaves the machine). About 2-3 minutes.
 #
 #   scripts/bench.sh                 # table on stdout (progress dots on stderr)

@@ -83,6 +83,11 @@ pub enum Response {
     Role {
         /// This node's role.
         role: Role,
+        /// When `role` is master: the lease end on this host's `CLOCK_MONOTONIC`, in ns. A
+        /// client that reads the answer at or after it (the daemon was frozen between
+        /// answering and sending, say) must not take it as master.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_until_ns: Option<u64>,
     },
     /// Answer to [`Request::Members`].
     Members {
@@ -219,6 +224,10 @@ pub struct Status {
     pub strategy: Strategy,
     /// Whether this node is a witness.
     pub witness: bool,
+    /// Why the cluster refused this node (it never acts as master in this run): another
+    /// rank strategy, or its name is used by an older live member. Absent when not refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// One line of a `follow` stream.
@@ -245,11 +254,13 @@ pub enum Event {
         /// The cluster epoch.
         epoch: u64,
     },
-    /// A member joined, was lost, left, came back, was renamed or forgotten.
+    /// A member joined, was lost, left, came back, was renamed or forgotten. On the wire the
+    /// change is flat: `{"type":"member","name":"bob","change":"renamed","from":"robert"}`.
     Member {
         /// The member's (current) name.
         name: String,
-        /// What happened.
+        /// What happened: its `change` key (and `from` for a rename) sit beside `name`.
+        #[serde(flatten)]
         change: MemberChange,
     },
 }
@@ -275,6 +286,9 @@ pub enum MemberChange {
     },
     /// Removed from the count by an operator.
     Forgotten,
+    /// Removed from the table some time after it was dispatched (quorumd `--reap-dispatched`,
+    /// 24 h by default). It counted no more since it left.
+    Reaped,
 }
 
 /// Encodes one line (JSON plus `\n`).
@@ -326,6 +340,84 @@ mod tests {
         let huge = vec![b' '; MAX_LINE + 1];
         let e = decode_request(&huge).unwrap_err();
         assert!(e.message.contains("longer"), "{e}");
+    }
+
+    #[test]
+    fn every_event_has_the_documented_flat_json() {
+        let member = |name: &str, change| Event::Member {
+            name: name.into(),
+            change,
+        };
+        let cases = [
+            (
+                Event::Role {
+                    role: Role::Master,
+                    previous: Role::Slave,
+                    master: Some("alice".into()),
+                    epoch: 3,
+                },
+                r#"{"type":"role","role":"master","previous":"slave","master":"alice","epoch":3}"#,
+            ),
+            (
+                Event::Role {
+                    role: Role::Inquorate,
+                    previous: Role::Master,
+                    master: None,
+                    epoch: 4,
+                },
+                r#"{"type":"role","role":"inquorate","previous":"master","master":null,"epoch":4}"#,
+            ),
+            (
+                Event::Master {
+                    master: Some("bob".into()),
+                    epoch: 5,
+                },
+                r#"{"type":"master","master":"bob","epoch":5}"#,
+            ),
+            (
+                member("bob", MemberChange::Joined),
+                r#"{"type":"member","name":"bob","change":"joined"}"#,
+            ),
+            (
+                member("bob", MemberChange::Lost),
+                r#"{"type":"member","name":"bob","change":"lost"}"#,
+            ),
+            (
+                member("bob", MemberChange::Crashed),
+                r#"{"type":"member","name":"bob","change":"crashed"}"#,
+            ),
+            (
+                member("bob", MemberChange::Returned),
+                r#"{"type":"member","name":"bob","change":"returned"}"#,
+            ),
+            (
+                member("bob", MemberChange::Dispatched),
+                r#"{"type":"member","name":"bob","change":"dispatched"}"#,
+            ),
+            (
+                member(
+                    "pete",
+                    MemberChange::Renamed {
+                        from: "peter".into(),
+                    },
+                ),
+                r#"{"type":"member","name":"pete","change":"renamed","from":"peter"}"#,
+            ),
+            (
+                member("bob", MemberChange::Forgotten),
+                r#"{"type":"member","name":"bob","change":"forgotten"}"#,
+            ),
+            (
+                member("bob", MemberChange::Reaped),
+                r#"{"type":"member","name":"bob","change":"reaped"}"#,
+            ),
+        ];
+        for (event, json) in cases {
+            let line = String::from_utf8(encode_line(&event)).unwrap();
+            assert_eq!(line, format!("{json}\n"));
+            let back: Event = serde_json::from_str(json).unwrap();
+            assert_eq!(back, event, "{json}");
+        }
     }
 
     #[test]

@@ -162,25 +162,90 @@ impl fmt::Display for MemberState {
     }
 }
 
-/// Longest accepted member name, in bytes (well under the frame limit).
-pub const MAX_NAME: usize = 200;
+/// Longest accepted name, in characters (not bytes): 255 characters of any script. At most
+/// 4 bytes each, a name stays far below the frame limit ([`crate::wire::MAX_FRAME`]).
+pub const MAX_NAME: usize = 255;
 
-/// Checks a member name: non-empty, at most [`MAX_NAME`] bytes, no whitespace or control
-/// characters. The message says what is wrong.
+/// Checks a name (member or cluster), wherever it comes from: the command line, the
+/// environment, the config file, `quorumctl rename`, the state file, or a peer's hello
+/// ([`crate::wire::decode`]). A name is 1 to [`MAX_NAME`] printable characters of any script:
+/// no whitespace (names are words in tables and logs), no control characters and no invisible
+/// formatting characters (zero-width, direction overrides) that would make two names look
+/// alike. The message says what is wrong.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("name must not be empty".into());
     }
-    if name.len() > MAX_NAME {
+    let chars = name.chars().count();
+    if chars > MAX_NAME {
         return Err(format!(
-            "name is {} bytes long; the limit is {MAX_NAME}",
-            name.len()
+            "name is {chars} characters long; the limit is {MAX_NAME}"
         ));
     }
-    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if let Some(c) = name.chars().find(|&c| !is_printable(c)) {
         return Err(format!(
-            "name {name:?} contains whitespace or control characters"
+            "name contains {c:?} (U+{:04X}); whitespace, control and invisible formatting \
+             characters are not allowed",
+            u32::from(c)
         ));
     }
     Ok(())
+}
+
+/// Visible: not whitespace, not a control character, not an invisible format character.
+fn is_printable(c: char) -> bool {
+    let invisible = matches!(
+        c,
+        '\u{00AD}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    );
+    !(c.is_whitespace() || c.is_control() || invisible)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_up_to_255_printable_characters_of_any_script() {
+        // 200 characters of CJK and emoji: about 600 bytes, accepted.
+        let cjk_emoji: String = "数据库🐘".chars().cycle().take(200).collect();
+        assert!(cjk_emoji.len() > 600);
+        assert_eq!(check_name(&cjk_emoji), Ok(()));
+        let emoji_255: String = std::iter::repeat_n('🐘', 255).collect();
+        assert_eq!(check_name(&emoji_255), Ok(()));
+        for ok in [
+            "alice",
+            "host:8080",
+            "db-1.example",
+            "Ærø",
+            "ñandú",
+            "a\u{301}",
+        ] {
+            assert_eq!(check_name(ok), Ok(()), "{ok:?}");
+        }
+        let too_long: String = std::iter::repeat_n('x', 256).collect();
+        assert!(
+            check_name(&too_long)
+                .unwrap_err()
+                .contains("256 characters")
+        );
+        for bad in [
+            "",
+            "a b",
+            "a\tb",
+            "a\u{7}",
+            "a\nb",
+            "a\u{200B}b",
+            "\u{202E}evil",
+            "a\u{A0}b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
 }

@@ -140,6 +140,15 @@ pub struct Beat {
     /// count are counted from then on (before, their vote cannot back anyone).
     #[serde(default)]
     pub voting: bool,
+    /// Digest of the sender's view: every member it counts or has pending, itself included.
+    /// A voter votes only for a candidate whose view equals its own, and a pending member
+    /// is committed once a quorum of the base shows the same view (0: unknown).
+    #[serde(default)]
+    pub view: u64,
+    /// Digest of the sender's base: the agreed part of its view (its whole view while it has
+    /// agreed on nothing yet). A vote needs equal views *and* bases (0: unknown).
+    #[serde(default)]
+    pub base: u64,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
 }
@@ -159,6 +168,9 @@ pub enum DecodeError {
     /// Our protocol, another version.
     #[error("unsupported protocol version {0} (this node speaks {WIRE_VERSION})")]
     BadVersion(u32),
+    /// A hello whose name breaks [`crate::types::check_name`], the rule local names follow.
+    #[error("bad member name: {0}")]
+    BadName(String),
 }
 
 /// Encodes an envelope. Fails only if the result would exceed [`MAX_FRAME`].
@@ -170,8 +182,8 @@ pub fn encode(env: &Envelope) -> Result<Vec<u8>, DecodeError> {
     Ok(bytes)
 }
 
-/// Decodes and checks an envelope: size, shape, magic and version. Cluster and sender are left
-/// to the caller (a foreign cluster is normal traffic, not an error).
+/// Decodes and checks an envelope: size, shape, magic, version, and a hello's name (the same
+/// rule as local names). Cluster and sender are left to the caller (a foreign cluster is normal traffic, not an error).
 pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if bytes.len() > MAX_FRAME {
         return Err(DecodeError::TooLarge(bytes.len()));
@@ -191,7 +203,12 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if head.version != WIRE_VERSION {
         return Err(DecodeError::BadVersion(head.version));
     }
-    serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+    let env: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if let Message::Hello(info) = &env.msg {
+        crate::types::check_name(&info.name).map_err(DecodeError::BadName)?;
+    }
+    Ok(env)
 }
 
 #[cfg(test)]
@@ -240,6 +257,8 @@ mod tests {
                 epoch: 4,
                 voted: 4,
                 voting: true,
+                view: 0,
+                base: 0,
                 following: Some(7),
             }),
             Message::Leave { epoch: 9 },
@@ -248,6 +267,29 @@ mod tests {
         for msg in msgs {
             let env = Envelope::new("c", 1, msg);
             assert_eq!(decode(&encode(&env).unwrap()), Ok(env));
+        }
+    }
+
+    #[test]
+    fn names_from_the_network_follow_the_local_rule() {
+        let hello = |name: &str| {
+            let mut i = info();
+            i.name = name.into();
+            Envelope::new("c", 7, Message::Hello(i))
+        };
+        // 200 characters of CJK and emoji (about 600 bytes) pass, as they do locally.
+        let wide: String = "数据库🐘".chars().cycle().take(200).collect();
+        let env = hello(&wide);
+        assert_eq!(decode(&encode(&env).unwrap()), Ok(env));
+        for bad in ["", "a b", "a\u{7}", &"x".repeat(256)] {
+            let bytes = encode(&hello(bad)).unwrap();
+            assert_eq!(
+                decode(&bytes),
+                Err(DecodeError::BadName(
+                    crate::types::check_name(bad).unwrap_err()
+                )),
+                "{bad:?}"
+            );
         }
     }
 

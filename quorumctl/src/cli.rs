@@ -17,13 +17,16 @@ Examples:
   quorumctl wait master --timeout 10s
   quorumctl follow                  role and membership changes as they happen
   sudo quorumctl dispatch           leave the cluster gracefully (hand over, run hook, exit)
+  quorumctl completions zsh > _quorumctl
+  quorumctl manpage --out-dir /usr/local/share/man/man1
 
 Exit codes:
   0  success
   1  negative answer (is-master: not master; wait: timed out)
   2  usage error
   3  quorumd unreachable (not running, wrong --socket, went away)
-  4  quorumd refused the request (permission, unknown member, shutting down...)";
+  4  quorumd refused the request (permission, unknown member, shutting down...), or this
+     user may not open its socket (join the socket's group)";
 
 /// Ask the local quorumd about the cluster, or tell it to change something.
 #[derive(Debug, Parser)]
@@ -57,7 +60,9 @@ pub enum Command {
     Members,
     /// Rename this node; peers see the new name, its rank does not change (needs privilege)
     Rename {
-        /// The new name: unique in the cluster, no whitespace
+        /// The new name: unique in the cluster, up to 255 printable characters of any script,
+        /// no whitespace
+        #[arg(value_parser = parse_name)]
         new: String,
     },
     /// Leave the cluster gracefully: hand over mastership, run the hook, exit (needs privilege)
@@ -79,19 +84,22 @@ pub enum Command {
         /// The lost member's name
         name: String,
     },
-    /// Print a shell completion script to stdout (for packaging)
-    #[command(hide = true)]
+    /// Print the shell completion script for quorumctl (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
     },
-    /// Write man pages: quorumctl.1 and one per subcommand (for packaging)
-    #[command(hide = true)]
+    /// Write the man pages (quorumd.1, quorumctl.1, one per subcommand) into DIR
     Manpage {
-        /// Directory to write the pages to
-        #[arg(long, value_name = "DIR", default_value = ".")]
+        /// Directory to write the pages to (created if missing)
+        #[arg(long, value_name = "DIR", required = true)]
         out_dir: PathBuf,
     },
+}
+
+/// A name, checked by the rule the daemon applies to every name (`common::types::check_name`).
+fn parse_name(s: &str) -> Result<String, String> {
+    common::types::check_name(s).map(|()| s.to_string())
 }
 
 /// Roles as completable, validated words.

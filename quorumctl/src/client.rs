@@ -51,7 +51,15 @@ impl Client {
             error,
         };
         let name = path.to_fs_name::<GenericFilePath>().map_err(unreachable)?;
-        let stream = Stream::connect(name).await.map_err(unreachable)?;
+        let stream = Stream::connect(name).await.map_err(|error| {
+            if error.kind() == io::ErrorKind::PermissionDenied {
+                Failure::Denied {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                unreachable(error)
+            }
+        })?;
         Ok(Client {
             stream,
             path: path.to_path_buf(),

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 const DISPATCH_VANISH_WAIT: Duration = Duration::from_secs(2);
 
 /// Writes `text` to stdout and flushes (a closed pipe becomes [`Failure::BrokenPipe`]).
-fn print(text: &str) -> Result<(), Failure> {
+/// Writes `text` to stdout; a closed pipe becomes [`Failure::BrokenPipe`] (exit 0, quiet).
+pub fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -44,10 +45,12 @@ fn unexpected(client: &Client, response: &Response) -> Failure {
 /// Hints on stderr when the daemon speaks another protocol version.
 fn check_version(status: &Status) {
     if status.protocol_version != PROTOCOL_VERSION {
-        eprintln!(
+        crate::exit::say!(
             "quorumctl: hint: quorumd {} speaks control protocol {}, this quorumctl speaks {}; \
              upgrade the older one",
-            status.version, status.protocol_version, PROTOCOL_VERSION
+            status.version,
+            status.protocol_version,
+            PROTOCOL_VERSION
         );
     }
 }
@@ -67,12 +70,30 @@ pub async fn status(client: &mut Client, json: bool) -> Result<(), Failure> {
     }
 }
 
-/// This node's role.
+/// This node's role. A "master" that arrives after the lease it was given under ran out
+/// (the daemon was frozen between answering and sending) is stale: it reads as inquorate.
 pub async fn fetch_role(client: &mut Client) -> Result<Role, Failure> {
     match accept(client.request(&Request::Role).await?)? {
-        Response::Role { role } => Ok(role),
+        Response::Role {
+            role: Role::Master,
+            valid_until_ns: Some(until),
+        } if monotonic_ns() >= until => Ok(Role::Inquorate),
+        Response::Role { role, .. } => Ok(role),
         other => Err(unexpected(client, &other)),
     }
+}
+
+/// This host's `CLOCK_MONOTONIC` in ns (the daemon dates leases on the same clock).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// `role`.

@@ -5,6 +5,15 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `eprintln!` that never panics: a closed stderr is ignored (as a closed stdout is).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// A command's non-success outcome.
 #[derive(Debug)]
 pub enum Failure {
@@ -26,6 +35,11 @@ pub enum Failure {
     },
     /// The daemon refused the request: exit 4.
     Refused(ControlError),
+    /// The socket exists but we may not open it (not in its group): exit 4, naming the group.
+    Denied {
+        /// The socket path.
+        path: PathBuf,
+    },
     /// Writing our own output failed (a closed pipe is handled before this): exit 1.
     Output(io::Error),
     /// The reader of our output went away (`| head`): exit 0 quietly.
@@ -38,12 +52,12 @@ impl Failure {
         match self {
             Failure::Negative(message) => {
                 if let Some(message) = message {
-                    eprintln!("quorumctl: {message}");
+                    say!("quorumctl: {message}");
                 }
                 ExitCode::from(1)
             }
             Failure::Unreachable { path, error } => {
-                eprintln!(
+                say!(
                     "quorumctl: cannot reach quorumd at {}: {} (is quorumd running? set --socket or {SOCKET_ENV})",
                     path.display(),
                     plain(&error)
@@ -51,18 +65,28 @@ impl Failure {
                 ExitCode::from(3)
             }
             Failure::BadReply { path, detail } => {
-                eprintln!(
+                say!(
                     "quorumctl: unreadable reply from quorumd at {}: {detail} (are quorumd and quorumctl the same version?)",
                     path.display()
                 );
                 ExitCode::from(3)
             }
             Failure::Refused(error) => {
-                eprintln!("quorumctl: {}: {}", error.kind, error.message);
+                say!("quorumctl: {}: {}", error.kind, error.message);
+                ExitCode::from(4)
+            }
+            Failure::Denied { path } => {
+                let group = socket_group(&path);
+                say!(
+                    "quorumctl: permission denied: cannot open {}; it is for root and group \
+                     {group}: join that group (sudo usermod -aG {group} $USER, then log in \
+                     again) or run as root",
+                    path.display()
+                );
                 ExitCode::from(4)
             }
             Failure::Output(error) => {
-                eprintln!("quorumctl: writing output: {}", plain(&error));
+                say!("quorumctl: writing output: {}", plain(&error));
                 ExitCode::from(1)
             }
             Failure::BrokenPipe => ExitCode::SUCCESS,
@@ -87,4 +111,23 @@ fn plain(error: &io::Error) -> String {
         Some(cut) => text[..cut].to_string(),
         None => text,
     }
+}
+
+/// The name of the socket file's group (its number if it has no name, `?` if unreadable).
+fn socket_group(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(gid) = std::fs::metadata(path).map(|m| m.gid()) else {
+        return "?".into();
+    };
+    std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|groups| {
+            groups.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == gid && !name.is_empty()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| gid.to_string())
 }

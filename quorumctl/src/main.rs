@@ -37,17 +37,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     // Packaging helpers need no daemon.
     match cli.command {
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "quorumctl",
-                &mut std::io::stdout(),
-            );
-            return Ok(());
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "quorumctl", &mut script);
+            return commands::print(&String::from_utf8_lossy(&script));
         }
         Command::Manpage { out_dir } => {
             std::fs::create_dir_all(&out_dir)?;
             clap_mangen::generate_to(Cli::command(), &out_dir)?;
+            clap_mangen::generate_to(quorumd::config::command(), &out_dir)?;
             return Ok(());
         }
         _ => {}

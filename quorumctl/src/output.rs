@@ -1,7 +1,7 @@
 //! Human formatting: the status block, the members table, follow lines, UTC timestamps.
 //! Pure functions from protocol types to text, so they are tested without a daemon.
 
-use common::control::{Event, Member, MemberChange, Status};
+use common::control::{Event, Member, MemberChange, Quorum, Status};
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,13 +16,7 @@ pub fn status(s: &Status) -> String {
         ("role", s.role.to_string()),
         ("master", s.master.clone().unwrap_or_else(|| "none".into())),
         ("epoch", s.epoch.to_string()),
-        (
-            "quorum",
-            format!(
-                "{}/{} (counted {})",
-                s.quorum.votes, s.quorum.needed, s.quorum.counted
-            ),
-        ),
+        ("quorum", quorum(&s.quorum)),
         (
             "cluster",
             format!("{} (strategy {})", s.cluster, s.strategy),
@@ -31,6 +25,9 @@ pub fn status(s: &Status) -> String {
     ];
     for (key, value) in rows {
         let _ = writeln!(out, "{key:<8} {value}");
+    }
+    if let Some(why) = &s.refused {
+        let _ = writeln!(out, "refused  {why}");
     }
     out.push('\n');
     out.push_str(&members(&s.members));
@@ -108,19 +105,25 @@ fn age(ms: u64) -> String {
     }
 }
 
+/// The quorum in words: `votes 2 of 3 counted, 2 needed`.
+fn quorum(q: &Quorum) -> String {
+    format!(
+        "votes {} of {} counted, {} needed",
+        q.votes, q.counted, q.needed
+    )
+}
+
 /// One `follow` line, e.g. `2026-11-24T04:40:00Z role slave -> master (master alice, epoch 3)`.
 pub fn event(at: SystemTime, event: &Event) -> String {
     let master = |m: &Option<String>| m.clone().unwrap_or_else(|| "none".into());
     let what = match event {
         Event::Snapshot(s) => format!(
-            "snapshot {}: role {}, master {}, epoch {}, quorum {}/{} (counted {}), {} members",
+            "snapshot {}: role {}, master {}, epoch {}, {}, {} members",
             s.name,
             s.role,
             master(&s.master),
             s.epoch,
-            s.quorum.votes,
-            s.quorum.needed,
-            s.quorum.counted,
+            quorum(&s.quorum),
             s.members.len()
         ),
         Event::Role {
@@ -141,6 +144,7 @@ pub fn event(at: SystemTime, event: &Event) -> String {
             MemberChange::Dispatched => format!("member {name} dispatched"),
             MemberChange::Renamed { from } => format!("member {from} renamed to {name}"),
             MemberChange::Forgotten => format!("member {name} forgotten"),
+            MemberChange::Reaped => format!("member {name} reaped"),
         },
     };
     format!("{} {what}", timestamp(at))
@@ -265,13 +269,17 @@ mod tests {
             cluster: "default".into(),
             strategy: Strategy::Age,
             witness: false,
+            refused: None,
         };
         let text = status(&s);
         assert!(
             text.starts_with("node     alice\nrole     master\n"),
             "{text}"
         );
-        assert!(text.contains("quorum   2/2 (counted 3)\n"), "{text}");
+        assert!(
+            text.contains("quorum   votes 2 of 3 counted, 2 needed\n"),
+            "{text}"
+        );
         assert!(text.contains("* alice "), "{text}");
     }
 }

@@ -55,6 +55,7 @@ fn status(role: Role) -> Status {
         cluster: "test".into(),
         strategy: Strategy::Age,
         witness: false,
+        refused: None,
     }
 }
 
@@ -214,7 +215,7 @@ async fn status_prints_the_node_the_quorum_and_an_aligned_members_table() {
         "role     master\n",
         "master   alice\n",
         "epoch    3\n",
-        "quorum   2/2 (counted 3)\n",
+        "quorum   votes 2 of 3 counted, 2 needed\n",
         "cluster  test (strategy age)\n",
         "  NAME   ADDRESS    PORT  STATE  ROLE    COUNTED  LAST-HEARD\n",
         "* alice  127.0.0.1  8080  alive  master  yes      -\n",
@@ -409,8 +410,8 @@ async fn help_documents_examples_and_exit_codes() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
     assert!(
-        !text.contains("manpage"),
-        "hidden helpers are listed:\n{text}"
+        text.contains("manpage") && text.contains("completions"),
+        "the packaging helpers are listed:\n{text}"
     );
 }
 
@@ -654,9 +655,206 @@ async fn completions_and_man_pages_are_generated() {
     ] {
         assert!(page(name).exists(), "missing {name}");
     }
+    let quorumd = std::fs::read_to_string(page("quorumd.1")).expect("quorumd.1 is written");
     assert!(
-        !page("quorumctl-manpage.1").exists(),
-        "hidden helper got a man page"
+        quorumd.contains("use\\-port\\-instead\\-of\\-life\\-time"),
+        "{quorumd}"
     );
-    assert!(!Path::new(&page("quorumctl-completions.1")).exists());
+    assert!(
+        quorumd.contains("QUORUMD_NAME"),
+        "the page names the variables"
+    );
+}
+
+#[tokio::test]
+async fn manpage_needs_an_output_directory_and_the_helpers_are_in_help() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("manpage").current_dir(dir.path());
+    let out = run(cmd).await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--out-dir"), "{}", stderr(&out));
+    let written = std::fs::read_dir(dir.path()).expect("read dir").count();
+    assert_eq!(written, 0, "nothing written to the current directory");
+
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("--help");
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    for needle in ["  completions ", "  manpage "] {
+        assert!(stdout(&out).contains(needle), "--help lacks {needle:?}");
+    }
+    for shell in ["zsh", "fish"] {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["completions", shell]);
+        let out = run(cmd).await;
+        assert_exit(&out, 0);
+        assert!(stdout(&out).contains("quorumctl"), "{shell}");
+    }
+}
+
+#[tokio::test]
+async fn a_user_who_cannot_open_the_socket_exits_4_naming_the_group_to_join() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to run quorumctl as uid 65534");
+        return;
+    }
+    let h = Harness::start(status(Role::Slave)).await;
+    std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o660)).expect("chmod");
+    let mut cmd = h.cmd(&["status"]);
+    cmd.uid(65534).gid(65534);
+    let out = run(cmd).await;
+    assert_exit(&out, 4);
+    let err = stderr(&out);
+    assert!(err.starts_with("quorumctl: permission denied: "), "{err}");
+    assert!(err.contains("group root"), "names the group: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    h.stop().await;
+}
+
+/// A stdout whose reader is already gone: every write fails with EPIPE (`| head` that quit).
+fn closed_stdout() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two new descriptors, each then owned exactly once.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fds[0] is the read end, just created, owned here and closed at once.
+    drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) });
+    // SAFETY: fds[1] is the write end, just created and not owned elsewhere.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[1]) }
+}
+
+#[tokio::test]
+async fn every_output_ends_quietly_on_a_closed_pipe() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let cases: &[&[&str]] = &[
+        &["completions", "fish"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["--help"],
+        &["status", "--help"],
+        &["--version"],
+        &["status"],
+        &["--json", "status"],
+        &["role"],
+        &["follow"],
+        &["members"],
+        &["--json", "members"],
+        &["--json", "follow"],
+    ];
+    for args in cases {
+        let mut cmd = h.cmd(args);
+        // Not `output()`: tokio's would replace the closed stdout by a pipe of its own.
+        cmd.stdout(closed_stdout()).stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn quorumctl");
+        let out = timeout(PATIENCE, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{args:?} still running"))
+            .expect("quorumctl ran");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn make_install_stages_man_pages_of_both_programs_and_three_completions() {
+    if std::process::Command::new("make")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: make is not installed");
+        return;
+    }
+    let built = Path::new(BIN).parent().expect("bin dir");
+    if !built.join("quorumd").exists() {
+        eprintln!("skipping: quorumd is not built next to quorumctl");
+        return;
+    }
+    let stage = tempfile::tempdir().expect("temp dir");
+    let target = tempfile::tempdir().expect("temp dir");
+    let mut cmd = tokio::process::Command::new("make");
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .arg("--no-print-directory")
+        .arg("install-files")
+        .arg(format!("DESTDIR={}", stage.path().display()))
+        .arg("PREFIX=/usr")
+        .arg(format!("BUILT={}", built.display()))
+        .arg(format!("CARGO_TARGET_DIR={}", target.path().display()));
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    for file in [
+        "usr/share/man/man1/quorumd.1",
+        "usr/share/man/man1/quorumctl.1",
+        "usr/share/man/man1/quorumctl-status.1",
+        "usr/share/bash-completion/completions/quorumctl",
+        "usr/share/zsh/site-functions/_quorumctl",
+        "usr/share/fish/vendor_completions.d/quorumctl.fish",
+        "usr/bin/quorumd",
+        "usr/bin/quorumctl",
+    ] {
+        assert!(
+            stage.path().join(file).is_file(),
+            "make install lacks {file}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rename_checks_the_name_with_the_daemons_rule() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["rename", &"x".repeat(256)]).await;
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("256 characters"), "{}", stderr(&out));
+    h.stop().await;
+}
+
+/// A daemon frozen between answering "master" and sending the answer: the lease end in the
+/// answer has passed when quorumctl reads it, so `role` must not say master (and `is-master`
+/// must say no). A raw socket replays such an answer.
+#[tokio::test]
+async fn a_master_answer_read_after_its_lease_ended_reads_as_inquorate() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stale.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    let server = tokio::spawn(async move {
+        for _ in 0..3 {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(_request)) = lines.next_line().await {
+                // valid_until_ns 1: long past on this host's monotonic clock.
+                let stale = serde_json::to_string(&Ok::<_, ControlError>(Response::Role {
+                    role: Role::Master,
+                    valid_until_ns: Some(1),
+                }))
+                .expect("encode");
+                let _ = w.write_all(format!("{stale}\n").as_bytes()).await;
+            }
+        }
+    });
+    let ctl = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.env_remove("QUORUMD_SOCKET")
+            .arg("--socket")
+            .arg(&path)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    };
+    let out = run(ctl(&["role"])).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "inquorate\n",
+        "{out:?}"
+    );
+    let out = run(ctl(&["is-master"])).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    server.abort();
 }

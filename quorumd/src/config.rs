@@ -7,11 +7,13 @@
 //!
 //! # Layout
 //!
-//! - `cli`: the clap definition (all options optional, `--help` text).
-//! - `file`: the TOML file's shape (unknown keys refused).
+//! - `cli`: every option, declared once: flag, environment variable, help, default; the
+//!   config file key is derived from it.
+//! - `file`: the TOML file, read as text values by key (unknown keys refused).
 //! - `duration`: [`parse_duration`], systemd-style durations.
-//! - `merge`: flags > env > file > defaults, remembering where each value came from.
-//! - `validate`: range checks and the timer rules.
+//! - `merge`: flags > env > file, one loop over the options, remembering where each value
+//!   came from.
+//! - `validate`: defaults, and the rules of `common` (names, timers), naming the origin.
 //! - this file: the types others use and the entry points.
 
 mod cli;
@@ -21,11 +23,8 @@ mod merge;
 mod validate;
 
 pub use duration::parse_duration;
-pub use validate::validate_name;
 
-use clap::Parser;
 use common::types::Strategy;
-use file::FileConfig;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::fmt;
@@ -155,6 +154,8 @@ pub struct Settings {
     pub profile: Profile,
     /// Effective timers (profile values, each overridable).
     pub timers: Timers,
+    /// A dispatched member leaves the table this long after it left (`--reap-dispatched`).
+    pub reap_dispatched_ms: u64,
 }
 
 impl Default for Settings {
@@ -185,6 +186,7 @@ impl Default for Settings {
             state_dir: default_state_dir(),
             profile: Profile::Default,
             timers: Timers::default(),
+            reap_dispatched_ms: common::election::REAP_DISPATCHED_MS,
         }
     }
 }
@@ -235,8 +237,8 @@ impl Settings {
             Ok(settings) => settings,
             Err(ConfigError::Cli(e)) => e.exit(),
             Err(e) => {
-                eprintln!("error: {e}");
-                eprintln!("\nFor more information, try 'quorumd --help'.");
+                crate::logging::eprint_line(&format!("error: {e}"));
+                crate::logging::eprint_line("\nFor more information, try 'quorumd --help'.");
                 std::process::exit(2);
             }
         }
@@ -251,23 +253,8 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let cli = cli::Cli::try_parse_from(args)?;
-        let config_file = match cli.config_file.clone() {
-            Some(path) => Some(path),
-            None => env("QUORUMD_CONFIG")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from),
-        };
-        let file = match &config_file {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
-        let m = merge::Merge {
-            env,
-            file_name: config_file.as_deref(),
-        };
-        let settings = m.merge(cli, file, config_file.clone())?;
-        Ok(settings)
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        validate::settings(merge::merge(args, env)?, env)
     }
 }
 
@@ -315,16 +302,5 @@ mod tests {
         assert_eq!(s.master_script, Some(PathBuf::from("i_am_master.py")));
         assert_eq!(s.slave_script, Some(PathBuf::from("slave.sh")));
         assert_eq!(s.name.as_deref(), Some("Dick"));
-    }
-
-    #[test]
-    fn names_with_whitespace_or_control_characters_are_refused() {
-        assert!(validate_name("alice").is_ok());
-        assert!(validate_name("host:8080").is_ok());
-        assert!(validate_name("").is_err());
-        assert!(validate_name("a b").is_err());
-        assert!(validate_name("a\u{7}").is_err());
-        assert!(validate_name(&"x".repeat(201)).is_err());
-        assert!(validate_name(&"x".repeat(200)).is_ok());
     }
 }

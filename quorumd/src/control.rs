@@ -56,7 +56,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// The status as it is true *now*: if `status.role` is Master but `master_until` has passed
     /// (the process was frozen, or the driver has not ticked yet), report role Inquorate and
-    /// master None. A node must never answer "master" after its lease ran out (DESIGN §4.1).
+    /// master None. A node must never answer "master" after its lease ran out
+    /// (docs/ALGORITHM.md, rule 1).
     /// A Master status without any `master_until` counts as expired (fail safe).
     pub fn effective(&self, now: Instant) -> Status {
         let mut status = self.status.clone();
@@ -77,6 +78,16 @@ impl Snapshot {
         } else {
             self.status.role
         }
+    }
+
+    /// For a master: the lease end on `CLOCK_MONOTONIC` (ns), for clients on this host to
+    /// check when they read the answer.
+    pub fn valid_until_ns(&self, now: Instant) -> Option<u64> {
+        if self.lease_expired(now) || self.status.role != Role::Master {
+            return None;
+        }
+        let left = self.master_until?.saturating_duration_since(now);
+        Some(monotonic_ns().saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)))
     }
 
     fn lease_expired(&self, now: Instant) -> bool {
@@ -276,4 +287,17 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         Err(e) => Err(e)
             .with_context(|| format!("checking whether a daemon answers on {}", path.display())),
     }
+}
+
+/// This host's `CLOCK_MONOTONIC` in ns (the clock `Instant` reads too; shared by every process).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }

@@ -1,4 +1,4 @@
-//! Role-change hooks: the master, slave and notify scripts (DESIGN.md rule 12).
+//! Role-change hooks: the master, slave and notify scripts (docs/ALGORITHM.md, rule 12).
 //!
 //! The driver [`HookRunner::submit`]s a [`HookEvent`] for every role or master change; a
 //! single worker task runs the hooks one at a time, in submission order, so the election
@@ -88,9 +88,10 @@ pub struct HookScripts {
 }
 
 impl HookScripts {
-    /// Refuse at start: a configured hook that is missing, not a regular file, or not
+    /// Refuse at start: a configured hook that is missing, not a regular file, not
     /// executable (unless it ends in .py: then it runs as `python3 <file>`, the original's
-    /// scripts) -> error naming the flag and path.
+    /// scripts), or executable but without a `#!` line and not an ELF binary (it would fail
+    /// with "Exec format error" at every role change) -> error naming the flag and path.
     pub fn validate(&self) -> anyhow::Result<()> {
         let hooks = [
             ("--master-script", &self.master),
@@ -103,6 +104,13 @@ impl HookScripts {
                 .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?;
             if !meta.is_file() {
                 anyhow::bail!("{flag} {}: not a regular file", path.display());
+            }
+            if is_executable(&meta) && !is_runnable(path) {
+                anyhow::bail!(
+                    "{flag} {}: executable but neither a script with a #! line nor an ELF \
+                     binary, so it cannot be run (add e.g. #!/bin/sh as its first line)",
+                    path.display()
+                );
             }
             if !is_executable(&meta) {
                 if !is_python(path) {
@@ -121,6 +129,16 @@ impl HookScripts {
         }
         Ok(())
     }
+}
+
+/// Whether the kernel can exec `path`: it starts with `#!` (a script) or is an ELF binary.
+fn is_runnable(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head[..n].starts_with(b"#!") || head[..n] == *b"\x7fELF"
 }
 
 /// Runs hooks one at a time on its own task.

@@ -8,8 +8,8 @@
 //!   flight, plus the maintenance timer: stale links are re-dialled every heartbeat,
 //!   unlinked members and `--peer` seeds are dialled until a link exists.
 //! - `conn`: one task pair per TCP connection (handshake + reader, writer with a bounded
-//!   queue) and the dialler, which doubles as the crash probe (DESIGN rule 5): a refused
-//!   connection to a member whose link just ended means its process is gone.
+//!   queue) and the dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
+//!   refused connection to a member whose link just ended means its process is gone.
 //! - `frame`: the length-prefixed codec.
 //! - [`crate::discovery`]: UDP hellos (schedule, receive loop) and the advertised address.
 //!

@@ -85,3 +85,9 @@ fn rolling_appender(path: &Path) -> anyhow::Result<RollingFileAppender> {
         .build(dir)
         .with_context(|| format!("--log-file {}: cannot open", path.display()))
 }
+
+/// Writes one line to stderr, ignoring a closed stderr (`eprintln!` would panic).
+pub fn eprint_line(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}

@@ -1,6 +1,10 @@
 //! `quorumd`: parse settings, set up logging, turn signals and the terminal into stop
 //! requests, run the node.
 //!
+//! Exit status: 0 after a dispatch or a stop request, 1 on a failure while running, 2 when the
+//! node refuses to start (a bad flag, variable, file key or hook, a socket that cannot be
+//! bound), 3 with `--exit-on-minority` when the quorum is lost (docs/CONFIG.md, "Exit status").
+//!
 //! Signals keep the original's meaning: SIGTERM (and `systemctl stop`) or `q` + Enter on a
 //! terminal = dispatch (hand over, run the hook, exit 0); a second SIGTERM during a dispatch =
 //! exit at once; SIGINT = stop at once without a goodbye (peers see the node as lost).
@@ -16,13 +20,13 @@ use tokio::sync::mpsc;
 fn main() -> ExitCode {
     let settings = Settings::from_args();
     if let Err(e) = node::check_settings(&settings) {
-        eprintln!("quorumd: {e:#}");
+        quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));
         return ExitCode::from(2);
     }
     let _guard = match quorumd::logging::init(settings.debug, settings.log_file.as_deref()) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("quorumd: {e:#}");
+            quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));
             return ExitCode::from(2);
         }
     };
@@ -33,7 +37,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("quorumd: cannot start the runtime: {e}");
+            quorumd::logging::eprint_line(&format!("quorumd: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -46,9 +50,13 @@ fn main() -> ExitCode {
         match node::run(settings, stop_rx).await {
             Ok(Exit::Done) => ExitCode::SUCCESS,
             Ok(Exit::Minority) => ExitCode::from(3),
+            // Logged once (the log goes to stderr): not printed again.
+            Err(e) if e.downcast_ref::<node::StartError>().is_some() => {
+                tracing::error!("cannot start: {e:#}");
+                ExitCode::from(2)
+            }
             Err(e) => {
                 tracing::error!("{e:#}");
-                eprintln!("quorumd: {e:#}");
                 ExitCode::from(1)
             }
         }
@@ -88,7 +96,9 @@ fn spawn_stop_sources(tx: mpsc::Sender<Stop>) -> std::io::Result<()> {
     if std::io::stdin().is_terminal() {
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-            eprintln!("quorumd: type q and Enter to leave the cluster gracefully");
+            quorumd::logging::eprint_line(
+                "quorumd: type q and Enter to leave the cluster gracefully",
+            );
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.trim() == "q" {
                     let _ = tx.send(Stop::Dispatch).await;

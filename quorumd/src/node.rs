@@ -50,15 +50,22 @@ pub enum Exit {
     Minority,
 }
 
+/// The node could not start (its sockets could not be bound): the operator's to fix, like a
+/// bad flag, so `main` exits 2. Anything later is a runtime failure (exit 1).
+#[derive(Debug)]
+pub struct StartError(pub anyhow::Error);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
 /// Runs a node until `stop` says so. `stop` yields every stop request (a second dispatch
 /// request during a dispatch means "exit now").
 pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::Result<Exit> {
-    if settings.key_file.is_some() {
-        anyhow::bail!(
-            "--key-file: authenticated cluster traffic is not available in this version; \
-             remove the option (traffic is unauthenticated, see README, Security)"
-        );
-    }
     let scripts = hook_scripts(&settings);
     let cfg = election_config(&settings);
 
@@ -72,7 +79,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         heartbeat: Duration::from_millis(settings.timers.heartbeat_ms),
         announce: Duration::from_millis(settings.timers.announce_ms),
     })
-    .await?;
+    .await
+    .map_err(StartError)?;
     if bound.port != settings.port && settings.port != 0 {
         warn!(
             requested = settings.port,
@@ -81,7 +89,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         );
     }
     let control = ControlServer::bind(&settings.socket)
-        .with_context(|| format!("control socket {}", settings.socket.display()))?;
+        .with_context(|| format!("control socket {}", settings.socket.display()))
+        .map_err(StartError)?;
 
     let configured_name = settings
         .name
@@ -284,6 +293,13 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
 /// Checks what can only be checked against the system (hook files) or across settings
 /// (timer relations): an error here is the operator's, reported like a bad flag (exit 2).
 pub fn check_settings(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(key) = &settings.key_file {
+        anyhow::bail!(
+            "--key-file {}: authenticated cluster traffic is not available yet; remove the \
+             option (traffic is unauthenticated, see README, Security)",
+            key.display()
+        );
+    }
     hook_scripts(settings).validate()?;
     election_config(settings)
         .validate()
@@ -320,6 +336,7 @@ pub fn election_config(settings: &Settings) -> Config {
         // Keep the default ratio of margin to lease (clock-rate differences scale with it).
         drift_ms: (t.lease_ms * base.drift_ms).div_ceil(base.lease_ms).max(2),
         startup_ms: t.startup_ms,
+        reap_dispatched_ms: settings.reap_dispatched_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -499,3 +499,119 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn every_option_is_declared_once_with_its_variable_and_documented() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/CONFIG.md"))
+            .expect("read docs/CONFIG.md");
+    let cmd = quorumd::config::command();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("option {id} has no environment variable"))
+            .to_string_lossy()
+            .into_owned();
+        assert!(env.starts_with("QUORUMD_"), "{id}: {env}");
+        assert!(docs.contains(&env), "docs/CONFIG.md does not mention {env}");
+    }
+}
+
+#[test]
+fn a_switch_from_the_file_is_overridden_by_a_higher_layer_and_strategies_layer_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(
+        &dir,
+        "use_port_instead_of_life_time = true\nexit_on_minority = true\n",
+    );
+    let p = path.to_str().expect("utf-8");
+    let s = parse_env(&["--config", p], &[("QUORUMD_STRATEGY", "age")]).expect("parses");
+    assert_eq!(s.strategy, Strategy::Age);
+    assert!(s.exit_on_minority);
+    let s = parse_env(&["--config", p, "--strategy", "age"], &[]).expect("parses");
+    assert_eq!(s.strategy, Strategy::Age);
+    let msg = err(
+        &["--strategy", "age", "--use-port-instead-of-life-time"],
+        &[],
+    );
+    assert!(msg.contains("--strategy"), "{msg}");
+}
+
+#[test]
+fn names_are_up_to_255_printable_characters_not_bytes() {
+    let wide: String = "数据库🐘".chars().cycle().take(200).collect();
+    assert!(wide.len() > 600);
+    assert_eq!(ok(&["-n", &wide]).name.as_deref(), Some(wide.as_str()));
+    let longest: String = "é".repeat(255);
+    assert_eq!(
+        ok(&["-n", &longest]).name.as_deref(),
+        Some(longest.as_str())
+    );
+    let msg = err(&["-n", &"é".repeat(256)], &[]);
+    assert!(
+        msg.contains("--name") && msg.contains("256 characters"),
+        "{msg}"
+    );
+    let msg = err(&[], &[("QUORUMD_CLUSTER", "a\u{200B}b")]);
+    assert!(msg.contains("QUORUMD_CLUSTER"), "{msg}");
+}
+
+#[test]
+fn reap_dispatched_defaults_to_a_day_and_is_a_timer_everywhere() {
+    assert_eq!(ok(&[]).reap_dispatched_ms, 24 * 3600 * 1000);
+    assert_eq!(ok(&["--reap-dispatched", "90s"]).reap_dispatched_ms, 90_000);
+    let s = parse_env(&[], &[("QUORUMD_REAP_DISPATCHED", "1h")]).expect("parses");
+    assert_eq!(s.reap_dispatched_ms, 3_600_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(&dir, "[timers]\nreap_dispatched = \"2min\"\n");
+    let s = parse(&["--config", path.to_str().expect("utf-8")]).expect("parses");
+    assert_eq!(s.reap_dispatched_ms, 120_000);
+}
+
+/// The repository stands alone: no file cites a design document that is not in it.
+#[test]
+fn no_file_cites_a_document_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack = vec![root.clone()];
+    let mut offenders = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // Built by concatenation so that this test does not cite it either.
+            let cited = [".md", " §", " rule"].map(|tail| ["DESIGN", tail].concat());
+            if cited.iter().any(|c| text.contains(c.as_str())) {
+                offenders.push(
+                    path.strip_prefix(&root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "cite docs/ALGORITHM.md instead: {offenders:?}"
+    );
+}
+
+#[test]
+fn paths_given_on_the_command_line_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = std::ffi::OsStr::from_bytes(b"/tmp/st\xffate");
+    let argv: Vec<std::ffi::OsString> = vec!["quorumd".into(), "--state-dir".into(), raw.into()];
+    let s = Settings::parse_from(argv, &|_| None).expect("parses");
+    assert_eq!(s.state_dir.as_deref(), Some(Path::new(raw)));
+}

@@ -55,6 +55,7 @@ fn status(role: Role) -> Status {
         cluster: "test".into(),
         strategy: Strategy::Age,
         witness: false,
+        refused: None,
     }
 }
 
@@ -207,10 +208,13 @@ async fn status_role_and_members_are_answered_from_the_snapshot() {
         c.ask(r#"{"type":"status"}"#).await,
         Ok(Response::Status(status(Role::Master)))
     );
-    assert_eq!(
+    assert!(matches!(
         c.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Master })
-    );
+        Ok(Response::Role {
+            role: Role::Master,
+            valid_until_ns: Some(_)
+        })
+    ));
     assert_eq!(
         c.ask(r#"{"type":"members"}"#).await,
         Ok(Response::Members {
@@ -221,7 +225,10 @@ async fn status_role_and_members_are_answered_from_the_snapshot() {
     h.status.send_replace(snapshot(Role::Slave));
     assert_eq!(
         c.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Slave })
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
     );
     h.stop().await;
 }
@@ -263,7 +270,10 @@ async fn commands_get_shutting_down_when_the_driver_is_gone() {
     // Reads still work without a driver.
     assert_eq!(
         c.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Slave })
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
     );
     h.stop().await;
 }
@@ -284,7 +294,10 @@ async fn garbage_lines_get_bad_request_and_the_connection_keeps_working() {
     assert!(bad_request(&reply).message.contains("UTF-8"));
     assert_eq!(
         c.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Slave })
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
     );
     assert!(matches!(
         c.ask(r#"{"type":"status"}"#).await,
@@ -326,7 +339,10 @@ async fn a_huge_line_gets_an_error_and_is_closed_while_others_are_served() {
     assert_eq!(c.line().await, None);
     assert_eq!(
         bystander.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Slave })
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
     );
     let mut fresh = h.connect().await;
     assert!(fresh.ask(r#"{"type":"status"}"#).await.is_ok());
@@ -342,7 +358,13 @@ async fn a_line_of_exactly_the_limit_is_read_as_a_request() {
     line.push(b'\n');
     c.send(&line).await;
     let reply: Reply = serde_json::from_str(&c.line().await.expect("reply")).expect("parses");
-    assert_eq!(reply, Ok(Response::Role { role: Role::Slave }));
+    assert_eq!(
+        reply,
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
+    );
     h.stop().await;
 }
 
@@ -357,7 +379,10 @@ async fn half_a_line_then_hang_up_leaves_the_server_serving() {
     let mut c = h.connect().await;
     assert_eq!(
         c.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Slave })
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
     );
     h.stop().await;
 }
@@ -412,7 +437,10 @@ async fn a_follower_that_does_not_read_is_disconnected_and_others_are_unaffected
     }
     assert_eq!(
         other.ask(r#"{"type":"role"}"#).await,
-        Ok(Response::Role { role: Role::Slave })
+        Ok(Response::Role {
+            role: Role::Slave,
+            valid_until_ns: None
+        })
     );
     // Drain what was buffered; the stream must end well before 400 events.
     let mut received = 0;
@@ -526,7 +554,8 @@ async fn a_master_whose_lease_ran_out_answers_inquorate() {
     assert_eq!(
         c.ask(r#"{"type":"role"}"#).await,
         Ok(Response::Role {
-            role: Role::Inquorate
+            role: Role::Inquorate,
+            valid_until_ns: None
         })
     );
     match c.ask(r#"{"type":"status"}"#).await {
@@ -596,4 +625,26 @@ async fn an_unprivileged_client_is_refused_dispatch_but_gets_status() {
     assert_eq!(allowed.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&allowed.stdout), "slave\n");
     h.stop().await;
+}
+
+#[tokio::test]
+async fn a_master_answer_carries_its_lease_end_on_the_hosts_monotonic_clock() {
+    let h = Harness::start(Role::Master).await;
+    h.status.send_replace(Snapshot {
+        status: status(Role::Master),
+        master_until: Some(Instant::now() + Duration::from_millis(600)),
+    });
+    let mut c = h.connect().await;
+    let before = quorumd::control::monotonic_ns();
+    match c.ask(r#"{"type":"role"}"#).await {
+        Ok(Response::Role {
+            role: Role::Master,
+            valid_until_ns: Some(until),
+        }) => {
+            // quorumctl compares this with the same clock when the answer arrives.
+            assert!(until > before, "lease end {until} not after {before}");
+            assert!(until <= quorumd::control::monotonic_ns() + 600_000_000);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }

@@ -218,13 +218,22 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
 }
 
 #[test]
-fn a_missing_or_non_executable_hook_is_refused_at_start_with_exit_2() {
+fn a_missing_non_executable_or_unrunnable_hook_is_refused_at_start_with_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let not_exec = dir.path().join("hook.sh");
     std::fs::write(&not_exec, "#!/bin/sh\n").expect("write");
+    // Executable, but no #! line: exec(2) would fail with "Exec format error".
+    let no_shebang = dir.path().join("no-shebang.sh");
+    std::fs::write(&no_shebang, "echo hello\n").expect("write");
+    std::fs::set_permissions(
+        &no_shebang,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
     for (flag, path) in [
         ("-m", dir.path().join("missing.sh")),
         ("-s", not_exec.clone()),
+        ("--notify", no_shebang.clone()),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
             .args(["127.0.0.1", &free_tcp_port().to_string(), "127.255.255.255"])
@@ -300,4 +309,69 @@ fn q_and_enter_on_a_terminal_dispatches() {
         "hooks: {hooks}"
     );
     drop(stdin);
+}
+
+/// Every refusal at start exits 2 with one message: a bad flag, a key file (not available
+/// yet), a socket that cannot be bound.
+#[test]
+fn start_up_errors_exit_2_and_are_printed_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("cluster.key");
+    std::fs::write(&key, "secret\n").expect("write key");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").expect("write");
+    let cases: [(Vec<std::ffi::OsString>, &str); 3] = [
+        (
+            vec!["--key-file".into(), key.clone().into()],
+            "not available yet",
+        ),
+        (vec!["--heartbeat".into(), "1ms".into()], "at least 5ms"),
+        (
+            // A socket under a regular file cannot be created.
+            vec!["--socket".into(), blocker.join("q.sock").into()],
+            "Not a directory",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
+            .args(["127.0.0.1", &free_tcp_port().to_string(), "127.255.255.255"])
+            .arg(free_udp_port().to_string())
+            .arg("--socket")
+            .arg(dir.path().join("n.sock"))
+            .args(&extra)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run quorumd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(
+            err.matches(needle).count(),
+            1,
+            "{extra:?} printed once: {err}"
+        );
+    }
+}
+
+#[test]
+fn help_and_version_end_quietly_on_a_closed_pipe() {
+    for arg in ["--help", "-h", "--version"] {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two new descriptors, each then owned exactly once.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the read end, just created, closed at once: the pipe has no reader.
+        drop(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        // SAFETY: the write end, just created and not owned elsewhere.
+        let writer = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+        let out = Command::new(env!("CARGO_BIN_EXE_quorumd"))
+            .arg(arg)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run quorumd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{arg}: {err}");
+        assert!(err.is_empty(), "{arg}: {err}");
+    }
 }

@@ -341,6 +341,33 @@ fn validate_refuses_missing_non_executable_and_non_regular_files() {
     }
 }
 
+#[test]
+fn validate_accepts_scripts_with_a_shebang_and_elf_binaries_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let no_shebang = dir.path().join("no-shebang.sh");
+    std::fs::write(&no_shebang, "echo hi\n").expect("write");
+    std::fs::set_permissions(&no_shebang, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let hook = |path: PathBuf| HookScripts {
+        master: Some(path),
+        timeout: Duration::from_secs(1),
+        ..HookScripts::default()
+    };
+    let msg = format!("{:#}", hook(no_shebang).validate().expect_err("refused"));
+    assert!(
+        msg.contains("--master-script") && msg.contains("#!"),
+        "{msg}"
+    );
+    let elf = ["/bin/true", "/usr/bin/true"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("true(1) exists");
+    hook(elf).validate().expect("an ELF binary is accepted");
+    hook(recorder(&dir, "good"))
+        .validate()
+        .expect("a script with #! is accepted");
+}
+
 #[tokio::test]
 async fn submit_does_not_block_while_a_hook_runs() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,7 +1,9 @@
-//! The original QuorumCluster's scenarios (DESIGN.md §9) and the election options (`--expect`,
-//! port strategy, `--no-preempt`), with real daemons on loopback.
+//! The original QuorumCluster's scenarios (docs/ALGORITHM.md, "The original's scenarios") and
+//! the election options (`--expect`, port strategy, `--no-preempt`), with real daemons on
+//! loopback.
 //!
-//! Names follow §9: alice (oldest), dieter, bob, peter (youngest), started in that order.
+//! Names follow those scenarios: alice (oldest), dieter, bob, peter (youngest), started in
+//! that order.
 
 use quorum_tests::{Cluster, DEADLINE, Node};
 use serde_json::Value;

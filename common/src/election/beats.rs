@@ -3,10 +3,13 @@
 
 use super::Output;
 use super::members::Peer;
-use super::{Election, MAX_SENT};
+use super::{Election, MAX_EPOCH, MAX_SENT};
+use crate::control::MemberChange;
 use crate::time::Millis;
 use crate::types::{MemberId, MemberState};
+use crate::wire::Grant;
 use crate::wire::{Beat, Message};
+use tracing::debug;
 
 impl Election {
     pub(super) fn linked_peers(&self) -> impl Iterator<Item = MemberId> + '_ {
@@ -38,19 +41,21 @@ impl Election {
             .map(|i| self.sent[i].1)
     }
 
-    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis) -> Beat {
+    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis, digests: (u64, u64)) -> Beat {
         Beat {
             seq,
             echo: to.their_seq,
-            role: self.role,
+            role: self.roles.role,
             eligible: self.eligible_now(now),
-            candidacy: self.candidacy,
-            master: self.is_master,
-            grant: self.grant,
-            epoch: self.max_epoch,
-            voted: self.last_granted_epoch,
+            candidacy: self.cand.current,
+            master: self.lease.is_master,
+            grant: self.votes.grant,
+            epoch: self.cand.max_epoch,
+            voted: self.votes.last_granted_epoch,
             voting: self.may_vote(now),
-            following: self.master,
+            following: self.roles.master,
+            view: digests.0,
+            base: digests.1,
         }
     }
 
@@ -68,9 +73,10 @@ impl Election {
 
     fn send_beats_to(&mut self, now: Millis, to: &[MemberId]) {
         let seq = self.next_seq(now);
+        let view = self.digests();
         for &id in to {
             if let Some(p) = self.peers.get(&id) {
-                let beat = self.beat_for(seq, p, now);
+                let beat = self.beat_for(seq, p, now, view);
                 self.outputs.push_back(Output::Send {
                     to: id,
                     msg: Message::Beat(beat),
@@ -83,13 +89,117 @@ impl Election {
     /// Every beat that carries our vote renews the promise, dated from when we received the
     /// candidate's beat we echo (the candidate dates it from when it sent that beat: earlier).
     pub(super) fn extend_promise(&mut self) {
-        if let (Some(g), Some(pr)) = (self.grant, self.promise.as_mut()) {
+        if let (Some(g), Some(pr)) = (self.votes.grant, self.votes.promise.as_mut()) {
             if pr.grant == g {
                 if let Some(p) = self.peers.get(&g.candidate) {
                     let until = p.their_seq_at + self.cfg.lease_ms + self.cfg.drift_ms;
                     pr.until = pr.until.max(until);
                 }
             }
+        }
+    }
+
+    pub(super) fn handle_beat(&mut self, now: Millis, from: MemberId, beat: Beat) {
+        let lease = self.cfg.lease_ms;
+        let sent_at = self.sent_at(beat.echo);
+        let Some(p) = self.peers.get_mut(&from) else {
+            debug!(from, "beat from an unknown member ignored");
+            return;
+        };
+        // A dispatched or certainly crashed incarnation never comes back (a restart is a new
+        // incarnation): a beat from it can only be one that was still in flight.
+        if p.state == MemberState::Dispatched || p.crashed || p.superseded {
+            debug!(
+                from,
+                "late beat from a member that left, crashed or was replaced ignored"
+            );
+            return;
+        }
+        // Epochs only grow by one per mastership: a number near the top of the range is
+        // forged or corrupt, and taking it would stop every later election.
+        let implausible = |e: u64| e > MAX_EPOCH;
+        if implausible(beat.epoch)
+            || implausible(beat.voted)
+            || beat.candidacy.is_some_and(implausible)
+            || beat.grant.is_some_and(|g| implausible(g.epoch))
+        {
+            debug!(from, "beat with an implausible epoch ignored");
+            return;
+        }
+        p.had_beat = true;
+        if p.state == MemberState::Lost {
+            p.state = MemberState::Alive;
+            p.crashed = false;
+            self.outputs.push_back(Output::Member {
+                name: p.info.name.clone(),
+                change: MemberChange::Returned,
+            });
+        }
+        p.last_heard = Some(now);
+        self.cand.beats_received += 1;
+        p.beat_no = self.cand.beats_received;
+        if beat.seq > p.their_seq {
+            p.their_seq = beat.seq;
+            p.their_seq_at = now;
+        }
+        if let Some(t) = sent_at {
+            if p.heard_me.is_none_or(|h| h < t) {
+                p.heard_me = Some(t);
+            }
+        }
+        let mine = self.cand.current.map(|epoch| Grant {
+            candidate: self.me.id,
+            epoch,
+        });
+        // A vote backs us from when we sent the beat it echoes. A voter that stops voting for
+        // us still backs us until then: its promise (which lasts longer) keeps it from voting
+        // for anyone else, unless we release it ourselves.
+        if let (Some(g), Some(m), Some(t)) = (beat.grant, mine, sent_at) {
+            if g == m {
+                p.support_until = p.support_until.max(t + lease);
+            }
+        }
+        let echo_missing = beat.echo == 0 || sent_at.is_none();
+        if self.cand.max_epoch < beat.epoch {
+            self.cand.max_epoch = beat.epoch;
+        }
+        if let (Some(c), Some(theirs)) = (self.cand.current, beat.candidacy) {
+            // A real mastership at our epoch or above: ours must go above it. (Masters do not
+            // bid, so this cannot start a bidding war.)
+            if beat.master && theirs >= c && !self.lease.is_master {
+                self.cand.bump = true;
+            }
+        }
+        let reachable = p.reachable(now, self.cfg.silence_ms, self.lease.inquorate_since);
+        if reachable {
+            self.cand.max_voted_seen = self.cand.max_voted_seen.max(beat.voted);
+            if let Some(c) = self.cand.current {
+                // A competing candidate (its own candidacy set) will not vote for us whatever
+                // our epoch: outbidding it would only start a bidding war.
+                if !self.lease.is_master
+                    && beat.voted >= c
+                    && beat.grant != mine
+                    && beat.candidacy.is_none()
+                {
+                    self.cand.bump = true;
+                }
+            }
+        }
+        if let Some(pr) = self.votes.promise {
+            if pr.grant.candidate == from && beat.candidacy != Some(pr.grant.epoch) {
+                debug!(
+                    from,
+                    epoch = pr.grant.epoch,
+                    "candidate renounced; promise released"
+                );
+                self.votes.promise = None;
+            }
+        }
+        p.beat = Some(beat);
+        if echo_missing {
+            // It has not heard us (yet, or since long): answer at once so that both sides
+            // see the link working within one round trip.
+            self.send_beat_to(now, from);
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::types::Strategy;
 
 /// Configuration of one [`super::Election`].
 ///
-/// The timers relate like this (checked by [`Config::validate`]):
+/// The timers relate like this (checked by [`Config::validate`], rules in [`crate::rules`]):
 ///
 /// ```text
 /// heartbeat  <  lease / 3      a master's lease survives two lost beats
@@ -41,9 +41,16 @@ pub struct Config {
     pub drift_ms: u64,
     /// Discovery window after start: no candidacy, no hook. Default 650; fast 150.
     pub startup_ms: u64,
+    /// A dispatched member is removed from the table this long after it left (like Serf's
+    /// tombstones): it no longer counts anyway, but stays listed until then so operators see
+    /// that it left. Lost members stay until they return or are forgotten. Default 24 h.
+    pub reap_dispatched_ms: u64,
     /// quorumd version string, reported in status.
     pub version: String,
 }
+
+/// [`Config::reap_dispatched_ms`] by default: 24 hours, Serf's tombstone timeout.
+pub const REAP_DISPATCHED_MS: u64 = 24 * 3600 * 1000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -58,6 +65,7 @@ impl Default for Config {
             lease_ms: 600,
             drift_ms: 40,
             startup_ms: 650,
+            reap_dispatched_ms: REAP_DISPATCHED_MS,
             version: String::new(),
         }
     }
@@ -77,30 +85,17 @@ impl Config {
         }
     }
 
-    /// Checks the relations between timers; the message names the offending setting.
+    /// Checks the relations between timers ([`crate::rules::check_timers`]); the message names
+    /// the offending timer.
     pub fn validate(&self) -> Result<(), String> {
-        if self.heartbeat_ms == 0 {
-            return Err("heartbeat must be positive".into());
-        }
-        if self.lease_ms < 3 * self.heartbeat_ms {
-            return Err(format!(
-                "lease ({} ms) must be at least 3 heartbeats ({} ms)",
-                self.lease_ms,
-                3 * self.heartbeat_ms
-            ));
-        }
-        if self.silence_ms < self.lease_ms {
-            return Err(format!(
-                "silence ({} ms) must be at least the lease ({} ms)",
-                self.silence_ms, self.lease_ms
-            ));
-        }
-        if self.startup_ms < 2 * self.heartbeat_ms {
-            return Err(format!(
-                "startup window ({} ms) must be at least 2 heartbeats",
-                self.startup_ms
-            ));
-        }
-        Ok(())
+        crate::rules::check_timers(&crate::rules::TimerValues {
+            heartbeat_ms: self.heartbeat_ms,
+            silence_ms: self.silence_ms,
+            lease_ms: self.lease_ms,
+            startup_ms: self.startup_ms,
+            announce_ms: None,
+            hook_timeout_ms: None,
+        })
+        .map_err(|e| e.to_string())
     }
 }

@@ -27,14 +27,20 @@ pub(crate) struct Peer {
     pub support_until: Millis,
     /// Number (in our count of received beats) of its newest beat.
     pub beat_no: u64,
-    /// Counted for quorum. A member that raises the count (new, or back after a certain
-    /// crash or a dispatch) is admitted only while this node sees a quorum of the members it
-    /// already counts: so only one side of a partition can ever grow its count.
-    pub admitted: bool,
-    /// When it was admitted (None: it took over a counted entry or was remembered). Its vote
-    /// backs a master only after a probation, so that every member that talks to it learns
-    /// the larger count first.
-    pub admitted_at: Option<Millis>,
+    /// In this node's *base* view: the agreed part of the count. A member heard of enters
+    /// the count at once, but as *pending* (see `view.rs`): until a quorum of the base holds
+    /// the same view, a candidate needs a quorum in the base too (joint consensus).
+    pub committed: bool,
+    /// A newer incarnation with this name took over the entry while this one was only lost
+    /// (it may still be alive behind a partition): it keeps counting, hidden from status,
+    /// until the newcomer is committed.
+    pub superseded: bool,
+    /// When we first heard of it.
+    pub first_heard: Millis,
+    /// We received at least one beat from it (its view is known).
+    pub had_beat: bool,
+    /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
+    pub left_at: Option<Millis>,
 }
 
 impl Peer {
@@ -50,8 +56,11 @@ impl Peer {
             beat: None,
             support_until: Millis(0),
             beat_no: 0,
-            admitted: true,
-            admitted_at: None,
+            committed: false,
+            superseded: false,
+            first_heard: now.unwrap_or(Millis(0)),
+            had_beat: false,
+            left_at: None,
         }
     }
 
@@ -62,9 +71,6 @@ impl Peer {
     /// Counts for quorum: alive, or lost without a certain crash (with `--expect`, a certain
     /// crash counts too).
     pub fn counted(&self, expect: usize) -> bool {
-        if !self.admitted {
-            return false;
-        }
         match self.state {
             MemberState::Alive => true,
             MemberState::Lost => !self.crashed || expect > 0,
@@ -94,6 +100,19 @@ impl Peer {
 
     /// May become master, as it said in its newest beat.
     pub fn eligible(&self) -> bool {
-        !self.info.witness && self.beat.as_ref().is_some_and(|b| b.eligible)
+        !self.superseded && !self.info.witness && self.beat.as_ref().is_some_and(|b| b.eligible)
+    }
+
+    /// The view digest it showed in its newest beat (None: no beat, or an old peer).
+    pub fn view(&self) -> Option<u64> {
+        self.beat.as_ref().map(|b| b.view).filter(|&v| v != 0)
+    }
+
+    /// (view, base) digests it showed in its newest beat.
+    pub fn digests(&self) -> Option<(u64, u64)> {
+        self.beat
+            .as_ref()
+            .map(|b| (b.view, b.base))
+            .filter(|&(v, b)| v != 0 && b != 0)
     }
 }

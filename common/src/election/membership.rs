@@ -13,15 +13,26 @@ impl Election {
         if info.id == self.me.id || self.refused.contains(&info.id) {
             return;
         }
+        if let Err(e) = crate::types::check_name(&info.name) {
+            let reason = format!("its name is not valid: {e}");
+            return self.refuse(info, reason);
+        }
         if info.strategy != self.cfg.strategy {
             let reason = format!(
                 "it ranks by {} but this cluster ranks by {}; it will never vote here",
                 info.strategy, self.cfg.strategy
             );
+            if self.older_than_me(&info) {
+                self.refused_here(format!(
+                    "{} at {}:{} (running longer) ranks by {}, this node by {}: fix the \
+                     strategy and restart",
+                    info.name, info.addr, info.port, info.strategy, self.cfg.strategy
+                ));
+            }
             return self.refuse(info, reason);
         }
         if let Some(p) = self.peers.get_mut(&info.id) {
-            if p.state == MemberState::Dispatched {
+            if p.state == MemberState::Dispatched || p.superseded {
                 return;
             }
             if p.info.name != info.name {
@@ -41,46 +52,102 @@ impl Election {
             return;
         }
         if info.name == self.me.name {
+            // Two live processes with one name: the newer one is refused everywhere and never
+            // acts as master; the one running longer carries on.
+            if self.older_than_me(&info) {
+                self.refused_here(format!(
+                    "the name {:?} is used by a live member at {}:{} (running longer): give \
+                     this node another name (-n) and restart",
+                    info.name, info.addr, info.port
+                ));
+            }
             let reason = format!("its name {:?} is this node's name", info.name);
             return self.refuse(info, reason);
         }
         let old = self
             .peers
             .values()
-            .find(|p| p.info.name == info.name)
+            .find(|p| p.info.name == info.name && !p.superseded)
             .map(|p| {
-                (
-                    p.info.id,
-                    p.state,
-                    p.info.started_ms,
-                    p.counted(self.cfg.expect),
-                )
+                // The same address and port: the old process no longer holds its port, so it
+                // is gone (a restart), however recently we heard it.
+                let restarted = p.info.addr == info.addr && p.info.port == info.port;
+                (p.info.id, p.state, p.crashed || restarted)
             });
-        let mut admitted = false;
-        if let Some((old_id, old_state, old_started, old_counted)) = old {
-            if old_state == MemberState::Alive && old_started > info.started_ms {
-                let reason = format!(
-                    "name {:?} is used by a newer process; the older one is ignored",
-                    info.name
-                );
-                return self.refuse(info, reason);
+        if let Some((old_id, old_state, old_crashed)) = old {
+            if old_state == MemberState::Alive && !old_crashed {
+                // A name still alive here is a clash, not a re-entry: nothing changes. (Not
+                // remembered as refused: once the old process is gone, a later hello of the
+                // newcomer is a re-entry.)
+                if self.view.clashing.len() >= MAX_REFUSED {
+                    self.view.clashing.pop_first();
+                }
+                if self.view.clashing.insert(info.id) {
+                    self.outputs.push_back(Output::Refused {
+                        name: info.name.clone(),
+                        addr: format!("{}:{}", info.addr, info.port),
+                        reason: format!(
+                            "its name {:?} is used by a live member; refused until that one is gone",
+                            info.name
+                        ),
+                    });
+                }
+                return;
             }
-            // Re-entry: the new incarnation takes over the entry (and its place in the count,
-            // if it had one). A promise we gave the old one stays in force until it runs out
-            // (it is kept apart from the table).
-            admitted = old_counted;
-            self.peers.remove(&old_id);
+            if old_state == MemberState::Lost && !old_crashed {
+                // Re-entry over an entry that is only silent: the old process may be alive
+                // behind a partition, so its entry keeps counting (hidden) until the newcomer
+                // is agreed (view.rs), and only then goes.
+                if let Some(p) = self.peers.get_mut(&old_id) {
+                    p.superseded = true;
+                    p.support_until = Millis(0);
+                }
+                self.release_promise_to(old_id);
+            } else {
+                self.peers.remove(&old_id);
+            }
             debug!(name = %info.name, old = old_id, new = info.id, "member re-entered");
         }
         let name = info.name.clone();
-        let mut peer = Peer::new(info, MemberState::Alive, Some(now));
-        peer.admitted = admitted;
+        let peer = Peer::new(info, MemberState::Alive, Some(now));
         self.peers.insert(peer.info.id, peer);
+        self.view.agreed = None;
         self.outputs.push_back(Output::Member {
             name,
             change: MemberChange::Joined,
         });
         self.outputs.push_back(Output::Remember);
+    }
+
+    /// The other process has been running longer than this one (start time, then id).
+    fn older_than_me(&self, info: &MemberInfo) -> bool {
+        (info.started_ms, info.id) < (self.me.started_ms, self.me.id)
+    }
+
+    /// The cluster refuses this node: it never stands or acts as master in this run.
+    fn refused_here(&mut self, reason: String) {
+        if self.view.refusal.is_some() {
+            return;
+        }
+        tracing::error!(%reason, "this node is refused by the cluster it hears; it will not act as master");
+        self.view.refusal = Some(reason);
+        self.cand.current = None;
+        self.lease.is_master = false;
+    }
+
+    /// At the end of its window, a node that heard of nobody says hello once more and waits a
+    /// few round trips before it makes itself master (a lost broadcast, a link that just came
+    /// up).
+    pub(super) fn probe_if_alone(&mut self, now: Millis) {
+        if self.view.lone_probe.is_some()
+            || self.lease.is_master
+            || now < self.started + self.cfg.startup_ms
+            || !self.peers.is_empty()
+        {
+            return;
+        }
+        self.view.lone_probe = Some(now + 3 * self.cfg.heartbeat_ms);
+        self.outputs.push_back(Output::Announce(self.me.clone()));
     }
 
     pub(super) fn refuse(&mut self, info: MemberInfo, reason: String) {
@@ -95,9 +162,34 @@ impl Election {
         });
     }
 
-    pub(super) fn handle_leave(&mut self, from: MemberId, epoch: u64) {
-        self.max_epoch = self.max_epoch.max(epoch);
+    pub(super) fn handle_leave(&mut self, now: Millis, from: MemberId, epoch: u64) {
+        self.cand.max_epoch = self.cand.max_epoch.max(epoch);
         self.member_gone(from, MemberState::Dispatched, MemberChange::Dispatched);
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.left_at.get_or_insert(now);
+        }
+    }
+
+    /// Removes dispatched members `reap_dispatched_ms` after they left. They count nowhere,
+    /// so the count does not change.
+    pub(super) fn reap_dispatched(&mut self, now: Millis) {
+        let after = self.cfg.reap_dispatched_ms;
+        let due: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| p.state == MemberState::Dispatched)
+            .filter(|p| p.left_at.is_some_and(|t| t + after <= now))
+            .map(|p| p.info.id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.peers.remove(&id) {
+                debug!(name = %p.info.name, "dispatched member reaped");
+                self.outputs.push_back(Output::Member {
+                    name: p.info.name,
+                    change: MemberChange::Reaped,
+                });
+            }
+        }
     }
 
     pub(super) fn handle_crashed(&mut self, id: MemberId) {
@@ -131,7 +223,16 @@ impl Election {
         self.outputs.push_back(Output::Remember);
     }
 
-    pub(super) fn handle_forget_msg(&mut self, id: MemberId) {
+    pub(super) fn handle_forget_msg(&mut self, from: MemberId, id: MemberId) {
+        // Only a member we count may ask (an operator's `forget` on its node).
+        if !self
+            .peers
+            .get(&from)
+            .is_some_and(|p| p.state == MemberState::Alive && p.counted(self.cfg.expect))
+        {
+            debug!(from, "forget from a member we do not count ignored");
+            return;
+        }
         if let Some(p) = self.peers.get(&id) {
             if p.state != MemberState::Alive {
                 let name = p.info.name.clone();
@@ -146,80 +247,22 @@ impl Election {
     }
 
     pub(super) fn release_promise_to(&mut self, id: MemberId) {
-        if self.promise.is_some_and(|p| p.grant.candidate == id) {
-            self.promise = None;
+        if self.votes.promise.is_some_and(|p| p.grant.candidate == id) {
+            self.votes.promise = None;
         }
     }
 
     pub(super) fn detect_silence(&mut self, now: Millis) {
         let s = self.cfg.silence_ms;
-        let mut lost_counted = false;
         for p in self.peers.values_mut() {
             if p.state == MemberState::Alive && p.last_heard.is_none_or(|t| t + s <= now) {
                 p.state = MemberState::Lost;
                 p.support_until = Millis(0);
-                lost_counted |= p.counted(self.cfg.expect);
                 self.outputs.push_back(Output::Member {
                     name: p.info.name.clone(),
                     change: MemberChange::Lost,
                 });
             }
-        }
-        if lost_counted {
-            // We were perhaps cut off already when we admitted recent members: an admission
-            // still on probation is taken back (that only lowers the count to what it was).
-            let probation = self.probation_ms();
-            for p in self.peers.values_mut() {
-                if p.state == MemberState::Alive
-                    && p.admitted_at.is_some_and(|t| t + probation > now)
-                {
-                    debug!(name = %p.info.name, "admission revoked: a counted member went silent");
-                    p.admitted = false;
-                    p.admitted_at = None;
-                    p.support_until = Millis(0);
-                }
-            }
-        }
-    }
-
-    /// How long a newly admitted member's vote waits before it backs a master: long enough
-    /// that a partition we did not see yet at admission is detected first.
-    pub(super) fn probation_ms(&self) -> u64 {
-        self.cfg.silence_ms + self.cfg.lease_ms + self.cfg.drift_ms
-    }
-
-    /// Admits pending members while we see a quorum of the members we already count.
-    pub(super) fn admit(&mut self, now: Millis) {
-        // Only members that may vote already: until then they cannot back anyone, and counting
-        // them early would cost a sitting master its quorum before their first vote.
-        let ready = |p: &Peer| {
-            !p.admitted
-                && p.state == MemberState::Alive
-                && p.beat.as_ref().is_some_and(|b| b.voting)
-        };
-        let pending = self.peers.values().filter(|p| ready(p)).count();
-        if pending == 0 {
-            return;
-        }
-        // Below `--expect` the count does not change by admitting: that is always safe.
-        let known = 1 + self
-            .peers
-            .values()
-            .filter(|p| p.counted(self.cfg.expect))
-            .count();
-        let starting = now < self.started + self.cfg.startup_ms + self.cfg.silence_ms;
-        if known + pending <= self.cfg.expect || self.reachable_quorum(now) {
-            for p in self.peers.values_mut() {
-                if ready(p) {
-                    debug!(name = %p.info.name, "member admitted to the count");
-                    p.admitted = true;
-                    // While we start up there is no mastership of ours to protect and nothing
-                    // we counted before: members found now count at once (a cold start of a
-                    // whole cluster must not wait out a probation).
-                    p.admitted_at = (!starting).then_some(now);
-                }
-            }
-            self.outputs.push_back(Output::Remember);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Quorum arithmetic: how many votes make a decision. Pure functions, table-tested.
 //!
-//! `counted` is the counted membership of DESIGN.md §3 (alive + lost, without dispatched or
-//! certainly crashed members), raised to `--expect`. A strict majority always wins. An exact
+//! `counted` is the counted membership of docs/ALGORITHM.md, "The contract" (alive + lost,
+//! without dispatched or certainly crashed members), raised to `--expect`. A strict majority always wins. An exact
 //! half wins only if it holds the highest-ranked counted member, so the other half cannot also
 //! win; when `--expect` pads the count with members never seen, their ranks are unknown and an
 //! exact half never wins.

@@ -10,8 +10,8 @@
 //! cloned VM: the second one must be refused). Time jumps straight to the next delivery or deadline, so an hour of protocol runs
 //! in milliseconds.
 //!
-//! After every event, [`Sim::check`] verifies the rules of DESIGN.md §4 as named invariants;
-//! the first violation is kept with the trail of recent events for the failure message.
+//! After every event, [`Sim::check`] verifies the rules of docs/ALGORITHM.md ("The contract")
+//! as named invariants; the first violation is kept with the trail of recent events for the failure message.
 
 use super::{Config, Election, Input, Memory, Output, quorum};
 use crate::time::Millis;
@@ -157,7 +157,8 @@ pub struct Sim {
     /// The hosts, by slot.
     pub nodes: Vec<Node>,
     rng: Rng,
-    net: NetConfig,
+    /// Latency, loss and the hello period.
+    pub net: NetConfig,
     queue: BinaryHeap<Reverse<Delivery>>,
     order: u64,
     /// Last delivery time per directed link, for FIFO order.

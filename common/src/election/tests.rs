@@ -69,6 +69,8 @@ fn beat(seq: u64, echo: u64) -> Beat {
         voted: 0,
         voting: true,
         following: None,
+        view: 0,
+        base: 0,
     }
 }
 
@@ -94,15 +96,24 @@ fn a_lone_node_stays_starting_through_its_window_then_becomes_master() {
         Memory::default(),
         Millis(0),
     );
-    let outs = run(&mut e, 0, cfg.startup_ms - 1);
+    // The window, then one more look (a hello and three heartbeats) since it heard nobody.
+    let claim = cfg.startup_ms + 3 * cfg.heartbeat_ms;
+    let outs = run(&mut e, 0, claim - 1);
     assert!(
         roles(&outs).is_empty(),
         "no role change (no hook) during the window: {outs:?}"
     );
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Announce(_))),
+        "a lone node says hello once more before it claims: {outs:?}"
+    );
     assert_eq!(e.role(), Role::Starting);
-    let outs = run(&mut e, cfg.startup_ms - 1, cfg.startup_ms + 10);
+    let outs = run(&mut e, claim - 1, claim + 10);
     assert_eq!(roles(&outs), vec![(Role::Starting, Role::Master)]);
-    assert_eq!(e.master_epoch(), Some(1));
+    assert!(
+        e.master_epoch().is_some_and(|ep| ep > 0),
+        "a mastership has an epoch"
+    );
     assert_eq!(
         e.master_until(),
         Some(Millis::NEVER),
@@ -247,9 +258,15 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
     }
     drain(&mut v);
     let t = quiet + 10;
+    // Candidates that count whom zoe counts (a vote needs equal views); by then the hellos
+    // are old enough to count.
+    v.handle(Millis(t - 1), Input::Tick);
+    drain(&mut v);
+    let view = v.digests();
     let candidate = |seq, echo, epoch| {
         let mut b = beat(seq, echo);
         b.candidacy = Some(epoch);
+        (b.view, b.base) = view;
         Input::Message {
             from: 0,
             msg: Message::Beat(b),
@@ -328,6 +345,9 @@ fn a_certain_crash_releases_the_promise_at_once() {
     let t = quiet + 10;
     let mut b = beat(1, 0);
     b.candidacy = Some(1);
+    v.handle(Millis(t - 1), Input::Tick);
+    drain(&mut v);
+    (b.view, b.base) = v.digests();
     v.handle(
         Millis(t),
         Input::Message {
@@ -375,16 +395,16 @@ fn dispatch_steps_down_and_says_goodbye_to_every_peer() {
         Memory::default(),
         Millis(0),
     );
-    run(&mut e, 0, cfg.startup_ms + 10);
+    run(&mut e, 0, cfg.startup_ms + 3 * cfg.heartbeat_ms + 10);
     assert_eq!(e.role(), Role::Master);
     for (id, name) in [(2, "bob"), (3, "carol")] {
         e.handle(
-            Millis(cfg.startup_ms + 11),
+            Millis(cfg.startup_ms + 3 * cfg.heartbeat_ms + 11),
             Input::Hello(info(id, name, 500)),
         );
     }
     drain(&mut e);
-    e.dispatch(Millis(cfg.startup_ms + 20));
+    e.dispatch(Millis(cfg.startup_ms + 3 * cfg.heartbeat_ms + 20));
     let outs = drain(&mut e);
     assert_eq!(roles(&outs), vec![(Role::Master, Role::Dispatching)]);
     let leaves: Vec<MemberId> = outs
@@ -452,5 +472,70 @@ fn memory_keeps_epoch_and_members_across_a_restart() {
     assert!(
         bob.counted,
         "a remembered member counts until heard from or forgotten"
+    );
+}
+
+#[test]
+fn a_dispatched_member_is_reaped_after_the_configured_time_a_lost_one_stays() {
+    let cfg = Config {
+        reap_dispatched_ms: 10_000,
+        ..Config::default()
+    };
+    let mut e = Election::new(cfg, info(1, "alice", 100), Memory::default(), Millis(0));
+    e.handle(Millis(1), Input::Hello(info(2, "bob", 200)));
+    e.handle(Millis(1), Input::Hello(info(3, "carol", 300)));
+    e.handle(
+        Millis(5),
+        Input::Message {
+            from: 2,
+            msg: Message::Leave { epoch: 0 },
+        },
+    );
+    drain(&mut e);
+    let names = |e: &Election, at: u64| -> Vec<(String, crate::types::MemberState)> {
+        e.status(Millis(at))
+            .members
+            .into_iter()
+            .map(|m| (m.name, m.state))
+            .collect()
+    };
+    use crate::types::MemberState::{Alive, Dispatched, Lost};
+    // carol goes silent (lost), bob left at 5: both listed until bob's time is up.
+    let outs = run(&mut e, 5, 10_004);
+    assert!(!outs.iter().any(|o| matches!(
+        o,
+        Output::Member {
+            change: MemberChange::Reaped,
+            ..
+        }
+    )));
+    let mut listed = names(&e, 10_004);
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed,
+        vec![
+            ("alice".to_string(), Alive),
+            ("bob".to_string(), Dispatched),
+            ("carol".to_string(), Lost)
+        ]
+    );
+    let outs = run(&mut e, 10_004, 10_006);
+    let reaped: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Member {
+                name,
+                change: MemberChange::Reaped,
+            } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reaped, vec!["bob"]);
+    let mut listed = names(&e, 10_006);
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed,
+        vec![("alice".to_string(), Alive), ("carol".to_string(), Lost)],
+        "bob is gone from the table; carol, lost, stays until forgotten"
     );
 }

@@ -1,10 +1,12 @@
-//! The command line as clap sees it: every option is optional here, so that the merge in
-//! `config.rs` can tell "given on the command line" from "not given" and apply
-//! flags > environment > config file > profile defaults.
+//! The declaration of every option, in one place: flag, environment variable (`env =`), help
+//! and default (written in the doc line). The config file key is the option's id (its long name
+//! in snake_case; timers in a `[timers]` table, see [`file_key`]), so adding an option means
+//! adding a field here and using it in `Settings`.
 //!
-//! Defaults are therefore written in the doc lines (clap's `default_value` would hide whether a
-//! flag was given), and clap's own `env` support is not used: the environment is read by the
-//! merge through an injectable lookup, so tests never depend on the process environment.
+//! Every field is optional here so that `merge` can tell, with clap's `value_source()`, whether
+//! a value was given on the command line, and layer flags > environment > config file >
+//! defaults. clap does not read the environment itself: `merge` reads the variables named here
+//! through an injectable lookup, so tests never depend on the process environment.
 
 use super::Profile;
 use clap::{ArgAction, Parser};
@@ -14,9 +16,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const AFTER_HELP: &str = "\
-Every option can also be given as an environment variable QUORUMD_<OPTION> (e.g. QUORUMD_NAME,
-QUORUMD_CLUSTER, QUORUMD_SOCKET, QUORUMD_PEERS=a:1,b:2, QUORUMD_HEARTBEAT=200ms) or as a key of
-the --config file (TOML, the long option name in snake_case; timers in a [timers] table).
+Every option can also be given as the environment variable shown with it (e.g. QUORUMD_NAME,
+QUORUMD_PEERS=a:1,b:2, QUORUMD_HEARTBEAT=200ms; switches take true/false) or as a key of the
+--config file (TOML, the long option name in snake_case; timers in a [timers] table).
 Precedence: command line > environment > config file > defaults (of the chosen --profile).
 Durations are written as in systemd: 200ms, 1s, 1.5s, 2min; a bare number means seconds.
 
@@ -28,9 +30,9 @@ Examples:
     quorumd 0.0.0.0 6170 -d -m=i_am_master.py -s=i_am_slave.py -n=Dick
 
   Three nodes on one machine (loopback broadcast):
-    quorumd 127.0.0.1 7001 127.255.255.255 7000 -n a --socket /tmp/a.sock &
-    quorumd 127.0.0.1 7002 127.255.255.255 7000 -n b --socket /tmp/b.sock &
-    quorumd 127.0.0.1 7003 127.255.255.255 7000 -n c --socket /tmp/c.sock &
+    quorumd 127.0.0.1 7001 127.255.255.255 7000 -n a --socket /tmp/a.sock --state-dir /tmp/a &
+    quorumd 127.0.0.1 7002 127.255.255.255 7000 -n b --socket /tmp/b.sock --state-dir /tmp/b &
+    quorumd 127.0.0.1 7003 127.255.255.255 7000 -n c --socket /tmp/c.sock --state-dir /tmp/c &
     quorumctl --socket /tmp/a.sock status
 
   A hook: the script sees QUORUM_ROLE, QUORUM_PREVIOUS_ROLE, QUORUM_MASTER, QUORUM_EPOCH,
@@ -54,141 +56,204 @@ Examples:
 pub(super) struct Cli {
     // ---- Arguments (the original's positionals) ----
     /// Address of the TCP peer listener (default: 0.0.0.0).
-    #[arg(value_name = "ADDRESS")]
+    #[arg(value_name = "ADDRESS", env = "QUORUMD_ADDRESS")]
     pub address: Option<IpAddr>,
 
     /// TCP peer port; the next free port is used if it is taken (default: 8080).
-    #[arg(value_name = "PORT")]
+    #[arg(value_name = "PORT", env = "QUORUMD_PORT")]
     pub port: Option<u16>,
 
     /// Discovery broadcast address (default: 255.255.255.255; 127.255.255.255 on loopback).
-    #[arg(value_name = "BROADCAST_ADDRESS")]
+    #[arg(value_name = "BROADCAST_ADDRESS", env = "QUORUMD_BROADCAST_ADDRESS")]
     pub broadcast_address: Option<IpAddr>,
 
     /// Discovery UDP port, shared by all nodes of a cluster (default: 5595).
-    #[arg(value_name = "BROADCAST_PORT")]
+    #[arg(value_name = "BROADCAST_PORT", env = "QUORUMD_BROADCAST_PORT")]
     pub broadcast_port: Option<u16>,
 
     // ---- Network ----
     /// A peer's TCP address ADDR:PORT, contacted directly where broadcast does not reach
     /// (repeatable; default: none).
-    #[arg(long = "peer", value_name = "ADDR:PORT", action = ArgAction::Append, help_heading = "Network")]
-    pub peers: Vec<SocketAddr>,
+    #[arg(id = "peer", long = "peer", env = "QUORUMD_PEERS", value_name = "ADDR:PORT", action = ArgAction::Append, help_heading = "Network")]
+    pub peer: Vec<SocketAddr>,
 
     /// Address announced to peers when listening on 0.0.0.0 (default: guessed from the route).
-    #[arg(long, value_name = "IP", help_heading = "Network")]
+    #[arg(
+        long,
+        env = "QUORUMD_ADVERTISE",
+        value_name = "IP",
+        help_heading = "Network"
+    )]
     pub advertise: Option<IpAddr>,
 
     /// Cluster name: nodes of other clusters on the same ports are ignored (default: quorum).
-    #[arg(long, value_name = "NAME", help_heading = "Network")]
+    #[arg(
+        long,
+        env = "QUORUMD_CLUSTER",
+        value_name = "NAME",
+        help_heading = "Network"
+    )]
     pub cluster: Option<String>,
 
-    /// Shared key file authenticating cluster traffic (default: none, with a warning).
-    #[arg(long, value_name = "FILE", help_heading = "Network")]
+    /// Not available yet (refused at start): a shared key file authenticating cluster traffic.
+    #[arg(
+        long,
+        env = "QUORUMD_KEY_FILE",
+        value_name = "FILE",
+        help_heading = "Network"
+    )]
     pub key_file: Option<PathBuf>,
 
     // ---- Election ----
     /// This node's name, unique in the cluster (default: <hostname>:<port>).
-    #[arg(short = 'n', long, value_name = "NAME", help_heading = "Election")]
+    #[arg(
+        short = 'n',
+        long,
+        env = "QUORUMD_NAME",
+        value_name = "NAME",
+        help_heading = "Election"
+    )]
     pub name: Option<String>,
 
     /// Rank by lowest port instead of earliest start (alias: --use_port_instead_of_life_time).
     #[arg(
+        id = "use_port_instead_of_life_time",
         long = "use-port-instead-of-life-time",
+        env = "QUORUMD_USE_PORT_INSTEAD_OF_LIFE_TIME",
         alias = "use_port_instead_of_life_time",
         action = ArgAction::SetTrue,
         help_heading = "Election"
     )]
-    pub use_port: bool,
+    pub use_port_instead_of_life_time: bool,
 
     /// Rank strategy: age (earliest start wins) or port (lowest port wins) (default: age).
-    #[arg(long, value_name = "age|port", value_parser = parse_strategy, conflicts_with = "use_port", help_heading = "Election")]
+    #[arg(long, env = "QUORUMD_STRATEGY", value_name = "age|port", value_parser = parse_strategy, help_heading = "Election")]
     pub strategy: Option<Strategy>,
 
     /// Count at least N members for quorum, so a lone node never makes itself master
     /// (default: 0 = off).
-    #[arg(long, value_name = "N", help_heading = "Election")]
+    #[arg(
+        long,
+        env = "QUORUMD_EXPECT",
+        value_name = "N",
+        help_heading = "Election"
+    )]
     pub expect: Option<usize>,
 
     /// Vote but never become master (a tie-breaker box) (default: off).
-    #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
+    #[arg(long, env = "QUORUMD_WITNESS", action = ArgAction::SetTrue, help_heading = "Election")]
     pub witness: bool,
 
     /// A sitting master keeps the role when a better-ranked node joins (default: off).
-    #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
+    #[arg(long, env = "QUORUMD_NO_PREEMPT", action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,
 
     /// Exit instead of waiting when no quorum can be reached (default: off).
-    #[arg(long, action = ArgAction::SetTrue, help_heading = "Election")]
+    #[arg(long, env = "QUORUMD_EXIT_ON_MINORITY", action = ArgAction::SetTrue, help_heading = "Election")]
     pub exit_on_minority: bool,
 
     // ---- Hooks ----
     /// Script run when this node becomes master; -m=path works (default: none).
-    #[arg(short = 'm', long, value_name = "PATH", help_heading = "Hooks")]
+    #[arg(
+        short = 'm',
+        long,
+        env = "QUORUMD_MASTER_SCRIPT",
+        value_name = "PATH",
+        help_heading = "Hooks"
+    )]
     pub master_script: Option<PathBuf>,
 
     /// Script run when this node becomes slave, inquorate or leaves; -s=path works
     /// (default: none).
-    #[arg(short = 's', long, value_name = "PATH", help_heading = "Hooks")]
+    #[arg(
+        short = 's',
+        long,
+        env = "QUORUMD_SLAVE_SCRIPT",
+        value_name = "PATH",
+        help_heading = "Hooks"
+    )]
     pub slave_script: Option<PathBuf>,
 
     /// Script run on every role or master change (default: none).
-    #[arg(long = "notify", value_name = "PATH", help_heading = "Hooks")]
-    pub notify_script: Option<PathBuf>,
+    #[arg(
+        id = "notify",
+        long = "notify",
+        env = "QUORUMD_NOTIFY",
+        value_name = "PATH",
+        help_heading = "Hooks"
+    )]
+    pub notify: Option<PathBuf>,
 
     /// Kill a hook (its whole process group) running longer than this (default: 30s).
-    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Hooks")]
+    #[arg(long, env = "QUORUMD_HOOK_TIMEOUT", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Hooks")]
     pub hook_timeout: Option<Duration>,
 
     // ---- Timers ----
     /// Timer profile: default, or fast (about 10x quicker failover, more traffic).
-    #[arg(long, value_name = "default|fast", value_parser = parse_profile, help_heading = "Timers")]
+    #[arg(long, env = "QUORUMD_PROFILE", value_name = "default|fast", value_parser = parse_profile, help_heading = "Timers")]
     pub profile: Option<Profile>,
 
     /// Heartbeat interval, >= 5ms (default: 150ms; fast: 20ms).
-    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    #[arg(long, env = "QUORUMD_HEARTBEAT", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub heartbeat: Option<Duration>,
 
     /// A peer is lost after this silence, >= lease (default: 900ms; fast: 150ms).
-    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    #[arg(long, env = "QUORUMD_SILENCE", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub silence: Option<Duration>,
 
     /// Master lease, >= 3 x heartbeat (default: 600ms; fast: 120ms).
-    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    #[arg(long, env = "QUORUMD_LEASE", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub lease: Option<Duration>,
 
     /// Discovery window at start, >= 2 x heartbeat (default: 650ms; fast: 150ms).
-    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    #[arg(long, env = "QUORUMD_STARTUP", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub startup: Option<Duration>,
 
     /// Interval of the repeated discovery broadcast, >= heartbeat (default: 2s; fast: 500ms).
-    #[arg(long, value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    #[arg(long, env = "QUORUMD_ANNOUNCE", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub announce: Option<Duration>,
+
+    /// Remove a dispatched member from the members table this long after it left; lost
+    /// members stay until they return or are forgotten (default: 24h, like Serf's tombstones).
+    #[arg(long, env = "QUORUMD_REAP_DISPATCHED", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
+    pub reap_dispatched: Option<Duration>,
 
     // ---- Logging and files ----
     /// Debug logging for quorumd (RUST_LOG overrides) (default: off).
-    #[arg(short = 'd', long, action = ArgAction::SetTrue, help_heading = "Logging and files")]
+    #[arg(short = 'd', long, env = "QUORUMD_DEBUG", action = ArgAction::SetTrue, help_heading = "Logging and files")]
     pub debug: bool,
 
     /// Also log to this file, rotated daily (default: none; stderr always).
-    #[arg(long, value_name = "FILE", help_heading = "Logging and files")]
-    pub log_file: Option<PathBuf>,
-
-    /// TOML config file (env QUORUMD_CONFIG; default: none).
     #[arg(
-        long = "config",
+        long,
+        env = "QUORUMD_LOG_FILE",
         value_name = "FILE",
         help_heading = "Logging and files"
     )]
-    pub config_file: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+
+    /// TOML config file (default: none).
+    #[arg(
+        id = "config",
+        long = "config",
+        env = "QUORUMD_CONFIG",
+        value_name = "FILE",
+        help_heading = "Logging and files"
+    )]
+    pub config: Option<PathBuf>,
 
     /// Control socket quorumctl talks to (default: /run/quorumd/quorumd.sock as root, else
     /// $XDG_RUNTIME_DIR/quorumd/quorumd.sock or /tmp/quorumd-<uid>/quorumd.sock).
-    #[arg(long, value_name = "PATH", help_heading = "Logging and files")]
+    #[arg(long, env = common::control::SOCKET_ENV, value_name = "PATH", help_heading = "Logging and files")]
     pub socket: Option<PathBuf>,
 
     /// Directory for persistent state (default: /var/lib/quorumd as root, else none).
-    #[arg(long, value_name = "DIR", help_heading = "Logging and files")]
+    #[arg(
+        long,
+        env = "QUORUMD_STATE_DIR",
+        value_name = "DIR",
+        help_heading = "Logging and files"
+    )]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -205,5 +270,33 @@ pub(super) fn parse_profile(s: &str) -> Result<Profile, String> {
         "default" => Ok(Profile::Default),
         "fast" => Ok(Profile::Fast),
         _ => Err(format!("unknown profile {s:?} (expected default or fast)")),
+    }
+}
+
+/// The positionals (the original's command line), by id.
+pub(super) const POSITIONALS: [&str; 4] =
+    ["address", "port", "broadcast_address", "broadcast_port"];
+
+/// The timers: their config file keys live in the `[timers]` table.
+const TIMERS: [&str; 7] = [
+    "heartbeat",
+    "silence",
+    "lease",
+    "startup",
+    "announce",
+    "hook_timeout",
+    "reap_dispatched",
+];
+
+/// Older spellings of file keys, still accepted: (alias, key).
+pub(super) const FILE_KEY_ALIASES: [(&str, &str); 2] =
+    [("notify_script", "notify"), ("peers", "peer")];
+
+/// The config file key of the option with clap id `id`; `None` for `--config` itself.
+pub(super) fn file_key(id: &str) -> Option<String> {
+    match id {
+        "config" => None,
+        t if TIMERS.contains(&t) => Some(format!("timers.{t}")),
+        other => Some(other.to_string()),
     }
 }

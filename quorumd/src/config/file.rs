@@ -2,122 +2,104 @@
 //!
 //! Every command-line option has a key: its long name in snake_case (`name`, `port`,
 //! `master_script`, `peer = ["10.0.0.2:8080"]`, ...) and the timers live in a `[timers]` table
-//! (`heartbeat = "200ms"`). Unknown keys are refused, naming the key, so a typo never silently
-//! falls back to a default.
+//! (`heartbeat = "200ms"`). The keys are not declared here: they come from the options of
+//! `cli`. Values are read as text and parsed by the option's own parser, exactly like a flag.
+//! Unknown keys are refused, naming the key, so a typo never silently falls back to a default.
 
-use super::{ConfigError, Profile};
-use common::types::Strategy;
-use serde::{Deserialize, Deserializer};
-use std::net::{IpAddr, SocketAddr};
+use super::ConfigError;
+use super::cli::FILE_KEY_ALIASES;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// The file's contents; `None` = key absent.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileConfig {
-    pub address: Option<IpAddr>,
-    pub port: Option<u16>,
-    pub broadcast_address: Option<IpAddr>,
-    pub broadcast_port: Option<u16>,
-    pub name: Option<String>,
-    pub use_port_instead_of_life_time: Option<bool>,
-    #[serde(default, deserialize_with = "strategy_opt")]
-    pub strategy: Option<Strategy>,
-    pub master_script: Option<PathBuf>,
-    pub slave_script: Option<PathBuf>,
-    /// `notify = "/path"` (the flag is `--notify`); `notify_script` is accepted too.
-    #[serde(alias = "notify_script")]
-    pub notify: Option<PathBuf>,
-    pub debug: Option<bool>,
-    pub socket: Option<PathBuf>,
-    pub cluster: Option<String>,
-    #[serde(alias = "peers")]
-    pub peer: Option<Vec<SocketAddr>>,
-    pub advertise: Option<IpAddr>,
-    pub expect: Option<usize>,
-    pub witness: Option<bool>,
-    pub no_preempt: Option<bool>,
-    pub exit_on_minority: Option<bool>,
-    pub key_file: Option<PathBuf>,
-    pub log_file: Option<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-    #[serde(default, deserialize_with = "profile_opt")]
-    pub profile: Option<Profile>,
-    #[serde(default)]
-    pub timers: FileTimers,
+/// The file's values by key (`timers.heartbeat` for the table), as text.
+#[derive(Debug, Default)]
+pub(super) struct FileValues {
+    /// The file, for messages.
+    pub path: Option<PathBuf>,
+    values: BTreeMap<String, Vec<String>>,
 }
 
-/// The `[timers]` table. Values are durations: `"200ms"`, `"1.5s"`, or a number of seconds.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileTimers {
-    #[serde(default, deserialize_with = "duration_opt")]
-    pub heartbeat: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_opt")]
-    pub silence: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_opt")]
-    pub lease: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_opt")]
-    pub startup: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_opt")]
-    pub announce: Option<Duration>,
-    #[serde(default, deserialize_with = "duration_opt")]
-    pub hook_timeout: Option<Duration>,
-}
-
-impl FileConfig {
-    /// Reads and parses `path`. Errors name the file, and toml's message names the key.
-    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+impl FileValues {
+    /// Reads and parses `path`; `known` says whether a key is an option's. Errors name the
+    /// file, and the key.
+    pub fn load(path: &Path, known: &dyn Fn(&str) -> bool) -> Result<FileValues, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::ParseFile {
+        let values = Self::parse(&text, known).map_err(|message| ConfigError::ParseFile {
             path: path.to_path_buf(),
             message,
+        })?;
+        Ok(FileValues {
+            path: Some(path.to_path_buf()),
+            values,
         })
     }
 
-    /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<FileConfig, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    /// The value(s) of `key`, as text.
+    pub fn get(&self, key: &str) -> Option<&[String]> {
+        self.values.get(key).map(Vec::as_slice)
+    }
+
+    fn parse(
+        text: &str,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<BTreeMap<String, Vec<String>>, String> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        let mut values = BTreeMap::new();
+        for (key, value) in table {
+            match value {
+                toml::Value::Table(timers) if key == "timers" => {
+                    for (k, v) in timers {
+                        insert(&mut values, &format!("timers.{k}"), v, known)?;
+                    }
+                }
+                v => insert(&mut values, &key, v, known)?,
+            }
+        }
+        Ok(values)
     }
 }
 
-/// A duration in the file: a systemd-like string, or a plain number of seconds.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawDuration {
-    Text(String),
-    Int(u64),
-    Float(f64),
-}
-
-fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let raw = RawDuration::deserialize(d).map_err(|_| {
-        serde::de::Error::custom(
-            "expected a duration such as \"200ms\", \"1.5s\" or a number of seconds",
-        )
-    })?;
-    let parsed = match raw {
-        RawDuration::Text(s) => super::parse_duration(&s),
-        RawDuration::Int(n) => Ok(Duration::from_secs(n)),
-        RawDuration::Float(f) => Duration::try_from_secs_f64(f).map_err(|e| e.to_string()),
+fn insert(
+    values: &mut BTreeMap<String, Vec<String>>,
+    key: &str,
+    value: toml::Value,
+    known: &dyn Fn(&str) -> bool,
+) -> Result<(), String> {
+    let key = FILE_KEY_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, k)| k);
+    if !known(key) {
+        return Err(format!("unknown key `{key}`"));
+    }
+    let text = match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(|v| scalar(key, v))
+            .collect::<Result<_, _>>()?,
+        v => vec![scalar(key, v)?],
     };
-    parsed.map(Some).map_err(serde::de::Error::custom)
+    if values.insert(key.to_string(), text).is_some() {
+        return Err(format!("key `{key}` is given twice"));
+    }
+    Ok(())
 }
 
-fn strategy_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Strategy>, D::Error> {
-    let s = String::deserialize(d)?;
-    super::cli::parse_strategy(&s)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
-
-fn profile_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Profile>, D::Error> {
-    let s = String::deserialize(d)?;
-    super::cli::parse_profile(&s)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+fn scalar(key: &str, value: toml::Value) -> Result<String, String> {
+    Ok(match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => {
+            return Err(format!(
+                "key `{key}`: expected text, a number or a boolean, found {}",
+                other.type_str()
+            ));
+        }
+    })
 }

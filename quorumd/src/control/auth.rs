@@ -1,4 +1,4 @@
-//! Who may change state through the control socket (DESIGN §7).
+//! Who may change state through the control socket (docs/QUORUMCTL.md, "Permissions").
 //!
 //! Reading status is open to anyone who can connect (the socket's mode decides that).
 //! Rename, dispatch and forget need root, the daemon's own user, or membership (primary or

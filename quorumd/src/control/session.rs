@@ -86,9 +86,13 @@ impl Client {
         let now = Instant::now();
         match request {
             Request::Status => Ok(Response::Status(self.handle.status.borrow().effective(now))),
-            Request::Role => Ok(Response::Role {
-                role: self.handle.status.borrow().effective_role(now),
-            }),
+            Request::Role => {
+                let snapshot = self.handle.status.borrow();
+                Ok(Response::Role {
+                    role: snapshot.effective_role(now),
+                    valid_until_ns: snapshot.valid_until_ns(now),
+                })
+            }
             Request::Members => Ok(Response::Members {
                 members: self.handle.status.borrow().effective(now).members,
             }),

@@ -227,7 +227,7 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
     let was_registered = inner.unregister(id, link_id);
     match end {
         Some(e) if was_registered && e.suggests_crash() && !inner.stop.is_cancelled() => {
-            // DESIGN rule 5: is anybody still listening there?
+            // docs/ALGORITHM.md, rule 5: is anybody still listening there?
             tracing::debug!(peer = id, reason = %e, "link ended: probing the member's port");
             inner.probe(addr, id, PROBE_RETRIES);
         }

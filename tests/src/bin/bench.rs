@@ -1,5 +1,5 @@
-//! `bench`: measures DESIGN.md §5's speed and cost targets with real `quorumd` processes on
-//! loopback (127.255.255.255 broadcast, fresh ports), driven by the real `quorumctl`.
+//! `bench`: measures the speed and cost targets of docs/ALGORITHM.md with real `quorumd`
+//! processes on loopback (127.255.255.255 broadcast, fresh ports), driven by the real `quorumctl`.
 //!
 //! Build the release binaries first (`scripts/bench.sh` does both):
 //! `cargo build --release --workspace --bins && target/release/bench [--reps N] [--json]`.

@@ -1,0 +1,111 @@
+//! The lease: a candidate is master while the votes still valid on its own clock form a
+//! joint quorum (view.rs), and steps down the moment they stop forming one.
+//!
+//! Invariant: `is_master` implies `until > now`, and `until` is never later than the moment
+//! the valid votes stop forming a quorum.
+
+use super::Election;
+use super::members::Peer;
+use crate::time::Millis;
+use crate::types::MemberState;
+use tracing::debug;
+
+/// Our mastership.
+#[derive(Debug, Default)]
+pub(super) struct Lease {
+    pub is_master: bool,
+    /// When the votes backing us stop forming a quorum.
+    pub until: Millis,
+    /// Set when we lost a lease involuntarily: until contacts are fresh again we are inquorate.
+    pub inquorate_since: Option<Millis>,
+}
+
+impl Election {
+    /// Renews or ends our mastership from the votes that are still valid. Returns whether we
+    /// became or stopped being master.
+    pub(super) fn update_lease(&mut self, now: Millis) -> bool {
+        let mut changed = false;
+        // Our lease. Once it has run out the mastership is over, even if a renewal arrives in
+        // the same instant: the next one is a new mastership with a new epoch.
+        let was_master = self.lease.is_master;
+        let lapsed = was_master && self.lease.until <= now;
+        self.lease.is_master = match self.cand.current {
+            Some(_) if !lapsed => {
+                self.lease.until = self.lease_end(now);
+                self.lease.until > now && (was_master || self.everyone_spoke())
+            }
+            _ => false,
+        };
+        if was_master && !self.lease.is_master && self.cand.current.is_some() {
+            // The votes ran out: we could not renew a quorum. Drop the candidacy (voters are
+            // released by it) and stay inquorate until contacts are fresh again.
+            debug!("lease expired; stepping down");
+            self.cand.current = None;
+            self.lease.inquorate_since = Some(now);
+        }
+        if was_master != self.lease.is_master {
+            changed = true;
+        }
+        if self.lease.is_master {
+            if let Some(e) = self.cand.current {
+                self.cand.max_epoch = self.cand.max_epoch.max(e);
+            }
+        }
+
+        changed
+    }
+
+    /// The instant our current candidacy stops holding a joint quorum of valid votes (≤ now:
+    /// none). Our own vote never runs out while we are a candidate.
+    pub(super) fn lease_end(&self, now: Millis) -> Millis {
+        let holds_after = |t: Millis| self.joint_quorum(now, true, &|p: &Peer| p.support_until > t);
+        if !holds_after(now) {
+            return now;
+        }
+        let mut ends: Vec<Millis> = self
+            .peers
+            .values()
+            .filter(|p| self.in_view(p, now) && p.support_until > now)
+            .map(|p| p.support_until)
+            .collect();
+        ends.sort();
+        ends.dedup();
+        // Votes run out in order; the quorum holds until the first expiry that breaks it.
+        for t in ends {
+            if !holds_after(t) {
+                return t;
+            }
+        }
+        Millis::NEVER
+    }
+
+    pub(super) fn reachable_quorum(&self, now: Millis) -> bool {
+        let s = self.cfg.silence_ms;
+        let fresh = self.lease.inquorate_since;
+        self.joint_quorum(now, true, &|p: &Peer| p.reachable(now, s, fresh))
+    }
+
+    pub(super) fn votes(&self, now: Millis) -> usize {
+        if self.lease.is_master {
+            return 1 + self
+                .peers
+                .values()
+                .filter(|p| self.in_view(p, now) && p.support_until > now)
+                .count();
+        }
+        let Some(m) = self.roles.master else {
+            return 0;
+        };
+        let mine = usize::from(self.votes.grant.is_some_and(|g| g.candidate == m));
+        mine + self
+            .peers
+            .values()
+            .filter(|p| {
+                p.state == MemberState::Alive
+                    && p.beat.as_ref().is_some_and(|b| {
+                        (b.master && p.info.id == m) || b.grant.is_some_and(|g| g.candidate == m)
+                    })
+            })
+            .count()
+    }
+}

@@ -1,0 +1,111 @@
+//! Roles: what we report (and run hooks for), and the master we follow.
+//!
+//! Invariant: a role change is announced once, never during the start-up window, and a
+//! change of the followed master is announced while the role stays the same.
+
+use super::members::Peer;
+use super::{Election, Output};
+use crate::time::Millis;
+use crate::types::{MemberId, Role};
+
+/// The role we report and the master we follow.
+#[derive(Debug)]
+pub(super) struct Roles {
+    pub role: Role,
+    pub master: Option<MemberId>,
+    /// Last master announced to hooks/followers (only `Some` values are announced).
+    pub announced: Option<MemberId>,
+    pub left_starting: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            role: Role::Starting,
+            master: None,
+            announced: None,
+            left_starting: false,
+        }
+    }
+}
+
+impl Election {
+    pub(super) fn update_role(&mut self, now: Millis) {
+        let s = self.cfg.silence_ms;
+        let master = if self.lease.is_master {
+            Some(self.me.id)
+        } else {
+            // Prefer the member we vote for; else any best-ranked member claiming mastership.
+            let voted = self.votes.grant.map(|g| g.candidate);
+            let claims: Vec<&Peer> = self
+                .peers
+                .values()
+                .filter(|p| p.claims_master(now, s))
+                .collect();
+            claims
+                .iter()
+                .find(|p| Some(p.info.id) == voted)
+                .or_else(|| claims.iter().min_by(|a, b| a.rank().cmp(b.rank())))
+                .map(|p| p.info.id)
+        };
+        if master.is_some() && !self.lease.is_master {
+            self.lease.inquorate_since = None;
+        }
+        let role = if self.dispatching {
+            Role::Dispatching
+        } else if self.view.refusal.is_some() {
+            Role::Inquorate
+        } else if self.lease.is_master {
+            Role::Master
+        } else if !self.roles.left_starting
+            && master.is_none()
+            && now < self.started + self.cfg.startup_ms + s
+        {
+            Role::Starting
+        } else if master.is_some() {
+            Role::Slave
+        } else if self.reachable_quorum(now) {
+            self.lease.inquorate_since = None;
+            Role::Slave
+        } else {
+            Role::Inquorate
+        };
+        if role != Role::Starting {
+            self.roles.left_starting = true;
+        }
+        self.set_role(role, master);
+    }
+
+    pub(super) fn set_role(&mut self, role: Role, master: Option<MemberId>) {
+        let previous = self.roles.role;
+        self.roles.master = master;
+        if role != previous {
+            self.roles.role = role;
+            if role != Role::Starting {
+                if master.is_some() {
+                    self.roles.announced = master;
+                }
+                self.outputs.push_back(Output::RoleChanged {
+                    role,
+                    previous,
+                    master: master.and_then(|id| self.name_of(id)),
+                    epoch: self.cand.max_epoch,
+                    master_until: self.master_until(),
+                });
+            }
+        } else if role == Role::Slave && master.is_some() && master != self.roles.announced {
+            self.roles.announced = master;
+            self.outputs.push_back(Output::MasterChanged {
+                master: master.and_then(|id| self.name_of(id)),
+                epoch: self.cand.max_epoch,
+            });
+        }
+    }
+
+    pub(super) fn name_of(&self, id: MemberId) -> Option<String> {
+        if id == self.me.id {
+            return Some(self.me.name.clone());
+        }
+        self.peers.get(&id).map(|p| p.info.name.clone())
+    }
+}
