@@ -51,8 +51,12 @@ mod roles;
 mod view;
 mod votes;
 
+#[cfg(test)]
+mod exhaustive;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+#[cfg(test)]
+mod sim_change_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]

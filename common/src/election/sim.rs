@@ -4,8 +4,10 @@
 //! loss and FIFO order (like TCP). Faults: symmetric partitions, one-way link loss, silent
 //! crash (host gone), certain crash (process killed on a live host: peers that can still talk
 //! to it get [`Input::Crashed`]), freeze and thaw (SIGSTOP: inputs wait in the socket buffers),
-//! restart under the same name (with the membership memory the daemon persists), dispatch and
-//! forget. Time jumps straight to the next delivery or deadline, so an hour of protocol runs
+//! restart under the same name (with the membership memory the daemon persists, or without it
+//! for a node that has no state directory), dispatch, forget and rename. A node may run another
+//! rank strategy than the cluster (it must be refused), and two hosts may share a name (a
+//! cloned VM: the second one must be refused). Time jumps straight to the next delivery or deadline, so an hour of protocol runs
 //! in milliseconds.
 //!
 //! After every event, [`Sim::check`] verifies the rules of docs/ALGORITHM.md ("The contract")
@@ -76,6 +78,9 @@ pub struct NodeOpts {
     pub witness: bool,
     /// Port (rank key with the port strategy).
     pub port: Option<u16>,
+    /// A rank strategy other than the cluster's (`--use-port-instead-of-life-time` on one
+    /// node of an age-ranked cluster): such a node must be refused.
+    pub strategy: Option<Strategy>,
 }
 
 /// One simulated host with its (possibly absent) quorumd process.
@@ -96,10 +101,21 @@ pub struct Node {
     pub role_log: Vec<(Millis, Role, Role, Option<String>, u64)>,
     /// Master changes reported while the role stayed slave.
     pub master_log: Vec<(Millis, Option<String>)>,
-    /// Promise of the previous incarnation, still binding after a crash (ghost vote).
-    ghost: Option<((Grant, Millis), MemberId)>,
+    /// Promises of earlier incarnations, still binding after a crash (ghost votes): a
+    /// process killed twice in a row leaves its first promise in force.
+    ghosts: Vec<((Grant, Millis), MemberId)>,
     /// The core's next deadline, cached after every call (NEVER when down or frozen).
     deadline: Millis,
+    /// Highest epoch this host's processes reported since it last started without memory:
+    /// a restart with memory must not go below it.
+    host_epoch: u64,
+    /// The role `quorumctl role` would have answered at the instant of the last thaw, before
+    /// the core handled anything (a request that queued while the process was frozen). Like
+    /// the daemon, a master answers `master` only on a lease valid at that instant, else
+    /// `inquorate`.
+    pub thaw_answer: Option<Role>,
+    /// When the process was last frozen.
+    frozen_at: Millis,
 }
 
 #[derive(Clone, Debug)]
@@ -156,14 +172,21 @@ pub struct Sim {
     /// Highest epoch of any mastership so far, and who held it.
     last_mastership: Option<(u64, String)>,
     masters_now: BTreeMap<usize, u64>,
+    /// Every mastership so far, by epoch: (holder's name, incarnation, start). An epoch
+    /// number is a fencing token: two masterships must never share one.
+    masterships: BTreeMap<u64, (String, MemberId, Millis)>,
     /// Nodes whose role was master at their last event (the only possible masters now).
     maybe_masters: BTreeSet<usize>,
-    max_epoch_seen: BTreeMap<MemberId, u64>,
     /// The first violation found, if any.
     pub violation: Option<Violation>,
     trail: VecDeque<String>,
     /// Sabotage switch for checker tests.
     pub sabotage: Sabotage,
+    /// Also check rule 1 for answers (`stale_answer`): a process thawed after another node
+    /// became master while it was frozen must not answer `master` to a request that queued
+    /// meanwhile. Off by default (the older tests predate the rule); the change schedules,
+    /// the issue-9 tests and the exhaustive check turn it on.
+    pub check_answers: bool,
 }
 
 // Deliveries are ordered by time, then by the order they were queued (FIFO per link).
@@ -186,6 +209,26 @@ impl Ord for Delivery {
 
 const TRAIL: usize = 60;
 
+/// Rewrites every `Millis(t)` in `text` as an offset from `now` (`NEVER` stays).
+fn relative_times(text: &str, now: u64) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("Millis(") {
+        out.push_str(&rest[..i + 7]);
+        rest = &rest[i + 7..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        match rest[..end].parse::<u64>() {
+            Ok(u64::MAX) | Err(_) => out.push_str(&rest[..end]),
+            Ok(t) => out.push_str(&format!("{}", i128::from(t) - i128::from(now))),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Sim {
     /// An empty cluster with the given seed, network behaviour and rank strategy.
     pub fn new(seed: u64, net: NetConfig, strategy: Strategy) -> Self {
@@ -204,10 +247,11 @@ impl Sim {
             last_mastership: None,
             masters_now: BTreeMap::new(),
             maybe_masters: BTreeSet::new(),
-            max_epoch_seen: BTreeMap::new(),
+            masterships: BTreeMap::new(),
             violation: None,
             trail: VecDeque::new(),
             sabotage: Sabotage::None,
+            check_answers: false,
         }
     }
 
@@ -236,8 +280,11 @@ impl Sim {
             next_announce: Millis::NEVER,
             role_log: Vec::new(),
             master_log: Vec::new(),
-            ghost: None,
+            ghosts: Vec::new(),
             deadline: Millis::NEVER,
+            host_epoch: 0,
+            thaw_answer: None,
+            frozen_at: Millis(0),
         });
         self.nodes.len() - 1
     }
@@ -250,13 +297,25 @@ impl Sim {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
+    /// Starts (or restarts) the process on `slot` with a new incarnation, without the memory
+    /// of earlier runs (no state directory, or a wiped one).
+    pub fn start_fresh(&mut self, slot: usize) {
+        let node = &mut self.nodes[slot];
+        node.memory = Memory::default();
+        node.host_epoch = 0;
+        let name = node.name.clone();
+        self.note(format!("{name} loses its memory"));
+        self.start(slot);
+    }
+
     /// Starts (or restarts) the process on `slot` with a new incarnation, keeping its memory.
     pub fn start(&mut self, slot: usize) {
         self.next_id += 1;
         let id = self.next_id;
         let node = &mut self.nodes[slot];
         let port = node.opts.port.unwrap_or(9000 + slot as u16);
-        let key = match self.strategy {
+        let strategy = node.opts.strategy.unwrap_or(self.strategy);
+        let key = match strategy {
             Strategy::Age => 1_700_000_000_000 + self.now.0,
             Strategy::Port => u64::from(port),
         };
@@ -272,11 +331,11 @@ impl Sim {
             },
             started_ms: 1_700_000_000_000 + self.now.0,
             witness: node.opts.witness,
-            strategy: self.strategy,
+            strategy,
         };
         let mut cfg = node.cfg.clone();
         cfg.witness = node.opts.witness;
-        cfg.strategy = self.strategy;
+        cfg.strategy = strategy;
         node.core = Some(Election::new(
             cfg,
             info.clone(),
@@ -294,6 +353,16 @@ impl Sim {
 
     fn id_of(&self, slot: usize) -> Option<MemberId> {
         self.nodes[slot].core.as_ref().map(|c| c.id())
+    }
+
+    /// What the host on `slot` remembers for its next start.
+    pub fn memory(&self, slot: usize) -> &Memory {
+        &self.nodes[slot].memory
+    }
+
+    /// The network behaviour.
+    pub fn net(&self) -> &NetConfig {
+        &self.net
     }
 
     /// Whether messages flow from `a` to `b`.
@@ -618,10 +687,12 @@ impl Sim {
         let n = &mut self.nodes[slot];
         if let Some(c) = n.core.take() {
             n.memory = c.memory();
-            n.ghost = c
-                .promise()
-                .filter(|&(_, until)| until > now)
-                .map(|p| (p, c.id()));
+            n.ghosts.retain(|&(p, _)| p.1 > now);
+            n.ghosts.extend(
+                c.promise()
+                    .filter(|&(_, until)| until > now)
+                    .map(|p| (p, c.id())),
+            );
             self.slots.remove(&c.id());
         }
         n.deadline = Millis::NEVER;
@@ -634,6 +705,7 @@ impl Sim {
     /// SIGSTOP.
     pub fn freeze(&mut self, slot: usize) {
         self.nodes[slot].frozen = true;
+        self.nodes[slot].frozen_at = self.now;
         self.nodes[slot].deadline = Millis::NEVER;
         let name = self.nodes[slot].name.clone();
         self.note(format!("freeze {name}"));
@@ -646,6 +718,37 @@ impl Sim {
         self.nodes[slot].frozen = false;
         let held = std::mem::take(&mut self.nodes[slot].held);
         let now = self.now;
+        // A `quorumctl role` that queued while the process was frozen is answered now, as the
+        // daemon does: `master` only on a lease valid on the clock of this instant.
+        let (answer, id) = match self.nodes[slot].core.as_ref() {
+            Some(c) => {
+                let acting = c.role() == Role::Master && c.master_until().is_some_and(|u| u > now);
+                let role = match c.status(now).role {
+                    Role::Master if !acting => Role::Inquorate,
+                    r => r,
+                };
+                (Some(role), c.id())
+            }
+            None => (None, 0),
+        };
+        self.nodes[slot].thaw_answer = answer;
+        let since = self.nodes[slot].frozen_at;
+        let newer = self
+            .masterships
+            .iter()
+            .find(|(_, (_, who, at))| *who != id && *at >= since)
+            .map(|(e, (name, _, at))| (*e, name.clone(), *at));
+        if let (true, Some(Role::Master), Some((e, other, at))) =
+            (self.check_answers, answer, newer)
+        {
+            self.fail(
+                "stale_answer",
+                format!(
+                    "{name} answered master on thaw, but {other} became master (epoch {e}) at {} while it was frozen",
+                    at.0
+                ),
+            );
+        }
         // The daemon ticks first: a thawed master finds its lease expired before anything else.
         if let Some(c) = self.nodes[slot].core.as_mut() {
             c.handle(now, Input::Tick);
@@ -779,6 +882,78 @@ impl Sim {
         self.agreed_master()
     }
 
+    /// Whether `slot` may start now with its memory inside the guarantees: always if it
+    /// remembers members, else as [`Sim::fresh_start_safe`].
+    pub fn start_safe(&self, slot: usize) -> bool {
+        !self.nodes[slot].memory.members.is_empty() || self.fresh_start_safe(slot)
+    }
+
+    /// Whether `slot` may start now knowing nobody (no memory, or one that knows no member)
+    /// inside the guarantees. A node that starts knowing nobody and hears nobody is master of
+    /// itself, and one that hears nobody who knows the latest epoch cannot know it: that is
+    /// the documented limit (a state directory or `--expect` lifts it), not a bug. So such a
+    /// start is safe only while every link of the node is up and, once there was a mastership,
+    /// some running, unfrozen node knows the latest epoch, and some other process runs
+    /// unfrozen (or none runs and no other host remembers a cluster); and then faults pause for
+    /// [`Sim::fresh_start_calm`].
+    pub fn fresh_start_safe(&self, slot: usize) -> bool {
+        let n = self.nodes.len();
+        let links = (0..n)
+            .filter(|&o| o != slot)
+            .all(|o| self.link_up(slot, o) && self.link_up(o, slot));
+        let latest = self.masterships.keys().next_back().copied().unwrap_or(0);
+        let knower = latest == 0
+            || (0..n).any(|o| {
+                o != slot
+                    && !self.nodes[o].frozen
+                    && self.nodes[o]
+                        .core
+                        .as_ref()
+                        .is_some_and(|c| c.epoch() >= latest)
+            });
+        // Someone running must hear it now. If every other running process is frozen, or
+        // nobody runs while other hosts remember a cluster (it is down, not absent), the node
+        // starts as alone as inside a partition.
+        let running: Vec<usize> = (0..n)
+            .filter(|&o| o != slot && self.nodes[o].core.is_some())
+            .collect();
+        let others_remember = (0..n).any(|o| o != slot && !self.nodes[o].memory.members.is_empty());
+        let heard = running.iter().any(|&o| !self.nodes[o].frozen)
+            || (running.is_empty() && !others_remember);
+        links && knower && heard
+    }
+
+    /// How long faults pause after a start that knows nobody: one round of hellos and beats.
+    pub fn fresh_start_calm(&self, slot: usize) -> u64 {
+        self.nodes[slot].cfg.heartbeat_ms + 4 * self.net.latency.1 + 5
+    }
+
+    /// A fingerprint of everything that decides the future of the run (cores, links, messages
+    /// in flight, memories, the checker's record), with times taken relative to now: two runs
+    /// with the same fingerprint behave alike. For the exhaustive search's visited set.
+    pub fn fingerprint(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            out.push_str(&format!(
+                "[{} frozen={} held={:?} core={:?} mem={:?} ghost={:?} ann={:?}]",
+                n.name, n.frozen, n.held, n.core, n.memory, n.ghosts, n.next_announce
+            ));
+        }
+        let mut q: Vec<&Delivery> = self.queue.iter().map(|r| &r.0).collect();
+        q.sort();
+        for d in q {
+            out.push_str(&format!(
+                "<{:?} {}->{} {} {:?}>",
+                d.at, d.from_slot, d.to_slot, d.to_id, d.input
+            ));
+        }
+        out.push_str(&format!(
+            "blocked={:?} lc={:?} masters={:?} ships={:?}",
+            self.blocked, self.link_clock, self.masters_now, self.masterships
+        ));
+        relative_times(&out, self.now.0)
+    }
+
     // ----- invariants ---------------------------------------------------------------------
 
     fn fail(&mut self, rule: &'static str, detail: String) {
@@ -880,11 +1055,16 @@ impl Sim {
                     .core
                     .as_ref()
                     .and_then(|c| c.promise().map(|p| (p, c.id())));
-                let ghost = n.ghost;
-                let backs = |p: Option<((Grant, Millis), MemberId)>| {
-                    p.filter(|((g, until), _)| *g == grant && *until > self.now)
+                let backs = |p: &((Grant, Millis), MemberId)| {
+                    let ((g, until), _) = p;
+                    *g == grant && *until > self.now
                 };
-                if let Some((_, vid)) = backs(live).or(backs(ghost)) {
+                let backing = live
+                    .iter()
+                    .chain(n.ghosts.iter())
+                    .find(|p| backs(p))
+                    .map(|p| p.1);
+                if let Some(vid) = backing {
                     votes += 1;
                     top_in |= vid == top;
                 }
@@ -896,7 +1076,7 @@ impl Sim {
                             "{} promise {:?} ghost {:?} status {:?}",
                             n.name,
                             n.core.as_ref().map(|c| c.promise()),
-                            n.ghost,
+                            n.ghosts,
                             n.core
                                 .as_ref()
                                 .map(|c| (c.role(), c.status(self.now).quorum))
@@ -912,7 +1092,8 @@ impl Sim {
         }
     }
 
-    /// Epochs never decrease on a node; every new mastership has a larger epoch than any
+    /// Epochs never decrease on a host (across restarts with memory); no two masterships
+    /// ever share an epoch number, and every new mastership has a larger epoch than any
     /// mastership before it.
     fn check_epochs(&mut self, s: usize) {
         let n = &self.nodes[s];
@@ -922,16 +1103,30 @@ impl Sim {
         };
         let mut fails = Vec::new();
         let e = c.epoch();
-        let prev = self.max_epoch_seen.insert(c.id(), e).unwrap_or(0);
+        let prev = n.host_epoch;
         if e < prev {
             fails.push(format!("{}'s epoch went back from {prev} to {e}", n.name));
         }
+        self.nodes[s].host_epoch = prev.max(e);
+        let n = &self.nodes[s];
+        let Some(c) = n.core.as_ref() else {
+            return;
+        };
         // A frozen master that still holds its lease keeps its mastership: it is the same one
         // when it thaws, not a new one.
         let holds = c.role() == Role::Master && c.master_until().is_some_and(|u| u > self.now);
         match (holds, c.master_epoch()) {
             (true, Some(me)) if self.masters_now.get(&s) != Some(&me) => {
                 let name = n.name.clone();
+                let id = c.id();
+                if let Some((who, wid, since)) = self.masterships.get(&me) {
+                    let same = if *wid == id { " (same process)" } else { "" };
+                    fails.push(format!(
+                        "epoch reuse: {name} became master with epoch {me}, already used by \
+                         {who}'s mastership from {}{same}",
+                        since.0
+                    ));
+                }
                 if let Some((last, who)) = &self.last_mastership {
                     if me <= *last {
                         fails.push(format!(
@@ -939,7 +1134,20 @@ impl Sim {
                         ));
                     }
                 }
+                self.masterships
+                    .entry(me)
+                    .or_insert((name.clone(), id, self.now));
                 self.last_mastership = Some((me, name));
+                // Masterships whose lease ran out meanwhile have ended, even if their node
+                // had no event since: if it is master again later, that is a new mastership.
+                // (A frozen master keeps its mastership while its lease runs.)
+                let now = self.now;
+                let nodes = &self.nodes;
+                self.masters_now.retain(|&k, _| {
+                    nodes[k].core.as_ref().is_some_and(|c| {
+                        c.role() == Role::Master && c.master_until().is_some_and(|u| u > now)
+                    })
+                });
                 self.masters_now.insert(s, me);
             }
             (true, Some(_)) => {}
@@ -950,6 +1158,14 @@ impl Sim {
         for f in fails {
             self.fail("epochs", f);
         }
+    }
+
+    /// Every mastership so far: (epoch, holder, start time), in epoch order.
+    pub fn masterships(&self) -> Vec<(u64, String, Millis)> {
+        self.masterships
+            .iter()
+            .map(|(e, (who, _, at))| (*e, who.clone(), *at))
+            .collect()
     }
 
     /// Panics with the violation and the trail if any rule was broken.
