@@ -31,7 +31,10 @@ impl Election {
         let lapsed = was_master && self.lease.until <= now;
         self.lease.is_master = match self.cand.current {
             Some(_) if !lapsed => {
-                self.lease.until = self.lease_end(now);
+                // Never further than one lease ahead, even when only our own vote (which
+                // never runs out) holds the quorum: a master frozen after its last tick must
+                // find its lease expired when it thaws, whatever backed it.
+                self.lease.until = self.lease_end(now).min(now + self.cfg.lease_ms);
                 self.lease.until > now && (was_master || self.everyone_spoke())
             }
             _ => false,

@@ -135,6 +135,30 @@ impl Election {
         self.lease.is_master = false;
     }
 
+    /// The driver ticks us at least every heartbeat: a longer gap than the silence window
+    /// between two inputs means this process was paused (SIGSTOP, a VM pause, starvation).
+    /// Everything we knew is old news then: like a node that lost its lease, we need fresh
+    /// contacts before we stand again, and we say hello and listen for a few heartbeats
+    /// first (the cluster may have changed entirely meanwhile).
+    pub(super) fn notice_pause(&mut self, now: Millis) {
+        if now.since(self.now) <= self.cfg.silence_ms {
+            return;
+        }
+        debug!(
+            paused_ms = now.since(self.now),
+            "woke from a pause: contacts must be fresh again"
+        );
+        self.lease.inquorate_since = Some(now);
+        self.view.pause_look = Some(now + 3 * self.cfg.heartbeat_ms);
+        if self.lease.is_master {
+            // Whatever backed the lease (our own vote alone never runs out), the cluster may
+            // have elected someone else meanwhile: step down; our next beats release voters.
+            self.lease.is_master = false;
+            self.cand.current = None;
+        }
+        self.outputs.push_back(Output::Announce(self.me.clone()));
+    }
+
     /// At the end of its window, a node that heard of nobody says hello once more and waits a
     /// few round trips before it makes itself master (a lost broadcast, a link that just came
     /// up).

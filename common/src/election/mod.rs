@@ -165,10 +165,12 @@ impl Election {
 
     /// Feeds one input. Drain [`Election::poll_output`] afterwards.
     pub fn handle(&mut self, now: Millis, input: Input) {
-        self.now = self.now.max(now);
         if self.dispatching {
+            self.now = self.now.max(now);
             return;
         }
+        self.notice_pause(now);
+        self.now = self.now.max(now);
         match input {
             Input::Tick => {}
             Input::Hello(info) => self.handle_hello(now, info),
@@ -224,6 +226,9 @@ impl Election {
         }
         if let Some((_, t)) = self.view.agreed {
             consider(t + self.cfg.lease_ms + self.cfg.drift_ms);
+        }
+        if let Some(t) = self.view.pause_look {
+            consider(t);
         }
         if let Some(t) = self.view.lone_probe {
             consider(t);

@@ -114,11 +114,49 @@ fn a_lone_node_stays_starting_through_its_window_then_becomes_master() {
         e.master_epoch().is_some_and(|ep| ep > 0),
         "a mastership has an epoch"
     );
-    assert_eq!(
-        e.master_until(),
-        Some(Millis::NEVER),
-        "alone, nobody can outvote it"
+    // Alone, nobody can outvote it, but its lease still reaches only one lease ahead of its
+    // last tick: frozen, it would find it expired on waking.
+    let until = e.master_until().expect("master");
+    assert!(
+        until.0 > claim && until.0 <= claim + 10 + cfg.lease_ms,
+        "{until:?}"
     );
+    let outs = run(&mut e, claim + 10, claim + 10 + 3 * cfg.lease_ms);
+    assert!(
+        roles(&outs).is_empty(),
+        "a lone master keeps renewing: {outs:?}"
+    );
+    assert_eq!(e.role(), Role::Master);
+}
+
+#[test]
+fn a_master_woken_from_a_pause_steps_down_and_looks_again() {
+    let cfg = Config::default();
+    let mut e = Election::new(
+        cfg.clone(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    let claim = cfg.startup_ms + 3 * cfg.heartbeat_ms;
+    run(&mut e, 0, claim + 10);
+    assert_eq!(e.role(), Role::Master);
+    // Frozen for two silence windows: the first input after the pause finds it stale.
+    let woke = claim + 10 + 2 * cfg.silence_ms;
+    e.handle(Millis(woke), Input::Tick);
+    let outs = drain(&mut e);
+    assert_ne!(
+        e.role(),
+        Role::Master,
+        "acted as master after a pause: {outs:?}"
+    );
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Announce(_))),
+        "says hello again after a pause: {outs:?}"
+    );
+    // Alone it stands again after its look.
+    run(&mut e, woke, woke + 4 * cfg.heartbeat_ms + cfg.lease_ms);
+    assert_eq!(e.role(), Role::Master);
 }
 
 #[test]

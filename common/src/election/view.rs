@@ -45,6 +45,9 @@ pub(super) struct ViewState {
     /// A node that heard nobody announces itself once more at the end of its window and
     /// stands only after this instant.
     pub lone_probe: Option<Millis>,
+    /// After a pause (frozen, starved: more than the silence window between two inputs) we
+    /// act on nothing we knew before it: we say hello again and stand only after this.
+    pub pause_look: Option<Millis>,
     /// Newcomers whose name clashed with a live member (logged once each; bounded).
     pub clashing: std::collections::BTreeSet<MemberId>,
 }

@@ -124,7 +124,8 @@ impl Election {
         // After losing a lease (cut off, or frozen) we stand again only once fresh contacts
         // form a quorum: by then their beats told us the epochs we missed.
         let may_stand = self.lease.inquorate_since.is_none() || self.reachable_quorum(now);
-        let probing = self.view.lone_probe.is_some_and(|t| now < t);
+        let probing = self.view.lone_probe.is_some_and(|t| now < t)
+            || self.view.pause_look.is_some_and(|t| now < t);
         if self.eligible_now(now) && may_stand && !probing {
             best = Some((&self.me.rank, self.me.id));
         }
