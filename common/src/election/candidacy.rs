@@ -28,6 +28,8 @@ pub(super) struct Candidacy {
     /// pending proposals are not in it: proposals that never became masterships must not
     /// drive other candidates into an endless bidding.
     pub max_epoch: u64,
+    /// When we proposed the current candidacy.
+    pub proposed_at: Millis,
 }
 
 impl Election {
@@ -40,7 +42,11 @@ impl Election {
             // Stale: a voter cannot vote for us at this epoch, or we learnt of a mastership at
             // this epoch or above since we proposed (a thawed node proposes from what it knew
             // before its pause).
-            let stale = self.cand.bump && !self.lease.is_master && self.cand.current.is_some();
+            // Or it is older than a lease: its epoch (a clock value) is then below those of
+            // masterships that may have come and gone meanwhile elsewhere.
+            let old = self.cand.proposed_at + self.cfg.lease_ms + self.cfg.silence_ms < now;
+            let stale =
+                (self.cand.bump || old) && !self.lease.is_master && self.cand.current.is_some();
             if (self.cand.current.is_none() || stale) && self.votes.promise.is_none() {
                 let known = self
                     .cand
@@ -55,6 +61,7 @@ impl Election {
                 self.votes.last_granted_epoch = epoch;
                 self.votes.last_grant = None;
                 self.cand.current = Some(epoch);
+                self.cand.proposed_at = now;
                 self.cand.beat_no = self.cand.beats_received;
                 self.outputs.push_back(Output::Remember);
                 for p in self.peers.values_mut() {

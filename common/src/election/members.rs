@@ -41,6 +41,9 @@ pub(crate) struct Peer {
     pub had_beat: bool,
     /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
     pub left_at: Option<Millis>,
+    /// A `forget` that arrived while its last vote could still be binding somewhere: it
+    /// leaves the table at this instant.
+    pub forget_at: Option<Millis>,
 }
 
 impl Peer {
@@ -61,6 +64,7 @@ impl Peer {
             first_heard: now.unwrap_or(Millis(0)),
             had_beat: false,
             left_at: None,
+            forget_at: None,
         }
     }
 

@@ -257,15 +257,58 @@ impl Election {
             debug!(from, "forget from a member we do not count ignored");
             return;
         }
-        if let Some(p) = self.peers.get(&id) {
-            if p.state != MemberState::Alive {
-                let name = p.info.name.clone();
-                self.peers.remove(&id);
-                self.outputs.push_back(Output::Member {
-                    name,
-                    change: MemberChange::Forgotten,
-                });
-                self.outputs.push_back(Output::Remember);
+        let binding_until = match self.peers.get(&id) {
+            Some(p) if p.state != MemberState::Alive => self.votes_binding_until(p),
+            _ => return,
+        };
+        if binding_until > self.now {
+            // We heard it more recently than the forgetting node did: its last vote may still
+            // back a master somewhere, so it keeps counting until that has run out.
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.forget_at = Some(binding_until);
+            }
+            return;
+        }
+        self.forget_now(id);
+    }
+
+    /// Until when a vote the member gave could still be binding (its promise is dated from
+    /// its last beat at the latest).
+    pub(super) fn votes_binding_until(&self, p: &Peer) -> Millis {
+        p.last_heard
+            .map_or(Millis(0), |t| t + self.cfg.lease_ms + self.cfg.drift_ms)
+    }
+
+    fn forget_now(&mut self, id: MemberId) {
+        if let Some(p) = self.peers.remove(&id) {
+            self.outputs.push_back(Output::Member {
+                name: p.info.name,
+                change: MemberChange::Forgotten,
+            });
+            self.outputs.push_back(Output::Remember);
+        }
+    }
+
+    /// Carries out deferred forgets that are due (a member that came back alive meanwhile is
+    /// kept: it was not gone).
+    pub(super) fn forget_due(&mut self, now: Millis) {
+        let due: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| p.forget_at.is_some_and(|t| t <= now))
+            .map(|p| p.info.id)
+            .collect();
+        for id in due {
+            if self
+                .peers
+                .get(&id)
+                .is_some_and(|p| p.state == MemberState::Alive)
+            {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.forget_at = None;
+                }
+            } else {
+                self.forget_now(id);
             }
         }
     }

@@ -227,6 +227,11 @@ impl Election {
         if let Some((_, t)) = self.view.agreed {
             consider(t + self.cfg.lease_ms + self.cfg.drift_ms);
         }
+        for p in self.peers.values() {
+            if let Some(t) = p.forget_at {
+                consider(t);
+            }
+        }
         if let Some(t) = self.view.pause_look {
             consider(t);
         }
@@ -399,6 +404,18 @@ impl Election {
                 format!("{name:?} is alive; only lost members can be forgotten"),
             ));
         }
+        let binding_until = self.votes_binding_until(p);
+        if binding_until > now {
+            return Err(ControlError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{name:?} was heard {} ms ago: a vote it gave may still back a master \
+                     elsewhere; retry in {} ms",
+                    p.last_heard.map_or(0, |t| now.since(t)),
+                    binding_until.since(now)
+                ),
+            ));
+        }
         let id = p.info.id;
         self.peers.remove(&id);
         self.outputs.push_back(Output::Member {
@@ -483,6 +500,7 @@ impl Election {
     fn update(&mut self, now: Millis) {
         self.detect_silence(now);
         self.reap_dispatched(now);
+        self.forget_due(now);
         self.commit_view(now);
         self.probe_if_alone(now);
         if self.votes.promise.is_some_and(|p| p.until <= now) {

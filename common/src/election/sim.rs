@@ -116,6 +116,8 @@ pub struct Node {
     pub thaw_answer: Option<Role>,
     /// When the process was last frozen.
     frozen_at: Millis,
+    /// When the process last went down (crash, kill, dispatch).
+    pub down_since: Millis,
 }
 
 #[derive(Clone, Debug)]
@@ -285,6 +287,7 @@ impl Sim {
             host_epoch: 0,
             thaw_answer: None,
             frozen_at: Millis(0),
+            down_since: Millis(0),
         });
         self.nodes.len() - 1
     }
@@ -686,6 +689,7 @@ impl Sim {
         let now = self.now;
         let n = &mut self.nodes[slot];
         if let Some(c) = n.core.take() {
+            n.down_since = now;
             n.memory = c.memory();
             n.ghosts.retain(|&(p, _)| p.1 > now);
             n.ghosts.extend(

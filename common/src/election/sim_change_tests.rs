@@ -627,8 +627,13 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
                 sim.heal();
                 "heal".to_string()
             }
-            // An operator forgets only members that are really gone.
-            13 if running && n > 1 && sim.nodes[other].core.is_none() => {
+            // An operator forgets only members that are really gone, for longer than a lease
+            // (docs: a vote its process gave may back a master elsewhere until then).
+            13 if running
+                && n > 1
+                && sim.nodes[other].core.is_none()
+                && sim.nodes[other].down_since + c.lease_ms + c.drift_ms <= sim.now =>
+            {
                 let r = sim.forget(victim, &oname);
                 format!("forget {oname} on {vname}: {}", r.is_ok())
             }

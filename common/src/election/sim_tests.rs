@@ -676,8 +676,13 @@ pub(super) fn random_run(seed: u64) -> Option<String> {
                 sim.heal();
                 "heal".to_string()
             }
-            // An operator forgets only members that are really gone.
-            10 if running && n > 1 && sim.nodes[other].core.is_none() => {
+            // An operator forgets only members that are really gone, for longer than a lease
+            // (docs: a vote its process gave may back a master elsewhere until then).
+            10 if running
+                && n > 1
+                && sim.nodes[other].core.is_none()
+                && sim.nodes[other].down_since + c.lease_ms + c.drift_ms <= sim.now =>
+            {
                 let name = format!("n{other}");
                 let r = sim.forget(victim, &name);
                 format!("forget n{other} on n{victim}: {}", r.is_ok())
