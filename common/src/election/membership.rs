@@ -273,8 +273,11 @@ impl Election {
     }
 
     /// Until when a vote the member gave could still be binding (its promise is dated from
-    /// its last beat at the latest).
+    /// its last beat at the latest). A certain crash voided its votes already.
     pub(super) fn votes_binding_until(&self, p: &Peer) -> Millis {
+        if p.crashed {
+            return Millis(0);
+        }
         p.last_heard
             .map_or(Millis(0), |t| t + self.cfg.lease_ms + self.cfg.drift_ms)
     }
