@@ -895,3 +895,39 @@ fn big_cluster_for_sixty_seconds_with_faults(n: usize) {
 fn hundred_nodes_for_sixty_seconds_with_faults() {
     big_cluster_for_sixty_seconds_with_faults(100);
 }
+
+#[test]
+fn no_preempt_a_master_elected_moments_ago_keeps_the_role_when_a_better_node_joins() {
+    // bob and peter elect bob; alice (best rank) starts the moment bob is master: with
+    // --no-preempt bob keeps the role, without a flap, whenever alice's join lands.
+    for delay in [0u64, 5, 10, 16, 30, 60, 120] {
+        let c = Config {
+            preempt: false,
+            ..cfg()
+        };
+        let mut sim = Sim::new(1, NetConfig::default(), Strategy::Port);
+        for (n, port) in [("alice", 8000u16), ("bob", 8001), ("peter", 8002)] {
+            let opts = NodeOpts {
+                port: Some(port),
+                ..Default::default()
+            };
+            sim.add(n, c.clone(), opts);
+        }
+        sim.start(1);
+        sim.start(2);
+        let m = sim.settle(5_000);
+        assert_eq!(m.as_deref(), Some("bob"), "{}", sim.trail());
+        sim.run_for(delay);
+        let before = sim.nodes[1].role_log.len();
+        sim.start(0);
+        sim.run_for(3_000);
+        sim.assert_ok("join");
+        assert_eq!(
+            sim.nodes[1].role_log.len(),
+            before,
+            "bob's role changed (delay {delay})\n{}",
+            sim.trail()
+        );
+        assert_eq!(sim.agreed_master().as_deref(), Some("bob"));
+    }
+}

@@ -39,16 +39,19 @@ impl Election {
         let grant = match target {
             Some(t) if t != self.me.id && self.may_vote(now) => self.peers.get(&t).and_then(|p| {
                 let epoch = p.beat.as_ref()?.candidacy?;
-                // Only for a candidate that counts exactly whom we count, with the same
-                // agreed base (view.rs).
-                if p.digests() != Some(digests) {
-                    return None;
-                }
                 let g = Grant {
                     candidate: t,
                     epoch,
                 };
                 let renewing = self.votes.promise.is_some_and(|pr| pr.grant == g);
+                // Only for a candidate that counts exactly whom we count (view.rs). A new vote
+                // also needs the same agreed base; renewing one given under equal bases needs
+                // equal views only: two nodes commit the same members a few milliseconds
+                // apart, and the base of the later one is briefly its whole view.
+                let (view, base) = p.digests()?;
+                if view != digests.0 || (!renewing && base != digests.1) {
+                    return None;
+                }
                 // Backing a sitting master at its own epoch makes no new mastership, so it is
                 // allowed even if we voted at that epoch or above meanwhile (say for ourselves
                 // while cut off): otherwise a healed partition would unseat it for nothing.
