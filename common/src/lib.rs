@@ -18,4 +18,5 @@ pub mod election;
 pub mod rules;
 pub mod time;
 pub mod types;
+pub mod codec;
 pub mod wire;

@@ -270,6 +270,7 @@ mod tests {
             strategy: Strategy::Age,
             witness: false,
             refused: None,
+            security: None,
         };
         let text = status(&s);
         assert!(

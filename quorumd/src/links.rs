@@ -25,11 +25,14 @@
 
 mod conn;
 mod frame;
+mod refused;
 mod table;
 
-pub(crate) use table::{Inner, member_addr};
+pub(crate) use table::{Inner, member_addr, unix_ms};
 
 use common::types::{MemberId, MemberInfo};
+use common::codec::Keyring;
+use common::control::Security;
 use common::wire::Message;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -66,6 +69,8 @@ pub struct TransportConfig {
     pub heartbeat: Duration,
     /// Hello repeat interval in steady state (and seed retry interval).
     pub announce: Duration,
+    /// Cluster keys (`--key-file`); empty: unauthenticated traffic.
+    pub keys: Keyring,
 }
 
 /// What the transport reports to the driver.
@@ -155,6 +160,11 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Authentication state and counts of refused messages (for `quorumctl status`).
+    pub fn security(&self) -> Security {
+        self.inner.refused.snapshot(self.inner.cfg.keys.is_keyed())
     }
 
     /// Ids of the members we currently hold a link to (for status and tests).

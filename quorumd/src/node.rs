@@ -69,7 +69,22 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     let scripts = hook_scripts(&settings);
     let cfg = election_config(&settings);
 
+    let keys = match &settings.key_file {
+        Some(path) => {
+            let keys = crate::keyfile::load(path).map_err(StartError)?;
+            info!(file = %path.display(), keys = keys.len(), "cluster traffic is authenticated");
+            keys
+        }
+        None => {
+            warn!(
+                "NO CLUSTER KEY (--key-file): cluster traffic is not authenticated; anyone on \
+                 this LAN can join, forge a master or split the cluster (README, Security)"
+            );
+            common::codec::Keyring::none()
+        }
+    };
     let (transport, bound, mut net_rx) = Transport::bind(TransportConfig {
+        keys,
         listen: settings.address,
         port: settings.port,
         broadcast: SocketAddr::new(settings.broadcast_address, settings.broadcast_port),
@@ -129,9 +144,6 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     };
     let base = Instant::now();
     let election = Election::new(cfg, me.clone(), saved.memory.clone(), Millis(0));
-    warn!(
-        "cluster traffic is not authenticated: anyone on this LAN could join or claim to be the oldest node"
-    );
     info!(
         name = %me.name, addr = %me.addr, port = me.port, cluster = %settings.cluster,
         strategy = %settings.strategy, witness = settings.witness, socket = %settings.socket.display(),
@@ -294,11 +306,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
 /// (timer relations): an error here is the operator's, reported like a bad flag (exit 2).
 pub fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     if let Some(key) = &settings.key_file {
-        anyhow::bail!(
-            "--key-file {}: authenticated cluster traffic is not available yet; remove the \
-             option (traffic is unauthenticated, see README, Security)",
-            key.display()
-        );
+        crate::keyfile::load(key)?;
     }
     hook_scripts(settings).validate()?;
     election_config(settings)
@@ -468,7 +476,8 @@ impl Driver {
         let due = now.since(self.published) >= PUBLISH_EVERY_MS;
         if news || due {
             self.published = now;
-            let status = self.election.status(now);
+            let mut status = self.election.status(now);
+            status.security = Some(self.transport.security());
             self.notify_status(&status);
             self.status.send_modify(|s| {
                 s.status = status;

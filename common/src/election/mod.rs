@@ -464,6 +464,7 @@ impl Election {
             strategy: self.cfg.strategy,
             witness: self.me.witness,
             refused: self.view.refusal.clone(),
+            security: None,
         }
     }
 

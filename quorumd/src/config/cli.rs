@@ -95,7 +95,8 @@ pub(super) struct Cli {
     )]
     pub cluster: Option<String>,
 
-    /// Not available yet (refused at start): a shared key file authenticating cluster traffic.
+    /// Cluster key file authenticating all cluster traffic (HMAC-SHA256; mode 0600; one key
+    /// per line, the first signs, all verify). Without it traffic is unauthenticated.
     #[arg(
         long,
         env = "QUORUMD_KEY_FILE",
@@ -103,6 +104,10 @@ pub(super) struct Cli {
         help_heading = "Network"
     )]
     pub key_file: Option<PathBuf>,
+
+    /// Write a new random cluster key to FILE (mode 0600, never overwritten) and exit.
+    #[arg(long, value_name = "FILE", help_heading = "Network")]
+    pub generate_key: Option<PathBuf>,
 
     // ---- Election ----
     /// This node's name, unique in the cluster (default: <hostname>:<port>).

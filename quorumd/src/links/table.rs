@@ -3,7 +3,9 @@
 //!
 //! One `std` mutex guards [`State`]; it is never held across an `.await`.
 
-use super::{NetEvent, TransportConfig, conn, frame};
+use super::refused::Refused;
+use super::{NetEvent, TransportConfig, conn};
+use common::codec;
 use common::types::{MemberId, MemberInfo};
 use common::wire::{Envelope, Message, PeerAddr};
 use std::collections::{HashMap, HashSet};
@@ -78,6 +80,16 @@ pub(crate) struct Inner {
     next_link: AtomicU64,
     listener: Mutex<Option<TcpListener>>,
     pub(crate) udp: Arc<UdpSocket>,
+    /// Refused traffic, counted for `quorumctl status`.
+    pub(crate) refused: Refused,
+}
+
+/// Wall clock, ms since the Unix epoch (datagram time stamps).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +130,7 @@ impl Inner {
             next_link: AtomicU64::new(1),
             listener: Mutex::new(Some(listener)),
             udp: Arc::new(udp),
+            refused: Refused::default(),
         }
     }
 
@@ -193,24 +206,25 @@ impl Inner {
         self.origin.elapsed().as_millis() as u64
     }
 
-    /// Our own envelope around `msg`, encoded as a frame. None before `start` or if too large.
+    /// Our own envelope around `msg`, encoded once (each link's writer seals it). None
+    /// before `start` or if too large.
     pub(crate) fn frame(&self, msg: Message) -> Option<Vec<u8>> {
         let id = self.my_id()?;
-        match frame::encode_frame(&Envelope::new(&self.cfg.cluster, id, msg)) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode frame: dropped");
-                None
-            }
-        }
+        codec::encode_body(&Envelope::new(&self.cfg.cluster, id, msg))
+            .map_err(|e| tracing::warn!(error = %e, "cannot encode frame: dropped"))
+            .ok()
     }
 
-    /// Encodes `msg` as a datagram (no length prefix).
+    /// Seals `msg` as a discovery datagram.
     pub(crate) fn datagram(&self, msg: Message) -> Option<Vec<u8>> {
         let id = self.my_id()?;
-        common::wire::encode(&Envelope::new(&self.cfg.cluster, id, msg))
-            .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
-            .ok()
+        codec::seal_datagram(
+            &self.cfg.keys,
+            unix_ms(),
+            &Envelope::new(&self.cfg.cluster, id, msg),
+        )
+        .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
+        .ok()
     }
 
     /// Is `addr` our own listener?
