@@ -418,10 +418,7 @@ impl LinkOpener {
         if be_u64(field)? != self.expected {
             return Err(OpenError::Replay);
         }
-        self.expected = self
-            .expected
-            .checked_add(1)
-            .ok_or(OpenError::Replay)?;
+        self.expected = self.expected.checked_add(1).ok_or(OpenError::Replay)?;
         decode_body(body)
     }
 }

@@ -13,10 +13,10 @@
 //! the election be simulated deterministically with thousands of seeds.
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod control;
 pub mod election;
 pub mod rules;
 pub mod time;
 pub mod types;
-pub mod codec;
 pub mod wire;

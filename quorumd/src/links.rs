@@ -30,9 +30,9 @@ mod table;
 
 pub(crate) use table::{Inner, member_addr, unix_ms};
 
-use common::types::{MemberId, MemberInfo};
 use common::codec::Keyring;
 use common::control::Security;
+use common::types::{MemberId, MemberInfo};
 use common::wire::Message;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -151,7 +151,10 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     );
 
     let (status_tx, status_rx) = watch::channel(Snapshot {
-        status: election.status(Millis(0)),
+        status: Status {
+            security: Some(transport.security()),
+            ..election.status(Millis(0))
+        },
         master_until: None,
     });
     let (lease_tx, lease_rx) = watch::channel::<Option<Instant>>(None);

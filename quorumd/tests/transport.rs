@@ -6,8 +6,8 @@
 //! (`TRANSPORT_CHILD`, see [`child_helper_mode`]).
 
 use anyhow::{Context as _, bail};
-use common::types::{MemberId, MemberInfo, Rank, Strategy};
 use common::codec::{self, Keyring};
+use common::types::{MemberId, MemberInfo, Rank, Strategy};
 use common::wire::{Envelope, Message};
 use quorumd::links::{Bound, NetEvent, Transport, TransportConfig};
 use std::io::{BufRead as _, Read as _, Write as _};

@@ -185,9 +185,12 @@ fn names_from_the_network_follow_the_local_rule() {
     for bad in ["", "a b", "a\u{0}", "a\n", &"x".repeat(256)] {
         let mut i = info();
         i.name = bad.into();
-        let bytes =
-            seal_datagram(&Keyring::none(), NOW, &Envelope::new("c", 7, Message::Hello(i)))
-                .expect("seal");
+        let bytes = seal_datagram(
+            &Keyring::none(),
+            NOW,
+            &Envelope::new("c", 7, Message::Hello(i)),
+        )
+        .expect("seal");
         assert!(
             matches!(
                 open_datagram(&Keyring::none(), NOW, &bytes),

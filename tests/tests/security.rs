@@ -1,0 +1,299 @@
+//! Authenticated cluster traffic with real daemons on loopback (README, Security): a rogue
+//! without the key, or with a wrong one, changes nothing; key files are checked; a key
+//! rotation keeps the cluster up.
+//!
+//! The rogue is this test process: it speaks the real wire format ([`common::codec`]) and
+//! forges the oldest rank, a Leave, a Forget, a huge epoch and a link takeover.
+
+use common::codec::{self, KEY_LEN, Keyring, LinkSealer, NONCE_LEN};
+use common::types::{MemberId, MemberInfo, Rank, Role, Strategy};
+use common::wire::{Beat, Envelope, Grant, Message};
+use quorum_tests::{Cluster, DEADLINE, Node};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
+
+fn key_file(dir: &Path, name: &str, keys: &[[u8; KEY_LEN]]) -> PathBuf {
+    let p = dir.join(name);
+    let text: String = keys
+        .iter()
+        .map(|k| format!("{}\n", codec::key_to_hex(k)))
+        .collect();
+    std::fs::write(&p, text).expect("writing a key file");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    p
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A member claiming to be the oldest possible one.
+fn oldest(id: MemberId, name: &str, port: u16) -> MemberInfo {
+    MemberInfo {
+        id,
+        name: name.into(),
+        addr: "127.0.0.1".into(),
+        port,
+        rank: Rank {
+            key: 0,
+            tiebreak: String::new(),
+            id,
+        },
+        started_ms: 0,
+        witness: false,
+        strategy: Strategy::Age,
+    }
+}
+
+fn huge_beat(candidate: MemberId) -> Message {
+    Message::Beat(Beat {
+        seq: u64::MAX,
+        echo: 0,
+        role: Role::Master,
+        eligible: true,
+        candidacy: Some(u64::MAX),
+        master: true,
+        grant: Some(Grant {
+            candidate,
+            epoch: u64::MAX,
+        }),
+        epoch: u64::MAX,
+        voted: u64::MAX,
+        voting: true,
+        view: 0,
+        base: 0,
+        following: Some(candidate),
+    })
+}
+
+/// Listens on the cluster's discovery port (as every daemon does) for the hello of `name`,
+/// and returns its id. Hellos are authenticated, not secret: a rogue can read them.
+fn sniff_id(c: &Cluster, name: &str) -> MemberId {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+        .expect("udp socket");
+    s.set_reuse_address(true).expect("reuseaddr");
+    s.set_reuse_port(true).expect("reuseport");
+    let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, c.broadcast_port()));
+    s.bind(&any.into()).expect("binding the discovery port");
+    let udp: UdpSocket = s.into();
+    udp.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    while start.elapsed() < DEADLINE {
+        let Ok(n) = udp.recv(&mut buf) else { continue };
+        // Header 5 + time 8, tag 32 at the end: the body in between, read without the key.
+        let Some(body) = buf.get(13..n.saturating_sub(codec::TAG_LEN)) else {
+            continue;
+        };
+        if let Ok(Envelope {
+            msg: Message::Hello(info),
+            ..
+        }) = codec::decode_body(body)
+        {
+            if info.name == name {
+                return info.id;
+            }
+        }
+    }
+    panic!("never heard a hello of {name}");
+}
+
+/// Everything a rogue holding `keys` (none, or a wrong key) can try, by datagram and by link.
+fn attack(c: &Cluster, keys: &Keyring, target: &Node, victim: MemberId) {
+    let fake = 4242;
+    let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("udp");
+    udp.set_broadcast(true).expect("broadcast");
+    let to = (BROADCAST, c.broadcast_port());
+    for msg in [
+        Message::Hello(oldest(fake, "mallory", 1)),
+        Message::Hello(oldest(victim, "mallory", 1)),
+        Message::Leave { epoch: u64::MAX },
+        Message::Forget { id: victim },
+        huge_beat(fake),
+    ] {
+        for from in [fake, victim] {
+            let bytes =
+                codec::seal_datagram(keys, unix_ms(), &Envelope::new("quorum", from, msg.clone()))
+                    .expect("seal");
+            let _ = udp.send_to(&bytes, to);
+        }
+    }
+    // A link claiming the victim's id (a takeover), then forged frames on it.
+    for claimed in [victim, fake] {
+        let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, target.port())) else {
+            continue;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let ours = [7u8; NONCE_LEN];
+        let hello = Envelope::new(
+            "quorum",
+            claimed,
+            Message::Hello(oldest(claimed, "mallory", 1)),
+        );
+        let open = codec::seal_open(keys, &ours, &hello).expect("seal");
+        let _ = s.write_all(&prefixed(&open));
+        // The daemon's open frame gives its nonce (readable without the key).
+        let mut head = [0u8; 4 + 5 + NONCE_LEN];
+        let theirs: [u8; NONCE_LEN] = match s.read_exact(&mut head) {
+            Ok(()) => head[9..].try_into().expect("16 bytes"),
+            Err(_) => [0; NONCE_LEN],
+        };
+        let mut sealer = LinkSealer::new(keys.clone(), &ours, &theirs);
+        for msg in [
+            huge_beat(claimed),
+            Message::Leave { epoch: u64::MAX },
+            Message::Forget { id: victim },
+        ] {
+            let body = codec::encode_body(&Envelope::new("quorum", claimed, msg)).expect("encode");
+            let _ = s.write_all(&prefixed(&sealer.seal(&body)));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn prefixed(sealed: &[u8]) -> Vec<u8> {
+    [&(sealed.len() as u32).to_be_bytes()[..], sealed].concat()
+}
+
+fn counter(n: &Node, what: &str) -> u64 {
+    n.status_json()
+        .and_then(|s| s["security"][what].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_rogue_without_the_key_or_with_a_wrong_key_changes_nothing() {
+    let c = Cluster::new();
+    let key = key_file(c.dir(), "cluster.key", &[[1; KEY_LEN]]);
+    let k = key.to_str().expect("utf-8 path");
+    let alice = c.start("alice", &["--key-file", k]);
+    let bob = c.start("bob", &["--key-file", k]);
+    c.wait_master(&[&alice, &bob], "alice");
+    let epoch = alice.status()["epoch"].clone();
+    assert_eq!(alice.status()["security"]["authenticated"], true);
+    let bob_id = sniff_id(&c, "bob");
+
+    let wrong = Keyring::new(vec![[2; KEY_LEN]]).expect("key");
+    for keys in [Keyring::none(), wrong] {
+        attack(&c, &keys, &alice, bob_id);
+        attack(&c, &keys, &bob, bob_id);
+    }
+    c.hold(
+        "alice stays master, bob follows, same epoch, no forged member",
+        Duration::from_secs(3),
+        || {
+            let (Some(a), Some(b)) = (alice.status_json(), bob.status_json()) else {
+                return false;
+            };
+            let clean = |s: &serde_json::Value| {
+                s["epoch"] == epoch
+                    && s["master"] == "alice"
+                    && s["quorum"]["counted"] == 2
+                    && s["members"]
+                        .as_array()
+                        .is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["state"] == "alive"))
+            };
+            a["role"] == "master" && b["role"] == "slave" && clean(&a) && clean(&b)
+        },
+    );
+    for n in [&alice, &bob] {
+        assert!(counter(n, "unauthenticated") > 0, "{}", c.logs());
+        assert!(counter(n, "bad_key") > 0, "{}", c.logs());
+    }
+    assert!(alice.log().contains("refused (authentication)"));
+}
+
+#[test]
+fn loose_or_missing_key_files_refuse_to_start_and_keygen_writes_0600() {
+    let c = Cluster::new();
+    let path = c.dir().join("new.key");
+    let out = Command::new(quorum_tests::quorumd_bin())
+        .arg("--generate-key")
+        .arg(&path)
+        .output()
+        .expect("quorumd --generate-key");
+    assert!(out.status.success(), "{out:?}");
+    let mode = std::fs::metadata(&path)
+        .expect("key written")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = c
+        .command(
+            "alice",
+            c.tcp_port(),
+            &["--key-file", path.to_str().expect("utf-8")],
+        )
+        .output()
+        .expect("quorumd");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn without_a_key_status_says_so() {
+    let c = Cluster::new();
+    let alice = c.start("alice", &[]);
+    c.wait_for("alice answers", DEADLINE, || alice.status_json().is_some());
+    assert_eq!(alice.status()["security"]["authenticated"], false);
+    assert!(alice.log().contains("NO CLUSTER KEY"));
+}
+
+/// The three-step rotation of README, Security, on three nodes restarted one at a time:
+/// the cluster keeps a master and all three members at every step.
+#[test]
+fn a_key_rotation_keeps_the_cluster_up() {
+    let c = Cluster::new();
+    let (k1, k2) = ([1; KEY_LEN], [2; KEY_LEN]);
+    let steps = [
+        key_file(c.dir(), "k1", &[k1]),
+        key_file(c.dir(), "k1+k2", &[k1, k2]),
+        key_file(c.dir(), "k2+k1", &[k2, k1]),
+        key_file(c.dir(), "k2", &[k2]),
+    ];
+    let names = ["alice", "bob", "carol"];
+    let arg = |p: &PathBuf| p.to_str().expect("utf-8").to_string();
+    let mut nodes: Vec<Node> = names
+        .iter()
+        .map(|n| c.start(n, &["--key-file", &arg(&steps[0])]))
+        .collect();
+    let whole = |nodes: &[Node]| {
+        nodes.iter().all(|n| {
+            n.status_json().is_some_and(|s| {
+                s["master"].is_string()
+                    && s["quorum"]["counted"] == 3
+                    && s["members"]
+                        .as_array()
+                        .is_some_and(|m| m.iter().filter(|m| m["state"] == "alive").count() == 3)
+            })
+        })
+    };
+    c.wait_for("three members with a master", DEADLINE, || whole(&nodes));
+    for step in &steps[1..] {
+        for i in (0..nodes.len()).rev() {
+            nodes[i].kill(libc::SIGTERM);
+            nodes[i].wait_exit(DEADLINE);
+            nodes[i] = c.start(names[i], &["--key-file", &arg(step)]);
+            c.wait_for(
+                &format!("{} back with {}", names[i], step.display()),
+                DEADLINE,
+                || whole(&nodes),
+            );
+        }
+    }
+}
