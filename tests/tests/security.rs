@@ -297,3 +297,157 @@ fn a_key_rotation_keeps_the_cluster_up() {
         }
     }
 }
+
+/// TCP payload captured on loopback (AF_PACKET, root only), keyed by (source, destination)
+/// port, each segment by its sequence number.
+type Streams = std::collections::BTreeMap<(u16, u16), std::collections::BTreeMap<u32, Vec<u8>>>;
+
+fn capture(ports: Vec<u16>, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Streams {
+    use std::sync::atomic::Ordering;
+    // SAFETY: plain socket(2) call; the fd is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            i32::from((libc::ETH_P_IP as u16).to_be()),
+        )
+    };
+    assert!(fd >= 0, "AF_PACKET socket");
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: fd is valid; tv lives across the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+    }
+    let mut streams = Streams::new();
+    let mut buf = vec![0u8; 70_000];
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        let p = &buf[..n];
+        if p.len() < 20 || p[0] >> 4 != 4 || p[9] != 6 {
+            continue;
+        }
+        let ihl = usize::from(p[0] & 0xf) * 4;
+        let total = usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len());
+        let Some(tcp) = p.get(ihl..total) else {
+            continue;
+        };
+        if tcp.len() < 20 {
+            continue;
+        }
+        let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+        let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+        if !ports.contains(&sport) && !ports.contains(&dport) {
+            continue;
+        }
+        let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let off = usize::from(tcp[12] >> 4) * 4;
+        let Some(data) = tcp.get(off..) else { continue };
+        if !data.is_empty() {
+            streams
+                .entry((sport, dport))
+                .or_default()
+                .insert(seq, data.to_vec());
+        }
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    streams
+}
+
+/// The first bytes of a captured stream, in order, while the segments are contiguous.
+fn contiguous(segments: &std::collections::BTreeMap<u32, Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut next: Option<u32> = None;
+    for (seq, data) in segments {
+        if next.is_some_and(|n| n != *seq) {
+            break;
+        }
+        out.extend_from_slice(data);
+        next = Some(seq.wrapping_add(data.len() as u32));
+    }
+    out
+}
+
+/// The name in an open frame (read without the key).
+fn opener_name(stream: &[u8]) -> Option<String> {
+    let len = u32::from_be_bytes(stream.get(..4)?.try_into().ok()?) as usize;
+    let sealed = stream.get(4..4 + len)?;
+    let body = sealed.get(5 + NONCE_LEN..sealed.len().checked_sub(codec::TAG_LEN)?)?;
+    match codec::decode_body(body).ok()?.msg {
+        Message::Hello(info) => Some(info.name),
+        _ => None,
+    }
+}
+
+/// A link captured off the wire and replayed after its sender died: the receiver neither
+/// links it nor believes a word (its frames are bound to the old connection's nonces).
+#[test]
+fn a_captured_link_replayed_after_its_sender_died_is_ignored() {
+    if quorum_tests::skip_unless_root("a_captured_link_replayed_after_its_sender_died_is_ignored") {
+        return;
+    }
+    let c = Cluster::new();
+    let key = key_file(c.dir(), "cluster.key", &[[1; KEY_LEN]]);
+    let k = key.to_str().expect("utf-8 path");
+    let ports: Vec<u16> = (0..3).map(|_| c.tcp_port()).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cap = {
+        let (ports, stop) = (ports.clone(), stop.clone());
+        std::thread::spawn(move || capture(ports, stop))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut alice = c.start_on("alice", ports[0], &["--key-file", k]);
+    let bob = c.start_on("bob", ports[1], &["--key-file", k]);
+    let carol = c.start_on("carol", ports[2], &["--key-file", k]);
+    c.wait_master(&[&alice, &bob, &carol], "alice");
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let streams = cap.join().expect("capture thread");
+    let captured: Vec<Vec<u8>> = streams
+        .values()
+        .map(contiguous)
+        .filter(|s| opener_name(s).as_deref() == Some("alice") && s.len() > 200)
+        .collect();
+    assert!(!captured.is_empty(), "no link of alice captured");
+
+    alice.kill(libc::SIGKILL);
+    alice.wait_exit(DEADLINE);
+    c.wait_master(&[&bob, &carol], "bob");
+    let epoch = bob.status()["epoch"].clone();
+    let before = counter(&bob, "bad_key") + counter(&carol, "bad_key");
+    for stream in &captured {
+        for port in &ports[1..] {
+            if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, *port)) {
+                let _ = s.write_all(stream);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    c.hold(
+        "bob stays master of the same epoch, alice stays gone",
+        Duration::from_secs(3),
+        || {
+            [&bob, &carol].iter().all(|n| {
+                n.status_json()
+                    .is_some_and(|s| s["master"] == "bob" && s["epoch"] == epoch)
+            }) && bob.member_state("alice").as_deref() != Some("alive")
+        },
+    );
+    let after = counter(&bob, "bad_key") + counter(&carol, "bad_key");
+    assert!(
+        after > before,
+        "replayed frames were not refused\n{}",
+        c.logs()
+    );
+}
