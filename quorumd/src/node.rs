@@ -115,7 +115,12 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         .state_dir
         .as_ref()
         .map(|d| StateFile::new(d, &configured_name));
-    let saved = state.as_ref().map(StateFile::load).unwrap_or_default();
+    let saved = state
+        .as_ref()
+        .map(StateFile::load)
+        .transpose()
+        .map_err(StartError)?
+        .unwrap_or_default();
     let name = match &saved.renamed {
         Some(n) if common::types::check_name(n).is_ok() => {
             info!(name = %n, configured = %configured_name, "using the name set by quorumctl rename");

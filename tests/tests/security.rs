@@ -451,3 +451,22 @@ fn a_captured_link_replayed_after_its_sender_died_is_ignored() {
         c.logs()
     );
 }
+
+/// A corrupt or truncated state file stops the node with an error naming the file and the way
+/// to reset it (exit 2), instead of a blank node that forgot its members, epoch and vote.
+#[test]
+fn a_corrupt_state_file_refuses_to_start_with_a_clear_error() {
+    let c = Cluster::new();
+    let state = c.dir().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let file = state.join("alice.state.json");
+    std::fs::write(&file, b"{\"renamed\":null,\"memory\":{\"members\":[").expect("write");
+    let mut alice = c.spawn_on("alice", c.tcp_port(), &[]);
+    let status = alice.wait_exit(DEADLINE);
+    assert_eq!(status.code(), Some(2), "{}", alice.log());
+    let log = alice.log();
+    assert!(
+        log.contains("alice.state.json") && log.contains("corrupt") && log.contains(".prev"),
+        "{log}"
+    );
+}
