@@ -470,3 +470,88 @@ fn a_corrupt_state_file_refuses_to_start_with_a_clear_error() {
         "{log}"
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory a daemon stays below under the flood (README, Security: bounds).
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+/// A bounded flood (a few seconds): hellos with fresh ids, garbage datagrams, hundreds of idle
+/// TCP connections, forged beats. No panic, no failover, members and memory bounded.
+#[test]
+fn a_bounded_flood_changes_nothing_and_memory_stays_bounded() {
+    let c = Cluster::new();
+    let key = key_file(c.dir(), "cluster.key", &[[1; KEY_LEN]]);
+    let k = key.to_str().expect("utf-8 path");
+    let alice = c.start("alice", &["--key-file", k]);
+    let bob = c.start("bob", &["--key-file", k]);
+    c.wait_master(&[&alice, &bob], "alice");
+    let epoch = alice.status()["epoch"].clone();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (stop, port, bport) = (stop.clone(), alice.port(), c.broadcast_port());
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("udp");
+            udp.set_broadcast(true).expect("broadcast");
+            let mut conns = Vec::new();
+            let mut sent = 0u64;
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20) {
+                for i in 0..200u64 {
+                    let id = sent + i + 1_000_000;
+                    let hello = Envelope::new("quorum", id, Message::Hello(oldest(id, "x", 1)));
+                    let beat = Envelope::new("quorum", id, huge_beat(id));
+                    for env in [hello, beat] {
+                        if let Ok(b) = codec::seal_datagram(&Keyring::none(), unix_ms(), &env) {
+                            let _ = udp.send_to(&b, (BROADCAST, bport));
+                        }
+                    }
+                    let garbage: Vec<u8> = (0..(id % 1400)).map(|j| (j * id) as u8).collect();
+                    let _ = udp.send_to(&garbage, (BROADCAST, bport));
+                }
+                sent += 200;
+                if conns.len() < 400 {
+                    for _ in 0..40 {
+                        if let Ok(s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+                            conns.push(s);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (sent, conns.len())
+        })
+    };
+    let mut peak = 0;
+    c.hold(
+        "alice stays master of the same epoch with two members during the flood",
+        Duration::from_secs(6),
+        || {
+            peak = peak.max(rss_kib(alice.pid()));
+            [&alice, &bob].iter().all(|n| {
+                n.status_json().is_some_and(|s| {
+                    s["master"] == "alice"
+                        && s["epoch"] == epoch
+                        && s["members"].as_array().is_some_and(|m| m.len() == 2)
+                })
+            })
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, conns) = flood.join().expect("flood thread");
+    eprintln!("flood: {sent} datagram rounds, {conns} connections, alice peak RSS {peak} KiB");
+    assert!(peak < RSS_BOUND_KIB, "alice RSS {peak} KiB");
+    assert!(counter(&alice, "unauthenticated") > 0);
+    c.wait_master(&[&alice, &bob], "alice");
+}

@@ -18,15 +18,35 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// Accepted connections still in their handshake, at most: more are closed at once (a flood
+/// of idle connections costs a file descriptor for a moment, never a task or a buffer).
+const MAX_HANDSHAKING: usize = 64;
+/// Accepted connections alive in all, at most (links are bounded by `MAX_LINKS` besides).
+const MAX_ACCEPTED: usize = super::table::MAX_LINKS + MAX_HANDSHAKING;
+
 /// Accepts peer connections until the transport stops.
 pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let handshaking = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
+    let accepted = Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED));
     loop {
         tokio::select! {
             _ = inner.stop.cancelled() => break,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    let (Ok(shaking), Ok(slot)) = (
+                        handshaking.clone().try_acquire_owned(),
+                        accepted.clone().try_acquire_owned(),
+                    ) else {
+                        tracing::debug!(%peer, "too many connections: closed at once");
+                        drop(stream);
+                        continue;
+                    };
                     tracing::trace!(%peer, "accepted a peer connection");
-                    inner.tracker.spawn(run_link(inner.clone(), stream, None));
+                    let inner2 = inner.clone();
+                    inner.tracker.spawn(async move {
+                        let _slot = slot;
+                        run_link(inner2, stream, None, Some(shaking)).await;
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -91,7 +111,7 @@ pub(crate) async fn dial(
                 probes_left,
                 _slot: slot,
             };
-            run_link(inner, stream, Some(dialed)).await;
+            run_link(inner, stream, Some(dialed), None).await;
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             drop(slot);
@@ -135,7 +155,12 @@ fn fresh_nonce() -> Option<Nonce> {
 }
 
 /// Runs one connection from handshake to close.
-async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) {
+async fn run_link(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    dialed: Option<Dialed>,
+    handshaking: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let Some(me) = inner.me() else { return };
     let Some(nonce) = fresh_nonce() else { return };
     let hello = Envelope::new(&inner.cfg.cluster, me.id, Message::Hello(me.clone()));
@@ -177,6 +202,7 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
     inner.tracker.spawn(writer.run(wr, rx));
 
     let shaken = handshake(&inner, &mut rd, &close, me.id, peer, &nonce, nonce_tx).await;
+    drop(handshaking);
     let Some((info, mut opener, first)) = shaken else {
         close.cancel();
         if let Some(Dialed {

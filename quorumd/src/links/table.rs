@@ -23,6 +23,14 @@ use tokio_util::task::TaskTracker;
 const FORGET_UNLINKED: Duration = Duration::from_secs(600);
 /// Bound on the set of ids reported crashed (only used to report each crash once).
 const MAX_CRASHED: usize = 10_000;
+/// Bound on registered links (members with a proven handshake).
+pub(crate) const MAX_LINKS: usize = 1024;
+/// Bound on known members (linked or not): hellos beyond it are not remembered.
+const MAX_KNOWN: usize = 2048;
+/// Bound on connection attempts in flight.
+const MAX_DIALING: usize = 128;
+/// Addresses dialled per `Peers` frame, at most.
+const MAX_DIALS_PER_PEERS: usize = 32;
 
 /// One registered link.
 struct Link {
@@ -278,6 +286,13 @@ impl Inner {
     /// Records a member's address (from a hello); clears an earlier crash report.
     pub(crate) fn learn(&self, info: &MemberInfo, addr: SocketAddr) {
         let mut st = self.state();
+        if st.known.len() >= MAX_KNOWN && !st.known.contains_key(&info.id) {
+            tracing::debug!(
+                id = info.id,
+                "member table of the transport full: hello ignored"
+            );
+            return;
+        }
         st.crashed.remove(&info.id);
         let linked = st.links.contains_key(&info.id);
         let k = st.known.entry(info.id).or_insert(Known {
@@ -327,6 +342,13 @@ impl Inner {
         let fresh_ms = (self.hb() * 2).as_millis() as u64;
         let mut st = self.state();
         if st.shutting_down {
+            return None;
+        }
+        if st.links.len() >= MAX_LINKS && !st.links.contains_key(&info.id) {
+            tracing::warn!(
+                peer = info.id,
+                "{MAX_LINKS} links already: new link refused"
+            );
             return None;
         }
         if let Some(old) = st.links.get(&info.id) {
@@ -443,7 +465,15 @@ impl Inner {
 
     /// Received Peers: dial every address we do not know yet.
     pub(crate) fn on_peers(self: &Arc<Self>, peers: &[PeerAddr]) {
-        for p in peers.iter().take(1024) {
+        let mut dials = 0usize;
+        for p in peers {
+            if dials >= MAX_DIALS_PER_PEERS {
+                tracing::debug!(
+                    len = peers.len(),
+                    "peers list beyond the dial bound: rest ignored"
+                );
+                break;
+            }
             let Ok(ip) = p.addr.parse::<IpAddr>() else {
                 continue;
             };
@@ -461,6 +491,7 @@ impl Inner {
             };
             if !known {
                 tracing::debug!(%addr, "dialling a peer learned from peers list");
+                dials += 1;
                 self.dial(addr, None);
             }
         }
@@ -484,7 +515,7 @@ impl Inner {
         }
         {
             let mut st = self.state();
-            if st.shutting_down || !st.dialing.insert(addr) {
+            if st.shutting_down || st.dialing.len() >= MAX_DIALING || !st.dialing.insert(addr) {
                 return;
             }
         }
