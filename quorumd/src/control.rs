@@ -21,12 +21,13 @@
 mod auth;
 mod lines;
 mod session;
+mod sockdir;
 
 use anyhow::{Context, bail};
 use common::control::{Event, Reply, Status};
 use common::types::Role;
 use session::Client;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,18 +142,13 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Creates the parent directory if missing (0755), then: if a socket file exists and a
+    /// Creates the parent directory if missing (0750) and checks it (see `sockdir`), then: if
+    /// a socket file exists and a
     /// daemon answers on it -> error "another quorumd is already running on <path>"; if it
     /// exists but nobody answers -> remove it (stale) and log it. Bind, chmod 0660.
     pub fn bind(path: &Path) -> anyhow::Result<ControlServer> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .with_context(|| format!("creating directory {}", parent.display()))?;
-            }
+            sockdir::ensure(parent)?;
         }
         remove_stale_socket(path)?;
         let listener = std::os::unix::net::UnixListener::bind(path)

@@ -97,6 +97,7 @@ pub(super) struct Cli {
 
     /// Cluster key file authenticating all cluster traffic (HMAC-SHA256; mode 0600; one key
     /// per line, the first signs, all verify). Without it traffic is unauthenticated.
+    /// Create one with `quorumd --generate-key FILE`.
     #[arg(
         long,
         env = "QUORUMD_KEY_FILE",
@@ -104,10 +105,6 @@ pub(super) struct Cli {
         help_heading = "Network"
     )]
     pub key_file: Option<PathBuf>,
-
-    /// Write a new random cluster key to FILE (mode 0600, never overwritten) and exit.
-    #[arg(long, value_name = "FILE", help_heading = "Network")]
-    pub generate_key: Option<PathBuf>,
 
     // ---- Election ----
     /// This node's name, unique in the cluster (default: <hostname>:<port>).
