@@ -42,6 +42,9 @@ use tracing::{debug, info, warn};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clients served at once; further connections are closed at once (fd exhaustion guard).
 const MAX_CLIENTS: usize = 256;
+/// Of [`MAX_CLIENTS`], the last slots are kept for root and the daemon's own user, so a crowd
+/// of other clients never locks out `dispatch`.
+const PRIVILEGED_SLOTS: usize = 16;
 /// How long `run` waits, after shutdown, for clients still writing a reply (e.g. `Dispatched`).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -141,6 +144,15 @@ pub struct ControlServer {
     gid: u32,
 }
 
+/// Root or the daemon's own user (by the kernel's peer credentials).
+fn privileged(stream: &tokio::net::UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == 0 || c.uid() == euid)
+}
+
 impl ControlServer {
     /// Creates the parent directory if missing (0750) and checks it (see `sockdir`), then: if
     /// a socket file exists and a
@@ -202,9 +214,14 @@ impl ControlServer {
                 accepted = listener.accept() => accepted,
             };
             match accepted {
-                Ok((stream, _)) if clients.len() >= MAX_CLIENTS => {
+                Ok((stream, _))
+                    if clients.len() >= MAX_CLIENTS
+                        || (clients.len() >= MAX_CLIENTS - PRIVILEGED_SLOTS
+                            && !privileged(&stream)) =>
+                {
                     warn!(
                         limit = MAX_CLIENTS,
+                        reserved = PRIVILEGED_SLOTS,
                         "too many control clients; closing a new one"
                     );
                     drop(stream);
