@@ -274,3 +274,67 @@ fn mutated_messages_never_panic_nor_open_without_the_key() {
         }
     }
 }
+
+fn seeds_dir(target: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds")
+        .join(target)
+}
+
+/// Writes the fuzz seeds of the codec targets: `cargo test -p quorum-common -- --ignored
+/// write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let keys = key(5);
+    let (a, b) = ([1u8; NONCE_LEN], [2u8; NONCE_LEN]);
+    for dir in ["datagram", "link"] {
+        std::fs::create_dir_all(seeds_dir(dir)).expect("mkdir");
+    }
+    for (i, m) in messages().into_iter().enumerate() {
+        let env = Envelope::new("c", 7, m);
+        let d = seal_datagram(&keys, NOW, &env).expect("seal");
+        std::fs::write(seeds_dir("datagram").join(format!("keyed-{i}")), d).expect("write");
+        let d = seal_datagram(&Keyring::none(), NOW, &env).expect("seal");
+        std::fs::write(seeds_dir("datagram").join(format!("plain-{i}")), d).expect("write");
+        // Link target input: 2-byte length + frame, repeated.
+        let body = encode_body(&env).expect("encode");
+        let mut tx = LinkSealer::new(Keyring::none(), &b, &a);
+        let mut stream = Vec::new();
+        for f in [tx.seal(&body), tx.seal(&body)] {
+            stream.extend_from_slice(&(f.len() as u16).to_be_bytes());
+            stream.extend_from_slice(&f);
+        }
+        std::fs::write(seeds_dir("link").join(format!("frames-{i}")), stream).expect("write");
+    }
+}
+
+/// The committed fuzz seeds (and every crash found, kept there as a regression) run in
+/// `cargo test` through the same checks as the fuzz targets.
+#[test]
+fn fuzz_seeds_replay_without_panic() {
+    let keys = key(5);
+    let mut n = 0;
+    for target in ["datagram", "link"] {
+        let Ok(dir) = std::fs::read_dir(seeds_dir(target)) else {
+            continue;
+        };
+        for f in dir.flatten() {
+            let data = std::fs::read(f.path()).expect("read seed");
+            n += 1;
+            let _ = decode_body(&data);
+            let _ = open_datagram(&Keyring::none(), NOW, &data);
+            let _ = open_datagram(&keys, NOW, &data);
+            let _ = open_open(&Keyring::none(), &data);
+            let mut opener = LinkOpener::new(Keyring::none(), &[1; NONCE_LEN], &[2; NONCE_LEN]);
+            let mut rest = &data[..];
+            while rest.len() >= 2 {
+                let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
+                let (frame, tail) = rest[2..].split_at(len);
+                let _ = opener.open(frame);
+                rest = tail;
+            }
+        }
+    }
+    assert!(n >= 10, "fuzz seeds missing: {n}");
+}
