@@ -99,10 +99,9 @@ fn sniff_id(c: &Cluster, name: &str) -> MemberId {
             msg: Message::Hello(info),
             ..
         }) = codec::decode_body(body)
+            && info.name == name
         {
-            if info.name == name {
-                return info.id;
-            }
+            return info.id;
         }
     }
     panic!("never heard a hello of {name}");
