@@ -54,8 +54,15 @@ pub const TAG_LEN: usize = 32;
 pub const NONCE_LEN: usize = 16;
 /// Most keys a key file may hold (a rotation needs two).
 pub const MAX_KEYS: usize = 8;
+/// Largest epoch (and beat counter) accepted from the network: 2^48 elections are never
+/// reached (one a millisecond for 8900 years), so anything above is forged or corrupt, and
+/// refusing it keeps `epoch + 1` far from overflowing anywhere.
+pub const MAX_EPOCH: u64 = 1 << 48;
 /// A datagram whose clock differs from ours by more than this is refused as a replay.
 pub const DATAGRAM_WINDOW_MS: u64 = 120_000;
+
+/// Most addresses in one `Peers` frame.
+pub const MAX_PEERS: usize = 1024;
 
 const HEADER: usize = 5;
 const FLAG_TAG: u8 = 1;
@@ -244,8 +251,28 @@ pub fn decode_body(body: &[u8]) -> Result<Envelope, OpenError> {
             rest.len()
         )));
     }
-    if let Message::Hello(info) = &env.msg {
-        check_name(&info.name).map_err(OpenError::BadName)?;
+    match &env.msg {
+        Message::Hello(info) => check_name(&info.name).map_err(OpenError::BadName)?,
+        Message::Beat(b) => {
+            let numbers = [
+                b.epoch,
+                b.voted,
+                b.seq,
+                b.echo,
+                b.candidacy.unwrap_or(0),
+                b.grant.map_or(0, |g| g.epoch),
+            ];
+            if numbers.iter().any(|n| *n > MAX_EPOCH) {
+                return Err(OpenError::Malformed("implausible epoch or counter".into()));
+            }
+        }
+        Message::Leave { epoch } if *epoch > MAX_EPOCH => {
+            return Err(OpenError::Malformed("implausible epoch".into()));
+        }
+        Message::Peers { peers } if peers.len() > MAX_PEERS => {
+            return Err(OpenError::Malformed("peers list too long".into()));
+        }
+        _ => {}
     }
     Ok(env)
 }

@@ -338,3 +338,25 @@ fn fuzz_seeds_replay_without_panic() {
     }
     assert!(n >= 10, "fuzz seeds missing: {n}");
 }
+
+#[test]
+fn implausible_epochs_are_refused_even_when_authentic() {
+    let keys = key(1);
+    let mut b = match beat() {
+        Message::Beat(b) => b,
+        _ => unreachable!(),
+    };
+    b.epoch = u64::MAX;
+    for msg in [
+        Message::Beat(b),
+        Message::Leave {
+            epoch: MAX_EPOCH + 1,
+        },
+    ] {
+        let bytes = seal_datagram(&keys, NOW, &Envelope::new("c", 1, msg)).expect("seal");
+        assert!(matches!(
+            open_datagram(&keys, NOW, &bytes),
+            Err(OpenError::Malformed(_))
+        ));
+    }
+}
