@@ -50,6 +50,30 @@ struct Link {
     written: CancellationToken,
 }
 
+/// What decides whether a new, authenticated link replaces the registered one of a member.
+#[derive(Clone, Copy, Debug)]
+struct Existing {
+    dialer: MemberId,
+    addr: SocketAddr,
+    /// A frame was read on it within 2 heartbeats.
+    fresh: bool,
+}
+
+/// The duplicate-link rule. A live link is never taken over from another address (a process
+/// claiming a linked member's id, even with the key, must wait until the real link is
+/// stale). Otherwise: same opener = a reconnect, the newer link wins; a stale link is
+/// replaced; two links dialled at once keep the one dialled by the smaller id
+/// (`smaller`), a rule both ends apply identically.
+fn takes_over(old: Existing, dialer: MemberId, addr: SocketAddr, smaller: MemberId) -> bool {
+    if !old.fresh {
+        return true;
+    }
+    if old.addr != addr {
+        return false;
+    }
+    old.dialer == dialer || dialer == smaller
+}
+
 /// A member we heard of, linked or not.
 struct Known {
     addr: SocketAddr,
@@ -353,10 +377,16 @@ impl Inner {
         }
         if let Some(old) = st.links.get(&info.id) {
             let old_fresh = now.saturating_sub(old.last_read.load(Ordering::Relaxed)) < fresh_ms;
-            // Same opener: a reconnect, the newer link wins. Stale old link: replace it.
-            // Otherwise both sides dialled at once: keep the link dialled by the smaller id,
-            // a rule both ends apply identically.
-            let replace = old.dialer == dialer || !old_fresh || dialer == me.min(info.id);
+            let replace = takes_over(
+                Existing {
+                    dialer: old.dialer,
+                    addr: old.addr,
+                    fresh: old_fresh,
+                },
+                dialer,
+                addr,
+                me.min(info.id),
+            );
             if !replace {
                 tracing::debug!(peer = info.id, "duplicate link: keeping the existing one");
                 return None;
@@ -606,5 +636,38 @@ pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
             _ = beat.tick() => inner.tick(),
             _ = seeds.tick() => inner.dial_seeds(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_duplicate_link_rule() {
+        let live = |dialer, addr| Existing {
+            dialer,
+            addr,
+            fresh: true,
+        };
+        // A reconnect by the same opener from the same address replaces the link.
+        assert!(takes_over(live(1, a(10)), 1, a(10), 1));
+        assert!(takes_over(live(2, a(10)), 2, a(10), 1));
+        // Both dialled at once: the link dialled by the smaller id stays, at both ends.
+        assert!(takes_over(live(2, a(10)), 1, a(10), 1));
+        assert!(!takes_over(live(1, a(10)), 2, a(10), 1));
+        // Another address claiming a live member's id: never.
+        assert!(!takes_over(live(1, a(10)), 1, a(11), 1));
+        // A stale link is replaced, whoever asks.
+        let stale = Existing {
+            dialer: 1,
+            addr: a(10),
+            fresh: false,
+        };
+        assert!(takes_over(stale, 2, a(11), 1));
     }
 }
