@@ -54,10 +54,11 @@ pub const TAG_LEN: usize = 32;
 pub const NONCE_LEN: usize = 16;
 /// Most keys a key file may hold (a rotation needs two).
 pub const MAX_KEYS: usize = 8;
-/// Largest epoch (and beat counter) accepted from the network: 2^48 elections are never
-/// reached (one a millisecond for 8900 years), so anything above is forged or corrupt, and
-/// refusing it keeps `epoch + 1` far from overflowing anywhere.
-pub const MAX_EPOCH: u64 = 1 << 48;
+/// Largest epoch (and beat counter) accepted from the network, the election core's own bound
+/// (`u64::MAX / 4`). Epochs are clock-derived (ms × 1024 reach it only in about 140,000
+/// years), so anything above is forged or corrupt; refusing it at decode keeps `epoch + 1`
+/// far from overflowing anywhere.
+pub const MAX_EPOCH: u64 = u64::MAX / 4;
 /// A datagram whose clock differs from ours by more than this is refused as a replay.
 pub const DATAGRAM_WINDOW_MS: u64 = 120_000;
 
