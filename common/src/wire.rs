@@ -1,4 +1,4 @@
-//! Daemon-to-daemon messages and their codec.
+//! Daemon-to-daemon messages (the bytes are [`crate::codec`]'s business).
 //!
 //! Two transports carry the same [`Envelope`]:
 //!
@@ -7,14 +7,17 @@
 //!   periodically, so a lost datagram heals. A hello is only a hint: it makes the receiver open
 //!   a TCP link to the advertised address.
 //! - **TCP peer links**, one per pair of members, carrying length-prefixed frames
-//!   (4-byte big-endian length, then the encoded envelope, at most [`MAX_FRAME`] bytes).
+//!   (4-byte big-endian length, then the sealed message, at most
+//!   [`crate::codec::MAX_FRAME`] bytes).
 //!
 //! ```text
 //!  alice                                     bob
 //!    |--- UDP Hello(alice) -- broadcast ------>|   bob learns alice's address
 //!    |<== TCP connect ===========================|
-//!    |<-- Hello(bob), Peers[..] ----------------|   first frames on a link, both ways
-//!    |--- Hello(alice), Peers[..] ------------->|
+//!    |<-- open: Hello(bob) + nonce B -----------|   first frame on a link, both ways
+//!    |--- open: Hello(alice) + nonce A -------->|
+//!    |<-- #1 Peers[..] (tag over A, B, seq) ----|   the first sequenced frame proves the
+//!    |--- #1 Peers[..] (tag over B, A, seq) --->|   key on this connection: link registered
 //!    |--- Beat{seq, echo, grant, candidacy} --->|   every heartbeat interval, both ways;
 //!    |<-- Beat{seq, echo, grant, candidacy} ----|   a beat is also sent at once on a change
 //!    |            ...                           |

@@ -12,7 +12,6 @@
 
 pub mod config;
 pub mod control;
-pub mod discovery;
 pub mod hooks;
 pub mod keyfile;
 pub mod links;

@@ -175,9 +175,9 @@ impl Inner {
         self.tracker
             .spawn(conn::accept_loop(self.clone(), listener));
         self.tracker
-            .spawn(crate::discovery::announce_loop(self.clone()));
+            .spawn(super::discovery::announce_loop(self.clone()));
         self.tracker
-            .spawn(crate::discovery::recv_loop(self.clone()));
+            .spawn(super::discovery::recv_loop(self.clone()));
         self.tracker.spawn(maintenance_loop(self.clone()));
         true
     }
