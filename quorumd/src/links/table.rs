@@ -336,6 +336,16 @@ impl Inner {
         if info.id == me {
             return;
         }
+        {
+            let st = self.state();
+            if st.known.len() >= MAX_KNOWN && !st.known.contains_key(&info.id) {
+                tracing::debug!(
+                    id = info.id,
+                    "member table of the transport full: hello dropped"
+                );
+                return;
+            }
+        }
         let addr = member_addr(&info);
         self.emit_hello_nowait(info.clone());
         let Some(addr) = addr else {
