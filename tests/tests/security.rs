@@ -554,3 +554,29 @@ fn a_bounded_flood_changes_nothing_and_memory_stays_bounded() {
     assert!(counter(&alice, "unauthenticated") > 0);
     c.wait_master(&[&alice, &bob], "alice");
 }
+
+/// The key is taken from the flag, the environment and the config file alike.
+#[test]
+fn the_key_file_comes_from_the_flag_the_environment_or_the_config_file() {
+    let c = Cluster::new();
+    let key = key_file(c.dir(), "cluster.key", &[[9; KEY_LEN]]);
+    let k = key.to_str().expect("utf-8 path");
+    let config = c.dir().join("carol.toml");
+    std::fs::write(&config, format!("key_file = \"{k}\"\n")).expect("config");
+    let alice = c.start("alice", &["--key-file", k]);
+    let port = c.tcp_port();
+    let mut cmd = c.command("bob", port, &[]);
+    cmd.env("QUORUMD_KEY_FILE", k);
+    let bob = c.wait_up(c.spawn_command("bob", port, c.socket_path("bob"), cmd));
+    let carol = c.start("carol", &["--config", config.to_str().expect("utf-8")]);
+    c.wait_master(&[&alice, &bob, &carol], "alice");
+    for n in [&alice, &bob, &carol] {
+        assert_eq!(
+            n.status()["security"]["authenticated"],
+            true,
+            "{}",
+            n.name()
+        );
+        assert_eq!(n.status()["quorum"]["counted"], 3, "{}", n.name());
+    }
+}
