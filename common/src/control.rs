@@ -228,6 +228,25 @@ pub struct Status {
     /// rank strategy, or its name is used by an older live member. Absent when not refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Cluster traffic authentication and the messages refused so far (filled in by the
+    /// daemon; absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+}
+
+/// Whether cluster traffic is authenticated, and counts of refused messages since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// A cluster key is in use (`--key-file`). False: anyone on the LAN can join or forge.
+    pub authenticated: bool,
+    /// Messages without a tag while we hold a key (or with one while we hold none).
+    pub unauthenticated: u64,
+    /// Messages whose tag verifies with none of our keys.
+    pub bad_key: u64,
+    /// Replayed or stale messages (link sequence, datagram time window).
+    pub replayed: u64,
+    /// Garbage, other versions, bad names.
+    pub malformed: u64,
 }
 
 /// One line of a `follow` stream.

@@ -13,6 +13,7 @@
 //! the election be simulated deterministically with thousands of seeds.
 #![deny(missing_docs)]
 
+pub mod codec;
 pub mod control;
 pub mod election;
 pub mod rules;

@@ -163,12 +163,12 @@ impl fmt::Display for MemberState {
 }
 
 /// Longest accepted name, in characters (not bytes): 255 characters of any script. At most
-/// 4 bytes each, a name stays far below the frame limit ([`crate::wire::MAX_FRAME`]).
+/// 4 bytes each, a name stays far below the frame limit ([`crate::codec::MAX_FRAME`]).
 pub const MAX_NAME: usize = 255;
 
 /// Checks a name (member or cluster), wherever it comes from: the command line, the
 /// environment, the config file, `quorumctl rename`, the state file, or a peer's hello
-/// ([`crate::wire::decode`]). A name is 1 to [`MAX_NAME`] printable characters of any script:
+/// ([`crate::codec::decode_body`]). A name is 1 to [`MAX_NAME`] printable characters of any script:
 /// no whitespace (names are words in tables and logs), no control characters and no invisible
 /// formatting characters (zero-width, direction overrides) that would make two names look
 /// alike. The message says what is wrong.

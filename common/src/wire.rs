@@ -1,4 +1,4 @@
-//! Daemon-to-daemon messages and their codec.
+//! Daemon-to-daemon messages (the bytes are [`crate::codec`]'s business).
 //!
 //! Two transports carry the same [`Envelope`]:
 //!
@@ -7,43 +7,32 @@
 //!   periodically, so a lost datagram heals. A hello is only a hint: it makes the receiver open
 //!   a TCP link to the advertised address.
 //! - **TCP peer links**, one per pair of members, carrying length-prefixed frames
-//!   (4-byte big-endian length, then the encoded envelope, at most [`MAX_FRAME`] bytes).
+//!   (4-byte big-endian length, then the sealed message, at most
+//!   [`crate::codec::MAX_FRAME`] bytes).
 //!
 //! ```text
 //!  alice                                     bob
 //!    |--- UDP Hello(alice) -- broadcast ------>|   bob learns alice's address
 //!    |<== TCP connect ===========================|
-//!    |<-- Hello(bob), Peers[..] ----------------|   first frames on a link, both ways
-//!    |--- Hello(alice), Peers[..] ------------->|
+//!    |<-- open: Hello(bob) + nonce B -----------|   first frame on a link, both ways
+//!    |--- open: Hello(alice) + nonce A -------->|
+//!    |<-- #1 Peers[..] (tag over A, B, seq) ----|   the first sequenced frame proves the
+//!    |--- #1 Peers[..] (tag over B, A, seq) --->|   key on this connection: link registered
 //!    |--- Beat{seq, echo, grant, candidacy} --->|   every heartbeat interval, both ways;
 //!    |<-- Beat{seq, echo, grant, candidacy} ----|   a beat is also sent at once on a change
 //!    |            ...                           |
 //!    |--- Leave{epoch} ------------------------>|   graceful leave (dispatch)
 //! ```
 //!
-//! Only [`encode`] and [`decode`] know the codec (JSON: readable in tcpdump, the same codec as
-//! the control socket). Authentication (HMAC with `--key-file`) wraps the encoded bytes in the
-//! daemon; this module never sees keys.
+//! This module only defines the messages. [`crate::codec`] is the one place that turns them
+//! into bytes and back (compact binary, a version byte, authentication and replay checks).
 
 use crate::types::{MemberId, MemberInfo, Role};
 use serde::{Deserialize, Serialize};
 
-/// First field of every envelope: tells our frames from anybody else's traffic on the port.
-pub const MAGIC: &str = "quorumd";
-
-/// Version of the daemon-to-daemon protocol. Frames of another version are refused.
-pub const WIRE_VERSION: u32 = 1;
-
-/// Largest encoded envelope accepted or sent, in bytes (UDP datagrams and TCP frames).
-pub const MAX_FRAME: usize = 60 * 1024;
-
-/// The header every message travels in.
+/// What every message travels in (inside the sealed frame of [`crate::codec`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
-    /// Always [`MAGIC`].
-    pub magic: String,
-    /// Always [`WIRE_VERSION`] for frames we send.
-    pub version: u32,
     /// Cluster name (`--cluster`): frames of other clusters are ignored.
     pub cluster: String,
     /// Sender's incarnation id.
@@ -56,8 +45,6 @@ impl Envelope {
     /// Wraps `msg` from `from` in `cluster`.
     pub fn new(cluster: &str, from: MemberId, msg: Message) -> Self {
         Envelope {
-            magic: MAGIC.to_string(),
-            version: WIRE_VERSION,
             cluster: cluster.to_string(),
             from,
             msg,
@@ -76,7 +63,6 @@ pub struct PeerAddr {
 
 /// The payloads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
     /// "I exist": discovery datagram, first frame on every link, and re-sent after a rename.
     Hello(MemberInfo),
@@ -151,172 +137,4 @@ pub struct Beat {
     pub base: u64,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
-}
-
-/// Why a frame was refused. Refusing a frame never changes any state.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// Larger than [`MAX_FRAME`].
-    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME}")]
-    TooLarge(usize),
-    /// Not JSON of the expected shape.
-    #[error("malformed frame: {0}")]
-    Malformed(String),
-    /// Not our protocol at all.
-    #[error("not a quorumd frame (bad magic)")]
-    BadMagic,
-    /// Our protocol, another version.
-    #[error("unsupported protocol version {0} (this node speaks {WIRE_VERSION})")]
-    BadVersion(u32),
-    /// A hello whose name breaks [`crate::types::check_name`], the rule local names follow.
-    #[error("bad member name: {0}")]
-    BadName(String),
-}
-
-/// Encodes an envelope. Fails only if the result would exceed [`MAX_FRAME`].
-pub fn encode(env: &Envelope) -> Result<Vec<u8>, DecodeError> {
-    let bytes = serde_json::to_vec(env).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if bytes.len() > MAX_FRAME {
-        return Err(DecodeError::TooLarge(bytes.len()));
-    }
-    Ok(bytes)
-}
-
-/// Decodes and checks an envelope: size, shape, magic, version, and a hello's name (the same
-/// rule as local names). Cluster and sender are left to the caller (a foreign cluster is normal traffic, not an error).
-pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
-    if bytes.len() > MAX_FRAME {
-        return Err(DecodeError::TooLarge(bytes.len()));
-    }
-    // Look at magic and version first, so that a newer protocol gets a precise error instead
-    // of a shape mismatch.
-    #[derive(Deserialize)]
-    struct Head {
-        magic: String,
-        version: u32,
-    }
-    let head: Head =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if head.magic != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    if head.version != WIRE_VERSION {
-        return Err(DecodeError::BadVersion(head.version));
-    }
-    let env: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if let Message::Hello(info) = &env.msg {
-        crate::types::check_name(&info.name).map_err(DecodeError::BadName)?;
-    }
-    Ok(env)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{Rank, Strategy};
-
-    fn info() -> MemberInfo {
-        MemberInfo {
-            id: 7,
-            name: "alice".into(),
-            addr: "127.0.0.1".into(),
-            port: 8080,
-            rank: Rank {
-                key: 1,
-                tiebreak: "alice".into(),
-                id: 7,
-            },
-            started_ms: 1,
-            witness: false,
-            strategy: Strategy::Age,
-        }
-    }
-
-    #[test]
-    fn envelopes_round_trip() {
-        let msgs = vec![
-            Message::Hello(info()),
-            Message::Peers {
-                peers: vec![PeerAddr {
-                    addr: "10.0.0.1".into(),
-                    port: 1,
-                }],
-            },
-            Message::Beat(Beat {
-                seq: 3,
-                echo: 2,
-                role: Role::Slave,
-                eligible: true,
-                candidacy: None,
-                master: false,
-                grant: Some(Grant {
-                    candidate: 7,
-                    epoch: 4,
-                }),
-                epoch: 4,
-                voted: 4,
-                voting: true,
-                view: 0,
-                base: 0,
-                following: Some(7),
-            }),
-            Message::Leave { epoch: 9 },
-            Message::Forget { id: 3 },
-        ];
-        for msg in msgs {
-            let env = Envelope::new("c", 1, msg);
-            assert_eq!(decode(&encode(&env).unwrap()), Ok(env));
-        }
-    }
-
-    #[test]
-    fn names_from_the_network_follow_the_local_rule() {
-        let hello = |name: &str| {
-            let mut i = info();
-            i.name = name.into();
-            Envelope::new("c", 7, Message::Hello(i))
-        };
-        // 200 characters of CJK and emoji (about 600 bytes) pass, as they do locally.
-        let wide: String = "数据库🐘".chars().cycle().take(200).collect();
-        let env = hello(&wide);
-        assert_eq!(decode(&encode(&env).unwrap()), Ok(env));
-        for bad in ["", "a b", "a\u{7}", &"x".repeat(256)] {
-            let bytes = encode(&hello(bad)).unwrap();
-            assert_eq!(
-                decode(&bytes),
-                Err(DecodeError::BadName(
-                    crate::types::check_name(bad).unwrap_err()
-                )),
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn junk_is_refused_without_panic() {
-        assert!(matches!(decode(b""), Err(DecodeError::Malformed(_))));
-        assert!(matches!(
-            decode(b"\xff\x00garbage"),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert_eq!(
-            decode(br#"{"magic":"other","version":1}"#),
-            Err(DecodeError::BadMagic)
-        );
-        assert_eq!(
-            decode(br#"{"magic":"quorumd","version":99,"cluster":"c"}"#),
-            Err(DecodeError::BadVersion(99))
-        );
-        assert!(matches!(
-            decode(
-                br#"{"magic":"quorumd","version":1,"cluster":"c","from":1,"msg":{"type":"nope"}}"#
-            ),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert_eq!(
-            decode(&vec![b'{'; MAX_FRAME + 1]),
-            Err(DecodeError::TooLarge(MAX_FRAME + 1))
-        );
-    }
 }

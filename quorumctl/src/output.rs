@@ -29,6 +29,21 @@ pub fn status(s: &Status) -> String {
     if let Some(why) = &s.refused {
         let _ = writeln!(out, "refused  {why}");
     }
+    if let Some(sec) = &s.security {
+        let refused = sec.unauthenticated + sec.bad_key + sec.replayed;
+        if !sec.authenticated {
+            let _ = writeln!(
+                out,
+                "security WARNING: no cluster key, traffic is not authenticated (README, Security)"
+            );
+        } else if refused > 0 {
+            let _ = writeln!(
+                out,
+                "security {refused} messages refused (bad key {}, unauthenticated {}, replayed {})",
+                sec.bad_key, sec.unauthenticated, sec.replayed
+            );
+        }
+    }
     out.push('\n');
     out.push_str(&members(&s.members));
     out
@@ -270,6 +285,7 @@ mod tests {
             strategy: Strategy::Age,
             witness: false,
             refused: None,
+            security: None,
         };
         let text = status(&s);
         assert!(

@@ -56,6 +56,7 @@ fn status(role: Role) -> Status {
         strategy: Strategy::Age,
         witness: false,
         refused: None,
+        security: None,
     }
 }
 

@@ -21,12 +21,13 @@
 mod auth;
 mod lines;
 mod session;
+mod sockdir;
 
 use anyhow::{Context, bail};
 use common::control::{Event, Reply, Status};
 use common::types::Role;
 use session::Client;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,9 @@ use tracing::{debug, info, warn};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clients served at once; further connections are closed at once (fd exhaustion guard).
 const MAX_CLIENTS: usize = 256;
+/// Of [`MAX_CLIENTS`], the last slots are kept for root and the daemon's own user, so a crowd
+/// of other clients never locks out `dispatch`.
+const PRIVILEGED_SLOTS: usize = 16;
 /// How long `run` waits, after shutdown, for clients still writing a reply (e.g. `Dispatched`).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -141,19 +145,23 @@ pub struct ControlServer {
     gid: u32,
 }
 
+/// Root or the daemon's own user (by the kernel's peer credentials).
+fn privileged(stream: &tokio::net::UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    stream
+        .peer_cred()
+        .is_ok_and(|c| c.uid() == 0 || c.uid() == euid)
+}
+
 impl ControlServer {
-    /// Creates the parent directory if missing (0755), then: if a socket file exists and a
+    /// Creates the parent directory if missing (0750) and checks it (see `sockdir`), then: if
+    /// a socket file exists and a
     /// daemon answers on it -> error "another quorumd is already running on <path>"; if it
     /// exists but nobody answers -> remove it (stale) and log it. Bind, chmod 0660.
     pub fn bind(path: &Path) -> anyhow::Result<ControlServer> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .with_context(|| format!("creating directory {}", parent.display()))?;
-            }
+            sockdir::ensure(parent)?;
         }
         remove_stale_socket(path)?;
         let listener = std::os::unix::net::UnixListener::bind(path)
@@ -207,9 +215,14 @@ impl ControlServer {
                 accepted = listener.accept() => accepted,
             };
             match accepted {
-                Ok((stream, _)) if clients.len() >= MAX_CLIENTS => {
+                Ok((stream, _))
+                    if clients.len() >= MAX_CLIENTS
+                        || (clients.len() >= MAX_CLIENTS - PRIVILEGED_SLOTS
+                            && !privileged(&stream)) =>
+                {
                     warn!(
                         limit = MAX_CLIENTS,
+                        reserved = PRIVILEGED_SLOTS,
                         "too many control clients; closing a new one"
                     );
                     drop(stream);

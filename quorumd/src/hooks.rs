@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// How long a timed-out hook's process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -162,7 +162,8 @@ impl HookRunner {
     ) -> HookRunner {
         let (tx, mut rx) = mpsc::unbounded_channel::<HookEvent>();
         let worker = tokio::spawn(async move {
-            while let Some(mut event) = rx.recv().await {
+            while let Some(first) = rx.recv().await {
+                let mut event = coalesce(first, &mut rx);
                 if let (Some(lease), Role::Master) = (&lease, event.role) {
                     event.master_until = *lease.borrow();
                     if event.master_until.is_none() {
@@ -176,7 +177,10 @@ impl HookRunner {
         HookRunner { tx, worker }
     }
 
-    /// Queue a hook run; never blocks, never fails (unbounded queue: role changes are rare).
+    /// Queue a hook run; never blocks, never fails. The queue holds only what happens while
+    /// one hook runs (at most the hook timeout); a backlog longer than [`HOOK_BACKLOG`] is
+    /// coalesced to the latest state before the next run (DESIGN rule 12: the last hook run
+    /// matches the current state).
     pub fn submit(&self, event: HookEvent) {
         if self.tx.send(event).is_err() {
             // Only if the worker panicked: nothing left to run hooks with.
@@ -192,6 +196,39 @@ impl HookRunner {
             warn!(error = %e, "hook worker ended abnormally");
         }
     }
+}
+
+/// Events queued beyond this (a flapping master while a hook runs) are coalesced.
+const HOOK_BACKLOG: usize = 16;
+
+/// When more than [`HOOK_BACKLOG`] events wait, everything queued behind `first` collapses
+/// into one event: the latest state, with the role before the whole batch as `previous`
+/// (what the last hook run reported). A short backlog runs event by event.
+fn coalesce(first: HookEvent, rx: &mut mpsc::UnboundedReceiver<HookEvent>) -> HookEvent {
+    let mut event = first;
+    if rx.len() < HOOK_BACKLOG {
+        return event;
+    }
+    let mut skipped = 0u64;
+    while let Ok(next) = rx.try_recv() {
+        skipped = skipped.saturating_add(1);
+        event = HookEvent {
+            previous: event.previous,
+            kind: if next.role != event.previous {
+                HookKind::Role
+            } else {
+                next.kind
+            },
+            ..next
+        };
+    }
+    if skipped > 0 {
+        debug!(
+            skipped,
+            "hook events coalesced: running the latest state only"
+        );
+    }
+    event
 }
 
 /// Which hook of an event, for logs.

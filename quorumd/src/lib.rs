@@ -12,8 +12,8 @@
 
 pub mod config;
 pub mod control;
-pub mod discovery;
 pub mod hooks;
+pub mod keyfile;
 pub mod links;
 pub mod logging;
 pub mod node;

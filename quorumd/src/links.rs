@@ -11,7 +11,7 @@
 //!   queue) and the dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
 //!   refused connection to a member whose link just ended means its process is gone.
 //! - `frame`: the length-prefixed codec.
-//! - [`crate::discovery`]: UDP hellos (schedule, receive loop) and the advertised address.
+//! - `discovery`: UDP hellos (schedule, receive loop) and the advertised address.
 //!
 //! ```text
 //!  new connection (accepted or dialled)
@@ -24,11 +24,15 @@
 //! ```
 
 mod conn;
+mod discovery;
 mod frame;
+mod refused;
 mod table;
 
-pub(crate) use table::{Inner, member_addr};
+pub(crate) use table::{Inner, member_addr, unix_ms};
 
+use common::codec::Keyring;
+use common::control::Security;
 use common::types::{MemberId, MemberInfo};
 use common::wire::Message;
 use std::net::{IpAddr, SocketAddr};
@@ -60,12 +64,14 @@ pub struct TransportConfig {
     pub seeds: Vec<SocketAddr>,
     /// Cluster name: frames of other clusters are ignored.
     pub cluster: String,
-    /// Address to advertise; by default derived (see [`crate::discovery`]), never `0.0.0.0`.
+    /// Address to advertise; by default derived (see `discovery`), never `0.0.0.0`.
     pub advertise: Option<IpAddr>,
     /// The election's beat interval: link staleness and timeouts are judged in beats.
     pub heartbeat: Duration,
     /// Hello repeat interval in steady state (and seed retry interval).
     pub announce: Duration,
+    /// Cluster keys (`--key-file`); empty: unauthenticated traffic.
+    pub keys: Keyring,
 }
 
 /// What the transport reports to the driver.
@@ -109,8 +115,8 @@ impl Transport {
     ) -> anyhow::Result<(Transport, Bound, mpsc::Receiver<NetEvent>)> {
         let listener = bind_listener(cfg.listen, cfg.port)?;
         let port = listener.local_addr()?.port();
-        let udp = crate::discovery::bind_udp(cfg.broadcast)?;
-        let advertise = crate::discovery::advertise_addr(&cfg);
+        let udp = discovery::bind_udp(cfg.broadcast)?;
+        let advertise = discovery::advertise_addr(&cfg);
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         tracing::info!(
             listen = %cfg.listen, port, advertise = %advertise, broadcast = %cfg.broadcast,
@@ -155,6 +161,11 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Authentication state and counts of refused messages (for `quorumctl status`).
+    pub fn security(&self) -> Security {
+        self.inner.refused.snapshot(self.inner.cfg.keys.is_keyed())
     }
 
     /// Ids of the members we currently hold a link to (for status and tests).

@@ -18,6 +18,24 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 fn main() -> ExitCode {
+    // `--generate-key FILE` stands alone: no other setting matters.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(i) = args.iter().position(|a| a == "--generate-key") {
+        let Some(path) = args.get(i + 1) else {
+            quorumd::logging::eprint_line("quorumd: --generate-key needs a FILE");
+            return ExitCode::from(2);
+        };
+        return match quorumd::keyfile::generate(std::path::Path::new(path)) {
+            Ok(()) => {
+                println!("wrote a new cluster key to {}", path.to_string_lossy());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));
+                ExitCode::from(2)
+            }
+        };
+    }
     let settings = Settings::from_args();
     if let Err(e) = node::check_settings(&settings) {
         quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));

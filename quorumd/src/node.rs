@@ -69,7 +69,22 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     let scripts = hook_scripts(&settings);
     let cfg = election_config(&settings);
 
+    let keys = match &settings.key_file {
+        Some(path) => {
+            let keys = crate::keyfile::load(path).map_err(StartError)?;
+            info!(file = %path.display(), keys = keys.len(), "cluster traffic is authenticated");
+            keys
+        }
+        None => {
+            warn!(
+                "NO CLUSTER KEY (--key-file): cluster traffic is not authenticated; anyone on \
+                 this LAN can join, forge a master or split the cluster (README, Security)"
+            );
+            common::codec::Keyring::none()
+        }
+    };
     let (transport, bound, mut net_rx) = Transport::bind(TransportConfig {
+        keys,
         listen: settings.address,
         port: settings.port,
         broadcast: SocketAddr::new(settings.broadcast_address, settings.broadcast_port),
@@ -100,7 +115,12 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         .state_dir
         .as_ref()
         .map(|d| StateFile::new(d, &configured_name));
-    let saved = state.as_ref().map(StateFile::load).unwrap_or_default();
+    let saved = state
+        .as_ref()
+        .map(StateFile::load)
+        .transpose()
+        .map_err(StartError)?
+        .unwrap_or_default();
     let name = match &saved.renamed {
         Some(n) if common::types::check_name(n).is_ok() => {
             info!(name = %n, configured = %configured_name, "using the name set by quorumctl rename");
@@ -129,9 +149,6 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     };
     let base = Instant::now();
     let election = Election::new(cfg, me.clone(), saved.memory.clone(), Millis(0));
-    warn!(
-        "cluster traffic is not authenticated: anyone on this LAN could join or claim to be the oldest node"
-    );
     info!(
         name = %me.name, addr = %me.addr, port = me.port, cluster = %settings.cluster,
         strategy = %settings.strategy, witness = settings.witness, socket = %settings.socket.display(),
@@ -139,7 +156,10 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     );
 
     let (status_tx, status_rx) = watch::channel(Snapshot {
-        status: election.status(Millis(0)),
+        status: Status {
+            security: Some(transport.security()),
+            ..election.status(Millis(0))
+        },
         master_until: None,
     });
     let (lease_tx, lease_rx) = watch::channel::<Option<Instant>>(None);
@@ -294,11 +314,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
 /// (timer relations): an error here is the operator's, reported like a bad flag (exit 2).
 pub fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     if let Some(key) = &settings.key_file {
-        anyhow::bail!(
-            "--key-file {}: authenticated cluster traffic is not available yet; remove the \
-             option (traffic is unauthenticated, see README, Security)",
-            key.display()
-        );
+        crate::keyfile::load(key)?;
     }
     hook_scripts(settings).validate()?;
     election_config(settings)
@@ -468,7 +484,8 @@ impl Driver {
         let due = now.since(self.published) >= PUBLISH_EVERY_MS;
         if news || due {
             self.published = now;
-            let status = self.election.status(now);
+            let mut status = self.election.status(now);
+            status.security = Some(self.transport.security());
             self.notify_status(&status);
             self.status.send_modify(|s| {
                 s.status = status;

@@ -56,6 +56,7 @@ fn status(role: Role) -> Status {
         strategy: Strategy::Age,
         witness: false,
         refused: None,
+        security: None,
     }
 }
 
@@ -502,7 +503,7 @@ async fn the_socket_is_mode_0660_and_removed_after_shutdown() {
         .expect("parent exists")
         .mode()
         & 0o777;
-    assert_eq!(parent_mode, 0o755);
+    assert_eq!(parent_mode, 0o750);
     let mut idle = h.connect().await;
     let path = h.stop().await;
     assert!(!path.exists(), "socket file left behind after shutdown");

@@ -311,8 +311,8 @@ fn q_and_enter_on_a_terminal_dispatches() {
     drop(stdin);
 }
 
-/// Every refusal at start exits 2 with one message: a bad flag, a key file (not available
-/// yet), a socket that cannot be bound.
+/// Every refusal at start exits 2 with one message: a bad flag, a key file readable by
+/// others, a socket that cannot be bound.
 #[test]
 fn start_up_errors_exit_2_and_are_printed_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -321,10 +321,7 @@ fn start_up_errors_exit_2_and_are_printed_once() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "").expect("write");
     let cases: [(Vec<std::ffi::OsString>, &str); 3] = [
-        (
-            vec!["--key-file".into(), key.clone().into()],
-            "not available yet",
-        ),
+        (vec!["--key-file".into(), key.clone().into()], "chmod 600"),
         (vec!["--heartbeat".into(), "1ms".into()], "at least 5ms"),
         (
             // A socket under a regular file cannot be created.

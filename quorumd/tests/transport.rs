@@ -6,8 +6,9 @@
 //! (`TRANSPORT_CHILD`, see [`child_helper_mode`]).
 
 use anyhow::{Context as _, bail};
+use common::codec::{self, Keyring};
 use common::types::{MemberId, MemberInfo, Rank, Strategy};
-use common::wire::{self, Envelope, Message};
+use common::wire::{Envelope, Message};
 use quorumd::links::{Bound, NetEvent, Transport, TransportConfig};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,6 +47,7 @@ fn config(broadcast_port: u16, cluster: &str, seeds: Vec<SocketAddr>) -> Transpo
         advertise: None,
         heartbeat: Duration::from_millis(100),
         announce: Duration::from_millis(500),
+        keys: Keyring::none(),
     }
 }
 
@@ -310,7 +312,11 @@ async fn junk_datagrams_and_frames_leave_the_transport_working() -> anyhow::Resu
     // Junk datagrams to every daemon on the broadcast port.
     let udp = std::net::UdpSocket::bind((LOCALHOST, 0))?;
     udp.set_broadcast(true)?;
-    let leave = wire::encode(&Envelope::new(&cluster, 99, Message::Leave { epoch: 1 }))?;
+    let leave = codec::seal_datagram(
+        &Keyring::none(),
+        0,
+        &Envelope::new(&cluster, 99, Message::Leave { epoch: 1 }),
+    )?;
     let junk: Vec<Vec<u8>> = vec![
         b"\xff\x00junk".to_vec(),
         b"{}".to_vec(),
@@ -374,7 +380,7 @@ async fn junk_datagrams_and_frames_leave_the_transport_working() -> anyhow::Resu
 }
 
 fn frame(env: &Envelope) -> anyhow::Result<Vec<u8>> {
-    let body = wire::encode(env)?;
+    let body = codec::seal_open(&Keyring::none(), &[0; codec::NONCE_LEN], env)?;
     Ok([&(body.len() as u32).to_be_bytes()[..], &body].concat())
 }
 

@@ -490,6 +490,7 @@ impl Election {
             strategy: self.cfg.strategy,
             witness: self.me.witness,
             refused: self.view.refusal.clone(),
+            security: None,
         }
     }
 

@@ -95,7 +95,9 @@ pub(super) struct Cli {
     )]
     pub cluster: Option<String>,
 
-    /// Not available yet (refused at start): a shared key file authenticating cluster traffic.
+    /// Cluster key file authenticating all cluster traffic (HMAC-SHA256; mode 0600; one key
+    /// per line, the first signs, all verify). Without it traffic is unauthenticated.
+    /// Create one with `quorumd --generate-key FILE`.
     #[arg(
         long,
         env = "QUORUMD_KEY_FILE",

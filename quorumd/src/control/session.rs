@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 /// One connected client.
+/// A client that sends no request for this long is closed (idle connections must not hold
+/// the slots that root needs for `dispatch`). `follow` streams are not idle.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(super) struct Client {
     pub(super) handle: ControlHandle,
     pub(super) policy: Arc<Policy>,
@@ -31,7 +35,13 @@ impl Client {
         loop {
             let line = tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                line = reader.next_line() => line,
+                line = timeout(IDLE_TIMEOUT, reader.next_line()) => match line {
+                    Ok(line) => line,
+                    Err(_) => {
+                        debug!("control client idle too long; closing");
+                        return;
+                    }
+                },
             };
             let request = match line {
                 Ok(Line::Complete(bytes)) => parse(&bytes),

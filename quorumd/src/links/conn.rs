@@ -3,10 +3,11 @@
 //! The dialler is also the crash probe: a dial that expects member `id` and is refused
 //! (nothing listens on its port any more) reports `Crashed(id)` unless `id` is linked.
 
-use super::frame::{ReadError, read_frame};
+use super::frame::{ReadError, length_prefixed, read_frame};
 use super::{Inner, LINK_QUEUE, NetEvent, member_addr};
+use common::codec::{self, Keyring, LinkOpener, LinkSealer, NONCE_LEN, Nonce};
 use common::types::{MemberId, MemberInfo};
-use common::wire::{self, Message};
+use common::wire::{Envelope, Message};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,18 +15,38 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// Accepted connections still in their handshake, at most: more are closed at once (a flood
+/// of idle connections costs a file descriptor for a moment, never a task or a buffer).
+const MAX_HANDSHAKING: usize = 64;
+/// Accepted connections alive in all, at most (links are bounded by `MAX_LINKS` besides).
+const MAX_ACCEPTED: usize = super::table::MAX_LINKS + MAX_HANDSHAKING;
 
 /// Accepts peer connections until the transport stops.
 pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let handshaking = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKING));
+    let accepted = Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED));
     loop {
         tokio::select! {
             _ = inner.stop.cancelled() => break,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    let (Ok(shaking), Ok(slot)) = (
+                        handshaking.clone().try_acquire_owned(),
+                        accepted.clone().try_acquire_owned(),
+                    ) else {
+                        tracing::debug!(%peer, "too many connections: closed at once");
+                        drop(stream);
+                        continue;
+                    };
                     tracing::trace!(%peer, "accepted a peer connection");
-                    inner.tracker.spawn(run_link(inner.clone(), stream, None));
+                    let inner2 = inner.clone();
+                    inner.tracker.spawn(async move {
+                        let _slot = slot;
+                        run_link(inner2, stream, None, Some(shaking)).await;
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -90,7 +111,7 @@ pub(crate) async fn dial(
                 probes_left,
                 _slot: slot,
             };
-            run_link(inner, stream, Some(dialed)).await;
+            run_link(inner, stream, Some(dialed), None).await;
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             drop(slot);
@@ -121,28 +142,57 @@ fn tune(inner: &Inner, stream: &TcpStream) {
     let _ = inner;
 }
 
+/// A fresh random nonce for one connection (None if the OS has no randomness for us).
+fn fresh_nonce() -> Option<Nonce> {
+    let mut n = [0u8; NONCE_LEN];
+    match getrandom::fill(&mut n) {
+        Ok(()) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "no randomness for a link nonce: connection closed");
+            None
+        }
+    }
+}
+
 /// Runs one connection from handshake to close.
-async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) {
+async fn run_link(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    dialed: Option<Dialed>,
+    handshaking: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     let Some(me) = inner.me() else { return };
+    let Some(nonce) = fresh_nonce() else { return };
+    let hello = Envelope::new(&inner.cfg.cluster, me.id, Message::Hello(me.clone()));
+    let open = match codec::seal_open(&inner.cfg.keys, &nonce, &hello) {
+        Ok(f) => length_prefixed(&f),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode our hello: connection closed");
+            return;
+        }
+    };
     tune(&inner, &stream);
-    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
+    let peer = stream.peer_addr().ok();
+    let peer_ip = peer.map(|a| a.ip());
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(16 * 1024, rd);
     let (tx, rx) = mpsc::channel(LINK_QUEUE);
     let close = inner.cancel.child_token();
     let written = CancellationToken::new();
-    // Both sides speak first: Hello(me), then the addresses we know, so stars become meshes.
-    for msg in [
-        Message::Hello(me.clone()),
-        Message::Peers {
-            peers: inner.peer_addrs(None),
-        },
-    ] {
-        if let Some(f) = inner.frame(msg) {
-            let _ = tx.try_send(f);
-        }
+    // Both sides speak first: the open frame (Hello(me) and our nonce), then, once the peer's
+    // nonce is known, the addresses we know, so stars become meshes.
+    if let Some(f) = inner.frame(Message::Peers {
+        peers: inner.peer_addrs(None),
+    }) {
+        let _ = tx.try_send(f);
     }
+    let (nonce_tx, nonce_rx) = oneshot::channel();
     let writer = Writer {
+        open,
+        keys: inner.cfg.keys.clone(),
+        nonce,
+        peer_nonce: nonce_rx,
+        handshake: handshake_wait(&inner),
         keepalive: inner.frame(Message::Peers { peers: Vec::new() }),
         idle: inner.hb() * 3 / 2,
         stall: (inner.hb() * 2).max(Duration::from_millis(100)),
@@ -151,7 +201,9 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
     };
     inner.tracker.spawn(writer.run(wr, rx));
 
-    let Some(info) = handshake(&inner, &mut rd, &close, me.id).await else {
+    let shaken = handshake(&inner, &mut rd, &close, me.id, peer, &nonce, nonce_tx).await;
+    drop(handshaking);
+    let Some((info, mut opener, first)) = shaken else {
         close.cancel();
         if let Some(Dialed {
             addr,
@@ -209,6 +261,7 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
     inner
         .emit_bounded(NetEvent::Hello(info), Duration::from_secs(1))
         .await;
+    handle_frame(&inner, id, first).await;
 
     let end = loop {
         let r = tokio::select! {
@@ -216,10 +269,15 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
             r = read_frame(&mut rd) => r,
         };
         match r {
-            Ok(body) => {
-                last_read.store(inner.now_ms(), Ordering::Relaxed);
-                handle_frame(&inner, id, &body).await;
-            }
+            Ok(body) => match opener.open(&body) {
+                Ok(env) => {
+                    last_read.store(inner.now_ms(), Ordering::Relaxed);
+                    handle_frame(&inner, id, env).await;
+                }
+                // Dropped without touching the link: the next genuine frame still carries
+                // the expected sequence number.
+                Err(e) => inner.refused.note(peer, "link frame", &e),
+            },
             Err(e) => break Some(e),
         }
     };
@@ -241,33 +299,54 @@ async fn run_link(inner: Arc<Inner>, stream: TcpStream, dialed: Option<Dialed>) 
     }
 }
 
-/// Reads the first frame: it must be a Hello of our cluster from somebody else.
+/// How long a new connection may take to prove itself.
+fn handshake_wait(inner: &Inner) -> Duration {
+    (inner.hb() * 5).max(Duration::from_millis(500))
+}
+
+/// Reads one frame within the handshake deadline.
+async fn read_until(
+    rd: &mut BufReader<OwnedReadHalf>,
+    close: &CancellationToken,
+    until: tokio::time::Instant,
+) -> Option<Vec<u8>> {
+    let r = tokio::select! {
+        _ = close.cancelled() => return None,
+        r = tokio::time::timeout_at(until, read_frame(rd)) => r,
+    };
+    match r {
+        Err(_) => {
+            tracing::debug!("new connection silent past its handshake deadline: closed");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(reason = %e, "new connection ended during its handshake");
+            None
+        }
+        Ok(Ok(body)) => Some(body),
+    }
+}
+
+/// The handshake: the open frame must be a Hello of our cluster from somebody else (it gives
+/// the peer's nonce, which goes to our writer), and the next frame must open with both
+/// nonces: only then is the peer proven (it holds the key and is live, not a replay). Returns
+/// the peer's info, the link's opener and that first frame.
+#[allow(clippy::too_many_arguments)]
 async fn handshake(
     inner: &Inner,
     rd: &mut BufReader<OwnedReadHalf>,
     close: &CancellationToken,
     me: MemberId,
-) -> Option<MemberInfo> {
-    let wait = (inner.hb() * 5).max(Duration::from_millis(500));
-    let r = tokio::select! {
-        _ = close.cancelled() => return None,
-        r = tokio::time::timeout(wait, read_frame(rd)) => r,
-    };
-    let body = match r {
-        Err(_) => {
-            tracing::debug!("no hello on a new connection in time: closed");
-            return None;
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(reason = %e, "new connection ended before its hello");
-            return None;
-        }
-        Ok(Ok(body)) => body,
-    };
-    let env = match wire::decode(&body) {
-        Ok(env) => env,
+    peer: Option<SocketAddr>,
+    nonce: &Nonce,
+    nonce_tx: oneshot::Sender<Nonce>,
+) -> Option<(MemberInfo, LinkOpener, Envelope)> {
+    let until = tokio::time::Instant::now() + handshake_wait(inner);
+    let body = read_until(rd, close, until).await?;
+    let (peer_nonce, env) = match codec::open_open(&inner.cfg.keys, &body) {
+        Ok(x) => x,
         Err(e) => {
-            tracing::debug!(error = %e, "undecodable first frame: connection closed");
+            inner.refused.note(peer, "link handshake", &e);
             return None;
         }
     };
@@ -275,31 +354,39 @@ async fn handshake(
         tracing::debug!(cluster = %env.cluster, "connection from another cluster: closed");
         return None;
     }
-    match env.msg {
-        Message::Hello(info) if info.id == env.from && info.id != me => Some(info),
+    let info = match env.msg {
+        Message::Hello(info) if info.id == env.from && info.id != me => info,
         Message::Hello(info) if info.id == me => {
             tracing::trace!("connected to ourselves: closed");
-            None
+            return None;
         }
         _ => {
             tracing::debug!(
                 from = env.from,
                 "first frame is not a hello: connection closed"
             );
-            None
+            return None;
         }
+    };
+    let _ = nonce_tx.send(peer_nonce);
+    let mut opener = LinkOpener::new(inner.cfg.keys.clone(), nonce, &peer_nonce);
+    let body = read_until(rd, close, until).await?;
+    let first = match opener.open(&body) {
+        Ok(env) => env,
+        Err(e) => {
+            inner.refused.note(peer, "link handshake", &e);
+            return None;
+        }
+    };
+    if first.from != info.id || first.cluster != inner.cfg.cluster {
+        tracing::debug!(from = first.from, "handshake from another member: closed");
+        return None;
     }
+    Some((info, opener, first))
 }
 
 /// Dispatches one frame read on the link of member `id`.
-async fn handle_frame(inner: &Arc<Inner>, id: MemberId, body: &[u8]) {
-    let env = match wire::decode(body) {
-        Ok(env) => env,
-        Err(e) => {
-            tracing::debug!(peer = id, error = %e, "undecodable frame dropped");
-            return;
-        }
-    };
+async fn handle_frame(inner: &Arc<Inner>, id: MemberId, env: Envelope) {
     if env.cluster != inner.cfg.cluster {
         tracing::debug!(peer = id, cluster = %env.cluster, "frame of another cluster dropped");
         return;
@@ -353,8 +440,16 @@ async fn linger(rd: &mut BufReader<OwnedReadHalf>, close: &CancellationToken, hb
     }
 }
 
-/// The writing half of a link.
+/// The writing half of a link: sends the open frame, waits for the peer's nonce, then seals
+/// every queued body as the link's next frame.
 struct Writer {
+    /// Our open frame (length-prefixed).
+    open: Vec<u8>,
+    keys: Keyring,
+    nonce: Nonce,
+    /// The peer's nonce, from the reader's handshake (dropped if the handshake fails).
+    peer_nonce: oneshot::Receiver<Nonce>,
+    handshake: Duration,
     /// Sent when nothing was written for `idle` (1.5 beats), so a quiet link never looks
     /// stale (3 beats) to the peer.
     keepalive: Option<Vec<u8>>,
@@ -366,7 +461,25 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    async fn run(mut self, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+        let sealer = match tokio::time::timeout(self.stall, wr.write_all(&self.open)).await {
+            Ok(Ok(())) => {
+                let peer = tokio::select! {
+                    _ = self.close.cancelled() => None,
+                    r = tokio::time::timeout(self.handshake, &mut self.peer_nonce) => {
+                        r.ok().and_then(Result::ok)
+                    }
+                };
+                peer.map(|p| LinkSealer::new(self.keys.clone(), &self.nonce, &p))
+            }
+            _ => None,
+        };
+        let Some(mut sealer) = sealer else {
+            // No handshake: say nothing more.
+            let _ = tokio::time::timeout(self.stall, wr.shutdown()).await;
+            self.written.cancel();
+            return;
+        };
         loop {
             let next = tokio::select! {
                 biased;
@@ -385,6 +498,7 @@ impl Writer {
                     None => continue,
                 },
             };
+            let frame = length_prefixed(&sealer.seal(&frame));
             match tokio::time::timeout(self.stall, wr.write_all(&frame)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

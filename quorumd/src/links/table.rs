@@ -3,7 +3,9 @@
 //!
 //! One `std` mutex guards [`State`]; it is never held across an `.await`.
 
-use super::{NetEvent, TransportConfig, conn, frame};
+use super::refused::Refused;
+use super::{NetEvent, TransportConfig, conn};
+use common::codec;
 use common::types::{MemberId, MemberInfo};
 use common::wire::{Envelope, Message, PeerAddr};
 use std::collections::{HashMap, HashSet};
@@ -21,6 +23,14 @@ use tokio_util::task::TaskTracker;
 const FORGET_UNLINKED: Duration = Duration::from_secs(600);
 /// Bound on the set of ids reported crashed (only used to report each crash once).
 const MAX_CRASHED: usize = 10_000;
+/// Bound on registered links (members with a proven handshake).
+pub(crate) const MAX_LINKS: usize = 1024;
+/// Bound on known members (linked or not): hellos beyond it are not remembered.
+const MAX_KNOWN: usize = 2048;
+/// Bound on connection attempts in flight.
+const MAX_DIALING: usize = 128;
+/// Addresses dialled per `Peers` frame, at most.
+const MAX_DIALS_PER_PEERS: usize = 32;
 
 /// One registered link.
 struct Link {
@@ -38,6 +48,30 @@ struct Link {
     close: CancellationToken,
     /// Cancelled by the writer when it has finished (flushed or failed).
     written: CancellationToken,
+}
+
+/// What decides whether a new, authenticated link replaces the registered one of a member.
+#[derive(Clone, Copy, Debug)]
+struct Existing {
+    dialer: MemberId,
+    addr: SocketAddr,
+    /// A frame was read on it within 2 heartbeats.
+    fresh: bool,
+}
+
+/// The duplicate-link rule. A live link is never taken over from another address (a process
+/// claiming a linked member's id, even with the key, must wait until the real link is
+/// stale). Otherwise: same opener = a reconnect, the newer link wins; a stale link is
+/// replaced; two links dialled at once keep the one dialled by the smaller id
+/// (`smaller`), a rule both ends apply identically.
+fn takes_over(old: Existing, dialer: MemberId, addr: SocketAddr, smaller: MemberId) -> bool {
+    if !old.fresh {
+        return true;
+    }
+    if old.addr != addr {
+        return false;
+    }
+    old.dialer == dialer || dialer == smaller
 }
 
 /// A member we heard of, linked or not.
@@ -78,6 +112,16 @@ pub(crate) struct Inner {
     next_link: AtomicU64,
     listener: Mutex<Option<TcpListener>>,
     pub(crate) udp: Arc<UdpSocket>,
+    /// Refused traffic, counted for `quorumctl status`.
+    pub(crate) refused: Refused,
+}
+
+/// Wall clock, ms since the Unix epoch (datagram time stamps).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +162,7 @@ impl Inner {
             next_link: AtomicU64::new(1),
             listener: Mutex::new(Some(listener)),
             udp: Arc::new(udp),
+            refused: Refused::default(),
         }
     }
 
@@ -130,9 +175,9 @@ impl Inner {
         self.tracker
             .spawn(conn::accept_loop(self.clone(), listener));
         self.tracker
-            .spawn(crate::discovery::announce_loop(self.clone()));
+            .spawn(super::discovery::announce_loop(self.clone()));
         self.tracker
-            .spawn(crate::discovery::recv_loop(self.clone()));
+            .spawn(super::discovery::recv_loop(self.clone()));
         self.tracker.spawn(maintenance_loop(self.clone()));
         true
     }
@@ -193,24 +238,25 @@ impl Inner {
         self.origin.elapsed().as_millis() as u64
     }
 
-    /// Our own envelope around `msg`, encoded as a frame. None before `start` or if too large.
+    /// Our own envelope around `msg`, encoded once (each link's writer seals it). None
+    /// before `start` or if too large.
     pub(crate) fn frame(&self, msg: Message) -> Option<Vec<u8>> {
         let id = self.my_id()?;
-        match frame::encode_frame(&Envelope::new(&self.cfg.cluster, id, msg)) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode frame: dropped");
-                None
-            }
-        }
+        codec::encode_body(&Envelope::new(&self.cfg.cluster, id, msg))
+            .map_err(|e| tracing::warn!(error = %e, "cannot encode frame: dropped"))
+            .ok()
     }
 
-    /// Encodes `msg` as a datagram (no length prefix).
+    /// Seals `msg` as a discovery datagram.
     pub(crate) fn datagram(&self, msg: Message) -> Option<Vec<u8>> {
         let id = self.my_id()?;
-        common::wire::encode(&Envelope::new(&self.cfg.cluster, id, msg))
-            .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
-            .ok()
+        codec::seal_datagram(
+            &self.cfg.keys,
+            unix_ms(),
+            &Envelope::new(&self.cfg.cluster, id, msg),
+        )
+        .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
+        .ok()
     }
 
     /// Is `addr` our own listener?
@@ -264,6 +310,13 @@ impl Inner {
     /// Records a member's address (from a hello); clears an earlier crash report.
     pub(crate) fn learn(&self, info: &MemberInfo, addr: SocketAddr) {
         let mut st = self.state();
+        if st.known.len() >= MAX_KNOWN && !st.known.contains_key(&info.id) {
+            tracing::debug!(
+                id = info.id,
+                "member table of the transport full: hello ignored"
+            );
+            return;
+        }
         st.crashed.remove(&info.id);
         let linked = st.links.contains_key(&info.id);
         let k = st.known.entry(info.id).or_insert(Known {
@@ -282,6 +335,16 @@ impl Inner {
         let Some(me) = self.my_id() else { return };
         if info.id == me {
             return;
+        }
+        {
+            let st = self.state();
+            if st.known.len() >= MAX_KNOWN && !st.known.contains_key(&info.id) {
+                tracing::debug!(
+                    id = info.id,
+                    "member table of the transport full: hello dropped"
+                );
+                return;
+            }
         }
         let addr = member_addr(&info);
         self.emit_hello_nowait(info.clone());
@@ -315,12 +378,25 @@ impl Inner {
         if st.shutting_down {
             return None;
         }
+        if st.links.len() >= MAX_LINKS && !st.links.contains_key(&info.id) {
+            tracing::warn!(
+                peer = info.id,
+                "{MAX_LINKS} links already: new link refused"
+            );
+            return None;
+        }
         if let Some(old) = st.links.get(&info.id) {
             let old_fresh = now.saturating_sub(old.last_read.load(Ordering::Relaxed)) < fresh_ms;
-            // Same opener: a reconnect, the newer link wins. Stale old link: replace it.
-            // Otherwise both sides dialled at once: keep the link dialled by the smaller id,
-            // a rule both ends apply identically.
-            let replace = old.dialer == dialer || !old_fresh || dialer == me.min(info.id);
+            let replace = takes_over(
+                Existing {
+                    dialer: old.dialer,
+                    addr: old.addr,
+                    fresh: old_fresh,
+                },
+                dialer,
+                addr,
+                me.min(info.id),
+            );
             if !replace {
                 tracing::debug!(peer = info.id, "duplicate link: keeping the existing one");
                 return None;
@@ -429,7 +505,15 @@ impl Inner {
 
     /// Received Peers: dial every address we do not know yet.
     pub(crate) fn on_peers(self: &Arc<Self>, peers: &[PeerAddr]) {
-        for p in peers.iter().take(1024) {
+        let mut dials = 0usize;
+        for p in peers {
+            if dials >= MAX_DIALS_PER_PEERS {
+                tracing::debug!(
+                    len = peers.len(),
+                    "peers list beyond the dial bound: rest ignored"
+                );
+                break;
+            }
             let Ok(ip) = p.addr.parse::<IpAddr>() else {
                 continue;
             };
@@ -447,6 +531,7 @@ impl Inner {
             };
             if !known {
                 tracing::debug!(%addr, "dialling a peer learned from peers list");
+                dials += 1;
                 self.dial(addr, None);
             }
         }
@@ -470,7 +555,7 @@ impl Inner {
         }
         {
             let mut st = self.state();
-            if st.shutting_down || !st.dialing.insert(addr) {
+            if st.shutting_down || st.dialing.len() >= MAX_DIALING || !st.dialing.insert(addr) {
                 return;
             }
         }
@@ -561,5 +646,38 @@ pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
             _ = beat.tick() => inner.tick(),
             _ = seeds.tick() => inner.dial_seeds(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_duplicate_link_rule() {
+        let live = |dialer, addr| Existing {
+            dialer,
+            addr,
+            fresh: true,
+        };
+        // A reconnect by the same opener from the same address replaces the link.
+        assert!(takes_over(live(1, a(10)), 1, a(10), 1));
+        assert!(takes_over(live(2, a(10)), 2, a(10), 1));
+        // Both dialled at once: the link dialled by the smaller id stays, at both ends.
+        assert!(takes_over(live(2, a(10)), 1, a(10), 1));
+        assert!(!takes_over(live(1, a(10)), 2, a(10), 1));
+        // Another address claiming a live member's id: never.
+        assert!(!takes_over(live(1, a(10)), 1, a(11), 1));
+        // A stale link is replaced, whoever asks.
+        let stale = Existing {
+            dialer: 1,
+            addr: a(10),
+            fresh: false,
+        };
+        assert!(takes_over(stale, 2, a(11), 1));
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! Every daemon on a host binds the broadcast port with `SO_REUSEADDR` + `SO_REUSEPORT`, so
 //! each of them receives every broadcast. A hello is only a hint: it makes the receiver open
-//! a TCP link (see [`crate::links`]), where liveness is actually judged.
+//! a TCP link (see the parent module), where liveness is actually judged.
 
-use crate::links::{Inner, TransportConfig};
+use super::{Inner, TransportConfig};
 use anyhow::Context as _;
-use common::wire::{self, Message};
+use common::codec;
+use common::wire::Message;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -124,10 +125,10 @@ pub(crate) async fn recv_loop(inner: Arc<Inner>) {
             }
         };
         let Some(data) = buf.get(..n) else { continue };
-        let env = match wire::decode(data) {
+        let env = match codec::open_datagram(&inner.cfg.keys, super::unix_ms(), data) {
             Ok(env) => env,
             Err(e) => {
-                tracing::debug!(%from, error = %e, "undecodable datagram dropped");
+                inner.refused.note(Some(from), "datagram", &e);
                 continue;
             }
         };

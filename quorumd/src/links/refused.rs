@@ -1,0 +1,67 @@
+//! Counters of refused traffic (wrong key, unauthenticated, replayed, malformed), shown in
+//! `quorumctl status`, and their rate-limited log: an attacker's flood must not flood the
+//! journal too.
+
+use common::codec::OpenError;
+use common::control::Security;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// At most one warning per this interval (the counters keep the rest).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts of refused messages, per reason.
+#[derive(Default)]
+pub(crate) struct Refused {
+    unauthenticated: AtomicU64,
+    bad_key: AtomicU64,
+    replayed: AtomicU64,
+    malformed: AtomicU64,
+    last_log: Mutex<Option<Instant>>,
+}
+
+impl Refused {
+    /// Counts a refused message and warns about authentication failures, at most once per
+    /// [`LOG_EVERY`].
+    pub(crate) fn note(&self, from: Option<SocketAddr>, what: &str, e: &OpenError) {
+        let counter = match e {
+            OpenError::Unauthenticated => &self.unauthenticated,
+            OpenError::BadTag => &self.bad_key,
+            OpenError::Replay => &self.replayed,
+            _ => &self.malformed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !e.is_auth() {
+            tracing::debug!(from = ?from, error = %e, "{what} dropped");
+            return;
+        }
+        let now = Instant::now();
+        let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
+            tracing::debug!(from = ?from, error = %e, "{what} dropped");
+            return;
+        }
+        *last = Some(now);
+        drop(last);
+        let s = self.snapshot(true);
+        tracing::warn!(
+            from = ?from, error = %e,
+            unauthenticated = s.unauthenticated, bad_key = s.bad_key, replayed = s.replayed,
+            "{what} refused (authentication); further ones are counted in quorumctl status \
+             and logged at most every 10 s"
+        );
+    }
+
+    /// The counters as shown in `quorumctl status`.
+    pub(crate) fn snapshot(&self, keyed: bool) -> Security {
+        Security {
+            authenticated: keyed,
+            unauthenticated: self.unauthenticated.load(Ordering::Relaxed),
+            bad_key: self.bad_key.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+        }
+    }
+}
