@@ -156,26 +156,8 @@ impl Election {
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
     ) -> bool {
-        let (base, view) = self.tallies(now, me_votes, votes_for, false);
+        let (base, view) = self.tallies(now, me_votes, votes_for);
         base.decides() && view.decides()
-    }
-
-    /// [`Self::joint_quorum`] for a sitting master renewing its lease: a newcomer first heard
-    /// less than a quiet period ago is left out. It cannot vote for anyone before its quiet
-    /// period ends (its core refuses to), so no other candidate can count on it either, and a
-    /// quorum without it meets every quorum with it; counting it at once would cost the
-    /// master its lease (a flap) at every join.
-    pub(super) fn sitting_quorum(&self, now: Millis, votes_for: &dyn Fn(&Peer) -> bool) -> bool {
-        let (base, view) = self.tallies(now, true, votes_for, true);
-        base.decides() && view.decides()
-    }
-
-    /// A pending member first heard less than a quiet period ago (it may not vote yet).
-    fn newcomer(&self, p: &Peer, now: Millis) -> bool {
-        !p.committed
-            && !p.superseded
-            && p.last_heard.is_some()
-            && now < p.first_heard + self.cfg.lease_ms + self.cfg.drift_ms
     }
 
     fn tallies(
@@ -183,7 +165,6 @@ impl Election {
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
-        skip_newcomers: bool,
     ) -> (Tally, Tally) {
         let expect = self.cfg.expect;
         let (my_view, _) = self.digests();
@@ -203,9 +184,6 @@ impl Election {
         let mut unheard = false;
         let mut pending_agree = true;
         for p in self.peers.values() {
-            if skip_newcomers && self.newcomer(p, now) {
-                continue;
-            }
             let v = votes_for(p);
             if self.ghost(p) {
                 view.counted += 1;
@@ -251,7 +229,7 @@ impl Election {
     /// (counted, exact half ruled out, best-ranked counted member) of the view: for
     /// invariant checks and status.
     pub(super) fn view_summary(&self, now: Millis) -> (usize, bool, MemberId) {
-        let (_, view) = self.tallies(now, false, &|_| false, false);
+        let (_, view) = self.tallies(now, false, &|_| false);
         let mut best = (&self.me.rank, self.me.id);
         for p in self.peers.values() {
             if self.in_view(p, now) && p.rank() < best.0 {
