@@ -1,5 +1,5 @@
 //! The control socket's directory: created 0750 if missing, and refused if it is a symlink,
-//! belongs to another user, or others could replace the socket in it (DESIGN §7).
+//! belongs to another user, or others could replace the socket in it (README, Security).
 //!
 //! The non-root default, `/tmp/quorumd-<uid>`, sits in a world-writable directory: whoever
 //! creates it first owns it, so a directory we did not make ourselves must be ours (or root's)
