@@ -417,7 +417,7 @@ impl Checker {
         let sh = self.shared.lock().expect("lock");
         for n in &sh.nodes {
             let log = std::fs::read_to_string(&n.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
             out.push_str(&format!("--- last log lines of {} ---\n", n.name));
             for l in tail.iter().rev() {
                 out.push_str(l);
