@@ -110,13 +110,19 @@ impl Checker {
     /// Starts `quorumd -n name` on lab host `host` (default broadcast address, port 7000,
     /// discovery port 5595), with hooks recording into the timeline and `extra` arguments.
     pub fn start(&self, lab: &Lab, host: usize, name: &str, extra: &[&str]) {
-        let socket = self.dir.path().join(format!("{name}.sock"));
-        let log = self.dir.path().join(format!("{name}.log"));
-        let hooks = self.dir.path().join(format!("{name}.hooks"));
-        let state = self.dir.path().join(format!("{name}.state"));
+        self.spawn(lab, host, name, name, 7000, extra);
+    }
+
+    /// Starts `quorumd -n name` on `port` of lab host `host`, known to the checker as `label`
+    /// (two processes may share a name; labels are unique).
+    pub fn spawn(&self, lab: &Lab, host: usize, label: &str, name: &str, port: u16, extra: &[&str]) {
+        let socket = self.dir.path().join(format!("{label}.sock"));
+        let log = self.dir.path().join(format!("{label}.log"));
+        let hooks = self.dir.path().join(format!("{label}.hooks"));
+        let state = self.dir.path().join(format!("{label}.state"));
         let mut args: Vec<String> = vec![
             lab.host(host).addr.clone(),
-            "7000".into(),
+            port.to_string(),
             "255.255.255.255".into(),
             "5595".into(),
             "-n".into(),
@@ -129,7 +135,7 @@ impl Checker {
             "fast".into(),
         ];
         for (flag, tag) in [("-m", "m"), ("-s", "s"), ("--notify", "n")] {
-            let script = self.dir.path().join(format!("{name}-{tag}.sh"));
+            let script = self.dir.path().join(format!("{label}-{tag}.sh"));
             let body = format!(
                 "#!/bin/sh\necho \"$(date +%s%N) $QUORUM_ROLE ${{QUORUM_EPOCH:--}} \
                  ${{QUORUM_MASTER:--}} {tag}\" >> '{}'\n",
@@ -163,10 +169,10 @@ impl Checker {
         let child = cmd.spawn().expect("starting quorumd in a lab host");
         let mut sh = self.shared.lock().expect("lock");
         sh.events
-            .push((now_ns(), name.to_owned(), Ev::Note(format!("start on host {host}"))));
-        sh.nodes.retain(|n| n.name != name);
+            .push((now_ns(), label.to_owned(), Ev::Note(format!("start on host {host}"))));
+        sh.nodes.retain(|n| n.name != label);
         sh.nodes.push(LabNode {
-            name: name.to_owned(),
+            name: label.to_owned(),
             host,
             socket,
             log,
@@ -230,7 +236,21 @@ impl Checker {
         ctl(&sock, &["--json", "status"]).and_then(|s| serde_json::from_str(&s).ok())
     }
 
-    fn socket(&self, name: &str) -> PathBuf {
+    /// Marks node `name`'s exit (whatever its status) as allowed.
+    pub fn allow_exit(&self, name: &str) {
+        let mut sh = self.shared.lock().expect("lock");
+        for n in sh.nodes.iter_mut().filter(|n| n.name == name) {
+            n.asked_exit = true;
+        }
+    }
+
+    /// Records an answer `role` of node `name` received now (from a caller's own `quorumctl`).
+    pub fn record_answer(&self, name: &str, role: &str) {
+        self.push(name, Ev::Role(role.to_owned(), "answer".into()));
+    }
+
+    /// Node `name`'s control socket.
+    pub fn socket(&self, name: &str) -> PathBuf {
         let sh = self.shared.lock().expect("lock");
         sh.nodes
             .iter()
