@@ -101,7 +101,14 @@ fn case3_port_strategy_newcomer_refused() {
         let ck = Checker::new();
         start(&lab, &ck, &["alice", "bob"], &[]);
         ck.wait_master(CONVERGE);
-        ck.spawn(&lab, 2, "porty", "porty", 6000, &["--use-port-instead-of-life-time"]);
+        ck.spawn(
+            &lab,
+            2,
+            "porty",
+            "porty",
+            6000,
+            &["--use-port-instead-of-life-time"],
+        );
         // A refused node may exit (2); it must never be master next to alice.
         ck.allow_exit("porty");
         ck.note("porty (port strategy, lowest port) started");

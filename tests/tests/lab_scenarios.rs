@@ -28,7 +28,11 @@ fn lab(test: &str, n: usize) -> Option<(Lab, Checker)> {
 /// Starts `n` nodes in age order (each answers a role before the next starts), `extra` for all.
 fn start(lab: &Lab, ck: &Checker, n: usize, extra: &[&str]) -> Vec<&'static str> {
     // Two nodes are alice and bob (DESIGN's names); more take the age order of NAMES.
-    let names: Vec<&'static str> = if n == 2 { vec!["alice", "bob"] } else { NAMES[..n].to_vec() };
+    let names: Vec<&'static str> = if n == 2 {
+        vec!["alice", "bob"]
+    } else {
+        NAMES[..n].to_vec()
+    };
     for (i, name) in names.iter().enumerate() {
         ck.start(lab, i, name, extra);
         ck.wait_until(&format!("{name} answers"), CONVERGE, || {
@@ -50,15 +54,23 @@ fn heal_and_check(lab: &Lab, ck: &Checker, before: &(String, u64)) {
     ck.note("heal");
     let after = ck.wait_master(CONVERGE);
     if after.0 == before.0 {
-        assert!(after.1 >= before.1, "epoch went back: {before:?} -> {after:?}");
+        assert!(
+            after.1 >= before.1,
+            "epoch went back: {before:?} -> {after:?}"
+        );
     } else {
-        assert!(after.1 > before.1, "new master, same epoch: {before:?} -> {after:?}");
+        assert!(
+            after.1 > before.1,
+            "new master, same epoch: {before:?} -> {after:?}"
+        );
     }
 }
 
 #[test]
 fn s1_alone_is_master() {
-    let Some((lab, ck)) = lab("s1_alone_is_master", 1) else { return };
+    let Some((lab, ck)) = lab("s1_alone_is_master", 1) else {
+        return;
+    };
     start(&lab, &ck, 1, &[]);
     assert_eq!(ck.wait_master(CONVERGE).0, "alice");
     ck.finish();
@@ -66,7 +78,9 @@ fn s1_alone_is_master() {
 
 #[test]
 fn s2_two_nodes_master_alice() {
-    let Some((lab, ck)) = lab("s2", 2) else { return };
+    let Some((lab, ck)) = lab("s2", 2) else {
+        return;
+    };
     start(&lab, &ck, 2, &[]);
     assert_eq!(ck.wait_master(CONVERGE).0, "alice");
     ck.finish();
@@ -74,7 +88,9 @@ fn s2_two_nodes_master_alice() {
 
 #[test]
 fn s3_two_nodes_bob_killed() {
-    let Some((lab, ck)) = lab("s3", 2) else { return };
+    let Some((lab, ck)) = lab("s3", 2) else {
+        return;
+    };
     start(&lab, &ck, 2, &[]);
     ck.wait_master(CONVERGE);
     ck.signal("bob", libc::SIGKILL);
@@ -85,7 +101,9 @@ fn s3_two_nodes_bob_killed() {
 
 #[test]
 fn s4_two_nodes_alice_killed() {
-    let Some((lab, ck)) = lab("s4k", 2) else { return };
+    let Some((lab, ck)) = lab("s4k", 2) else {
+        return;
+    };
     start(&lab, &ck, 2, &[]);
     ck.wait_master(CONVERGE);
     ck.signal("alice", libc::SIGKILL);
@@ -95,7 +113,9 @@ fn s4_two_nodes_alice_killed() {
 
 #[test]
 fn s4_two_nodes_alice_cut_silently() {
-    let Some((lab, ck)) = lab("s4c", 2) else { return };
+    let Some((lab, ck)) = lab("s4c", 2) else {
+        return;
+    };
     start(&lab, &ck, 2, &[]);
     let before = ck.wait_master(CONVERGE);
     lab.cut(0);
@@ -111,7 +131,9 @@ fn s4_two_nodes_alice_cut_silently() {
 
 #[test]
 fn s4_witness_survives_silent_loss_of_master() {
-    let Some((lab, ck)) = lab("s4w", 3) else { return };
+    let Some((lab, ck)) = lab("s4w", 3) else {
+        return;
+    };
     start(&lab, &ck, 2, &[]);
     ck.start(&lab, 2, "wit", &["--witness"]);
     let before = ck.wait_master(CONVERGE);
@@ -127,7 +149,9 @@ fn s4_witness_survives_silent_loss_of_master() {
 
 #[test]
 fn s8_three_nodes_peter_killed() {
-    let Some((lab, ck)) = lab("s8", 3) else { return };
+    let Some((lab, ck)) = lab("s8", 3) else {
+        return;
+    };
     // Three nodes: alice, dieter, bob; the youngest (bob here, DESIGN's peter) is killed.
     start(&lab, &ck, 3, &[]);
     ck.wait_master(CONVERGE);
@@ -138,7 +162,9 @@ fn s8_three_nodes_peter_killed() {
 
 #[test]
 fn s10_four_nodes_alice_killed() {
-    let Some((lab, ck)) = lab("s10", 4) else { return };
+    let Some((lab, ck)) = lab("s10", 4) else {
+        return;
+    };
     start(&lab, &ck, 4, &[]);
     ck.wait_master(CONVERGE);
     ck.signal("alice", libc::SIGKILL);
@@ -148,7 +174,9 @@ fn s10_four_nodes_alice_killed() {
 
 #[test]
 fn s13_four_nodes_two_cut_no_master() {
-    let Some((lab, ck)) = lab("s13", 4) else { return };
+    let Some((lab, ck)) = lab("s13", 4) else {
+        return;
+    };
     let names = start(&lab, &ck, 4, &[]);
     let before = ck.wait_master(CONVERGE);
     lab.split(&[&[0], &[2], &[1, 3]]);
@@ -164,7 +192,9 @@ fn s13_four_nodes_two_cut_no_master() {
 /// 5 hosts, settled or struck inside the join window; `fault` returns the groups that must
 /// hold no master (by name) after the leases ran out, `None` if a master must emerge.
 fn five(test: &str, settle: bool, fault: impl Fn(&Lab, &Checker, &[&str], &str) -> bool) {
-    let Some((lab, ck)) = lab(test, 5) else { return };
+    let Some((lab, ck)) = lab(test, 5) else {
+        return;
+    };
     let names = start(&lab, &ck, 5, &[]);
     let before = if settle {
         ck.wait_master(CONVERGE)
@@ -176,7 +206,10 @@ fn five(test: &str, settle: bool, fault: impl Fn(&Lab, &Checker, &[&str], &str) 
     if master_survives {
         // Some side holds a quorum: exactly one master there eventually (checker guards overlap).
         ck.wait_until("a master on the majority side", CONVERGE, || {
-            ck.roles().iter().any(|(_, r)| r.as_deref() == Some("master")).then_some(())
+            ck.roles()
+                .iter()
+                .any(|(_, r)| r.as_deref() == Some("master"))
+                .then_some(())
         });
     } else {
         std::thread::sleep(HOLD);
@@ -293,7 +326,9 @@ fn join_window_split_2_2_1() {
 
 #[test]
 fn seven_split_3_4() {
-    let Some((lab, ck)) = lab("seven", 7) else { return };
+    let Some((lab, ck)) = lab("seven", 7) else {
+        return;
+    };
     start(&lab, &ck, 7, &[]);
     let before = ck.wait_master(CONVERGE);
     lab.split(&[&[0, 1, 2], &[3, 4, 5, 6]]);
@@ -301,7 +336,10 @@ fn seven_split_3_4() {
     ck.wait_until("dieter's side... a master among the 4", CONVERGE, || {
         ck.roles()
             .iter()
-            .any(|(n, r)| ["peter", "eve", "frank", "gina"].contains(&n.as_str()) && r.as_deref() == Some("master"))
+            .any(|(n, r)| {
+                ["peter", "eve", "frank", "gina"].contains(&n.as_str())
+                    && r.as_deref() == Some("master")
+            })
             .then_some(())
     });
     heal_and_check(&lab, &ck, &before);

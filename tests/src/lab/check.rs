@@ -115,7 +115,15 @@ impl Checker {
 
     /// Starts `quorumd -n name` on `port` of lab host `host`, known to the checker as `label`
     /// (two processes may share a name; labels are unique).
-    pub fn spawn(&self, lab: &Lab, host: usize, label: &str, name: &str, port: u16, extra: &[&str]) {
+    pub fn spawn(
+        &self,
+        lab: &Lab,
+        host: usize,
+        label: &str,
+        name: &str,
+        port: u16,
+        extra: &[&str],
+    ) {
         let socket = self.dir.path().join(format!("{label}.sock"));
         let log = self.dir.path().join(format!("{label}.log"));
         let hooks = self.dir.path().join(format!("{label}.hooks"));
@@ -168,8 +176,11 @@ impl Checker {
         }
         let child = cmd.spawn().expect("starting quorumd in a lab host");
         let mut sh = self.shared.lock().expect("lock");
-        sh.events
-            .push((now_ns(), label.to_owned(), Ev::Note(format!("start on host {host}"))));
+        sh.events.push((
+            now_ns(),
+            label.to_owned(),
+            Ev::Note(format!("start on host {host}")),
+        ));
         sh.nodes.retain(|n| n.name != label);
         sh.nodes.push(LabNode {
             name: label.to_owned(),
@@ -190,7 +201,9 @@ impl Checker {
         let Some(n) = sh.nodes.iter_mut().find(|n| n.name == name) else {
             panic!("no node {name}")
         };
-        let Some(child) = n.child.as_ref() else { return };
+        let Some(child) = n.child.as_ref() else {
+            return;
+        };
         let pid = libc::pid_t::try_from(child.id()).expect("pid");
         let ev = match signal {
             libc::SIGSTOP => {
@@ -279,14 +292,22 @@ impl Checker {
                 return None;
             }
             if *n == m {
-                epoch = st.get("epoch").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                epoch = st
+                    .get("epoch")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
             }
         }
         Some((m, epoch))
     }
 
     /// Waits until `cond` holds (polling every 50 ms) or fails with the timeline.
-    pub fn wait_until<T>(&self, what: &str, within: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        within: Duration,
+        mut cond: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + within;
         loop {
             if let Some(v) = cond() {
@@ -345,7 +366,14 @@ impl Checker {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.len() == 5 {
                     if let Ok(t) = f[0].parse::<u128>() {
-                        ev.push((t, n.name.clone(), Ev::Role(f[1].to_owned(), format!("hook {} epoch {} master {}", f[4], f[2], f[3]))));
+                        ev.push((
+                            t,
+                            n.name.clone(),
+                            Ev::Role(
+                                f[1].to_owned(),
+                                format!("hook {} epoch {} master {}", f[4], f[2], f[3]),
+                            ),
+                        ));
                     }
                 }
             }
@@ -384,7 +412,9 @@ impl Checker {
                 continue;
             }
             if master {
-                open.entry(n.clone()).and_modify(|iv| iv.1 = *t).or_insert((*t, *t));
+                open.entry(n.clone())
+                    .and_modify(|iv| iv.1 = *t)
+                    .or_insert((*t, *t));
             } else if let Some((a, b)) = open.remove(n) {
                 intervals.push((n.clone(), a, b));
             }
@@ -407,7 +437,11 @@ impl Checker {
                 }
             }
         }
-        if problems.is_empty() { None } else { Some(problems.join("\n")) }
+        if problems.is_empty() {
+            None
+        } else {
+            Some(problems.join("\n"))
+        }
     }
 
     fn rel(&self, t: u128) -> i128 {
@@ -452,7 +486,10 @@ impl Checker {
 impl Drop for Checker {
     fn drop(&mut self) {
         self.stop_poller();
-        let mut sh = self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sh = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for n in &mut sh.nodes {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();

@@ -1,5 +1,5 @@
 //! The network-namespace lab: N hosts, each a network namespace with its own address on a
-//! shared bridge, and the faults a real LAN has (silent cuts, link down, splits, one-way loss,
+//! shared bridge, and the faults a real LAN has (silent cuts, link down, splits, one-way loss (nftables),
 //! frozen processes). Root only; see [`crate::skip_unless_root`].
 //!
 //! Layout: one namespace `qlPIDxK` holds the bridges (`br0`, plus `brG` per split group) and the
@@ -103,7 +103,15 @@ impl Lab {
             ]);
             ip(&["-n", &base, "link", "set", &peer, "master", "br0", "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "route", "add", "default", "dev", "eth0"]);
             lab.hosts.push(Host { ns, addr, idx: i });
@@ -131,7 +139,14 @@ impl Lab {
 
     /// Cuts host `i` off silently: its bridge end leaves every bridge, the carrier stays up.
     pub fn cut(&self, i: usize) {
-        ip(&["-n", &self.base, "link", "set", &format!("v{i}"), "nomaster"]);
+        ip(&[
+            "-n",
+            &self.base,
+            "link",
+            "set",
+            &format!("v{i}"),
+            "nomaster",
+        ]);
     }
 
     /// Brings host `i`'s link down (its side sees the carrier go).
@@ -146,26 +161,46 @@ impl Lab {
         }
         for (g, members) in groups.iter().enumerate() {
             let br = format!("br{}", g + 1);
-            run_quiet("ip", &["-n", &self.base, "link", "add", &br, "type", "bridge"]);
+            run_quiet(
+                "ip",
+                &["-n", &self.base, "link", "add", &br, "type", "bridge"],
+            );
             ip(&["-n", &self.base, "link", "set", &br, "up"]);
             for &i in *members {
-                ip(&["-n", &self.base, "link", "set", &format!("v{i}"), "master", &br]);
+                ip(&[
+                    "-n",
+                    &self.base,
+                    "link",
+                    "set",
+                    &format!("v{i}"),
+                    "master",
+                    &br,
+                ]);
             }
         }
     }
 
-    /// Drops every IP packet from host `from` arriving at host `to` (a `tc` ingress filter in
-    /// `to`'s namespace); the other direction still flows.
+    /// Drops every IP packet from host `from` arriving at host `to` (an nftables prerouting
+    /// rule in `to`'s namespace, broadcasts included); the other direction still flows.
     pub fn drop_one_way(&self, from: usize, to: usize) {
         let ns = &self.hosts[to].ns;
-        run_quiet("ip", &["netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "ingress"]);
-        let src = format!("{}/32", self.hosts[from].addr);
+        let chain = "{ type filter hook prerouting priority -300; policy accept; }";
+        run_quiet(
+            "ip",
+            &["netns", "exec", ns, "nft", "add", "table", "inet", "qlab"],
+        );
+        run_quiet(
+            "ip",
+            &[
+                "netns", "exec", ns, "nft", "add", "chain", "inet", "qlab", "in", chain,
+            ],
+        );
+        let src = &self.hosts[from].addr;
         run(
             "ip",
             &[
-                "netns", "exec", ns, "tc", "filter", "add", "dev", "eth0", "parent", "ffff:",
-                "protocol", "ip", "prio", "1", "u32", "match", "ip", "src", &src, "action",
-                "drop",
+                "netns", "exec", ns, "nft", "add", "rule", "inet", "qlab", "in", "ip", "saddr",
+                src, "drop",
             ],
         );
     }
@@ -173,9 +208,22 @@ impl Lab {
     /// Heals everything: every host back on `br0`, links up, no loss filters.
     pub fn heal(&self) {
         for h in &self.hosts {
-            ip(&["-n", &self.base, "link", "set", &format!("v{}", h.idx), "master", "br0"]);
+            ip(&[
+                "-n",
+                &self.base,
+                "link",
+                "set",
+                &format!("v{}", h.idx),
+                "master",
+                "br0",
+            ]);
             ip(&["-n", &h.ns, "link", "set", "eth0", "up"]);
-            run_quiet("ip", &["netns", "exec", &h.ns, "tc", "qdisc", "del", "dev", "eth0", "ingress"]);
+            run_quiet(
+                "ip",
+                &[
+                    "netns", "exec", &h.ns, "nft", "delete", "table", "inet", "qlab",
+                ],
+            );
         }
     }
 }
@@ -196,7 +244,9 @@ fn clean_stale() {
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
         let Some(pid) = rest.split('x').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
