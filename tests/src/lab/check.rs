@@ -364,17 +364,17 @@ impl Checker {
             let text = std::fs::read_to_string(&n.hooks).unwrap_or_default();
             for line in text.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
-                if f.len() == 5 {
-                    if let Ok(t) = f[0].parse::<u128>() {
-                        ev.push((
-                            t,
-                            n.name.clone(),
-                            Ev::Role(
-                                f[1].to_owned(),
-                                format!("hook {} epoch {} master {}", f[4], f[2], f[3]),
-                            ),
-                        ));
-                    }
+                if f.len() == 5
+                    && let Ok(t) = f[0].parse::<u128>()
+                {
+                    ev.push((
+                        t,
+                        n.name.clone(),
+                        Ev::Role(
+                            f[1].to_owned(),
+                            format!("hook {} epoch {} master {}", f[4], f[2], f[3]),
+                        ),
+                    ));
                 }
             }
         }
@@ -537,11 +537,11 @@ fn poll_loop(shared: &Mutex<Shared>, stop: &AtomicBool) {
             let mut sh = shared.lock().expect("lock");
             let mut exits = Vec::new();
             for n in &mut sh.nodes {
-                if let Some(c) = n.child.as_mut() {
-                    if let Ok(Some(st)) = c.try_wait() {
-                        exits.push((n.name.clone(), Ev::Exit(n.asked_exit, format!("{st}"))));
-                        n.child = None;
-                    }
+                if let Some(c) = n.child.as_mut()
+                    && let Ok(Some(st)) = c.try_wait()
+                {
+                    exits.push((n.name.clone(), Ev::Exit(n.asked_exit, format!("{st}"))));
+                    n.child = None;
                 }
             }
             for (n, e) in exits {
