@@ -306,18 +306,14 @@ impl Checker {
         &self,
         what: &str,
         within: Duration,
-        mut cond: impl FnMut() -> Option<T>,
+        cond: impl FnMut() -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(v) = cond() {
+        match testkit::try_wait_until(within, cond) {
+            Some(v) => {
                 self.note(&format!("reached: {what}"));
-                return v;
+                v
             }
-            if Instant::now() > deadline {
-                self.fail(&format!("not reached within {within:?}: {what}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            None => self.fail(&format!("not reached within {within:?}: {what}")),
         }
     }
 
