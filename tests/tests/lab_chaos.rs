@@ -79,8 +79,8 @@ fn schedule(seed: u64) {
                 step(&ck, format!("one-way loss {h} -> {other}"));
             }
             3 => {
-                lab.heal();
                 step(&ck, "heal".to_owned());
+                lab.heal();
             }
             4 if alive[h] && !frozen[h] => {
                 ck.signal(NAMES[h], libc::SIGKILL);

@@ -48,8 +48,8 @@ fn answered(ck: &Checker, name: &str) {
 /// Watches for `WATCH` (the poller records), heals, waits for one master, checks.
 fn watch_heal_check(lab: &Lab, ck: Checker) {
     std::thread::sleep(WATCH);
-    lab.heal();
     ck.note("heal");
+    lab.heal();
     ck.wait_master(CONVERGE);
     ck.finish();
 }

@@ -50,8 +50,8 @@ fn host_of(names: &[&str], who: &str) -> usize {
 
 /// Heals and checks one master again, with an epoch no smaller (larger if the master changed).
 fn heal_and_check(lab: &Lab, ck: &Checker, before: &(String, u64)) {
-    lab.heal();
     ck.note("heal");
+    lab.heal();
     let after = ck.wait_master(CONVERGE);
     if after.0 == before.0 {
         assert!(
