@@ -4,7 +4,7 @@
 //! within the bound, no daemon crash. Root only.
 //!
 //! `CHAOS_SECS` (default 150) bounds the run (one schedule of ~20 s after another);
-//! `CHAOS_SEED=n` replays schedule n alone. Nodes run with `--expect 3` (README's advice for a
+//! `CHAOS_SEED=n` replays schedule n alone. Nodes run with `--expect 5` (README's advice for a
 //! fixed cluster; `CHAOS_EXPECT=0` shows the documented limit of a lone fresh node started
 //! inside a partition, which is master of itself). A one-hour run:
 //! `sudo -E CHAOS_SECS=3600 cargo test -p quorum-tests --test lab_chaos -- --nocapture`.
@@ -34,7 +34,7 @@ impl Rng {
 }
 
 fn schedule(seed: u64) {
-    let expect = std::env::var("CHAOS_EXPECT").unwrap_or_else(|_| "3".to_owned());
+    let expect = std::env::var("CHAOS_EXPECT").unwrap_or_else(|_| "5".to_owned());
     let extra = ["--expect", expect.as_str()];
     eprintln!("chaos: schedule seed {seed} (replay: CHAOS_SEED={seed})");
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
