@@ -68,26 +68,18 @@ fn wait_exit(
     what: &str,
     context: impl Fn() -> String,
 ) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "{what}\n{}", context());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    testkit::wait_until(what, within, || child.try_wait().expect("wait"), context)
 }
 
 /// Polls until `path` contains `text`; panics with `what` after `within`.
 fn wait_contains(path: &Path, text: &str, within: Duration, what: &str) {
-    let deadline = Instant::now() + within;
-    while !std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .contains(text)
-    {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let has = || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(text)
+            .then_some(())
+    };
+    testkit::wait_until(what, within, has, String::new);
 }
 
 fn write_hook(dir: &Path) -> std::path::PathBuf {

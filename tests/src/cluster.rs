@@ -191,22 +191,10 @@ impl Cluster {
         }
     }
 
-    /// Polls `cond` every 50 ms until it holds; panics naming `what`, with every node's log,
-    /// if it does not within `timeout`.
+    /// Polls `cond` until it holds; panics naming `what`, with every node's log, if it does
+    /// not within `timeout`.
     pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        loop {
-            if cond() {
-                return;
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting for: {what}\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
+        testkit::wait_until(what, timeout, || cond().then_some(()), || self.logs());
     }
 
     /// Checks `cond` every 50 ms for `window`; panics naming `what`, with the logs, the first

@@ -12,6 +12,7 @@
 pub mod bins;
 pub mod cluster;
 pub mod hooks;
+pub mod lab;
 pub mod node;
 pub mod ports;
 pub mod proc;

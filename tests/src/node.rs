@@ -7,7 +7,7 @@ use crate::proc::ChildGuard;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running (or exited) `quorumd`.
 pub struct Node {
@@ -72,20 +72,14 @@ impl Node {
 
     /// Waits up to `timeout` for the daemon to exit; panics with its log if it does not.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.try_exit() {
-                return status;
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "quorumd {} did not exit within {timeout:?}\n--- log of {} ---\n{}",
-                    self.name,
-                    self.name,
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match testkit::try_wait_until(timeout, || self.try_exit()) {
+            Some(status) => status,
+            None => panic!(
+                "quorumd {} did not exit within {timeout:?}\n--- log of {} ---\n{}",
+                self.name,
+                self.name,
+                self.log()
+            ),
         }
     }
 

@@ -1,0 +1,180 @@
+//! Issue 9's real-network cases 1-5 in the namespace lab, each repeated `LAB_REPEAT` times
+//! (default 2; 20 for an acceptance run). Root only: `sudo -E LAB_REPEAT=20 cargo test -p
+//! quorum-tests --test lab_membership`. Every run goes through the overlap checker.
+
+use quorum_tests::lab::{Checker, Lab};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+/// How long two masters are looked for after the fault.
+const WATCH: Duration = Duration::from_secs(4);
+
+fn repeat() -> usize {
+    std::env::var("LAB_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+fn root(test: &str) -> bool {
+    if quorum_tests::skip_unless_root(test) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "lab tests must run in CI: run them as root"
+        );
+        eprintln!("run the lab as root: sudo -E cargo test -p quorum-tests --test lab_membership");
+        return false;
+    }
+    true
+}
+
+/// Starts `names` on hosts 0.. in order, each answering a role before the next starts.
+fn start(lab: &Lab, ck: &Checker, names: &[&str], extra: &[&str]) {
+    for (i, name) in names.iter().enumerate() {
+        ck.start(lab, i, name, extra);
+        answered(ck, name);
+    }
+}
+
+fn answered(ck: &Checker, name: &str) {
+    ck.wait_until(&format!("{name} answers"), CONVERGE, || {
+        ck.roles()
+            .into_iter()
+            .find(|(n, r)| n == name && r.as_deref().is_some_and(|r| r != "starting"))
+    });
+}
+
+/// Watches for `WATCH` (the poller records), heals, waits for one master, checks.
+fn watch_heal_check(lab: &Lab, ck: Checker) {
+    std::thread::sleep(WATCH);
+    ck.note("heal");
+    lab.heal();
+    ck.wait_master(CONVERGE);
+    ck.finish();
+}
+
+#[test]
+fn case1_witness_joins_then_master_cut() {
+    if !root("case1") {
+        return;
+    }
+    for run in 0..repeat() {
+        eprintln!("case1 run {run}");
+        let lab = Lab::new(3);
+        let ck = Checker::new();
+        start(&lab, &ck, &["alice", "bob"], &[]);
+        ck.start(&lab, 2, "w", &["--witness"]);
+        answered(&ck, "w");
+        std::thread::sleep(Duration::from_millis(250));
+        lab.cut(0);
+        ck.note("alice cut silently 250 ms after w answered");
+        watch_heal_check(&lab, ck);
+    }
+}
+
+#[test]
+fn case2_four_split_after_last_join() {
+    if !root("case2") {
+        return;
+    }
+    for run in 0..repeat() {
+        eprintln!("case2 run {run}");
+        let lab = Lab::new(4);
+        let ck = Checker::new();
+        start(&lab, &ck, &["alice", "dieter", "bob", "peter"], &[]);
+        std::thread::sleep(Duration::from_millis(250));
+        lab.split(&[&[0, 2], &[1, 3]]);
+        ck.note("{alice, bob} | {dieter, peter} 250 ms after peter answered");
+        watch_heal_check(&lab, ck);
+    }
+}
+
+#[test]
+fn case3_port_strategy_newcomer_refused() {
+    if !root("case3") {
+        return;
+    }
+    for run in 0..repeat() {
+        eprintln!("case3 run {run}");
+        let lab = Lab::new(3);
+        let ck = Checker::new();
+        start(&lab, &ck, &["alice", "bob"], &[]);
+        ck.wait_master(CONVERGE);
+        ck.spawn(
+            &lab,
+            2,
+            "porty",
+            "porty",
+            6000,
+            &["--use-port-instead-of-life-time"],
+        );
+        // A refused node may exit (2); it must never be master next to alice.
+        ck.allow_exit("porty");
+        ck.note("porty (port strategy, lowest port) started");
+        std::thread::sleep(WATCH);
+        ck.finish();
+        drop(lab);
+    }
+}
+
+#[test]
+fn case4_frozen_master_answers_after_thaw() {
+    if !root("case4") {
+        return;
+    }
+    for run in 0..repeat() {
+        eprintln!("case4 run {run}");
+        let lab = Lab::new(3);
+        let ck = Checker::new();
+        start(&lab, &ck, &["alice", "dieter", "bob"], &[]);
+        let (m, _) = ck.wait_master(CONVERGE);
+        ck.signal(&m, libc::SIGSTOP);
+        // A question that queues while the master is frozen.
+        let waiting = Command::new(quorum_tests::quorumctl_bin())
+            .arg("--socket")
+            .arg(ck.socket(&m))
+            .arg("role")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("quorumctl");
+        ck.wait_until("another master while frozen", CONVERGE, || {
+            ck.roles()
+                .iter()
+                .any(|(n, r)| *n != m && r.as_deref() == Some("master"))
+                .then_some(())
+        });
+        ck.signal(&m, libc::SIGCONT);
+        let out = waiting.wait_with_output().expect("quorumctl output");
+        let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !answer.is_empty() {
+            ck.record_answer(&m, &answer);
+        }
+        ck.wait_master(CONVERGE);
+        ck.finish();
+        drop(lab);
+    }
+}
+
+#[test]
+fn case5_duplicate_live_name() {
+    if !root("case5") {
+        return;
+    }
+    for run in 0..repeat() {
+        eprintln!("case5 run {run}");
+        let lab = Lab::new(3);
+        let ck = Checker::new();
+        start(&lab, &ck, &["alice", "bob"], &[]);
+        ck.wait_master(CONVERGE);
+        ck.spawn(&lab, 2, "alice2", "alice", 7000, &[]);
+        // The clash may be refused by exiting (2); it must never split the cluster.
+        ck.allow_exit("alice2");
+        ck.note("a second process named alice started on host 2");
+        std::thread::sleep(WATCH);
+        ck.finish();
+        drop(lab);
+    }
+}

@@ -1,0 +1,347 @@
+//! Partition scenarios on real processes in network namespaces (one host per node, default
+//! broadcast address 255.255.255.255 inside the lab). Root only: `sudo -E cargo test -p
+//! quorum-tests --test lab_scenarios`. Every test runs the overlap checker.
+
+use quorum_tests::lab::{Checker, Lab};
+use std::time::Duration;
+
+/// Correctness deadline for convergence (CI is a busy 2-core box).
+const CONVERGE: Duration = Duration::from_secs(30);
+/// How long a "no master here" claim is held.
+const HOLD: Duration = Duration::from_secs(6);
+const NAMES: [&str; 7] = ["alice", "dieter", "bob", "peter", "eve", "frank", "gina"];
+
+/// A lab of `n` hosts with a checker, or `None` (after one line saying how) when not root.
+/// Under `CI=true` a missing root is a failure, never a skip.
+fn lab(test: &str, n: usize) -> Option<(Lab, Checker)> {
+    if quorum_tests::skip_unless_root(test) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "lab tests must run in CI: run them as root"
+        );
+        eprintln!("run the lab as root: sudo -E cargo test -p quorum-tests --test lab_scenarios");
+        return None;
+    }
+    Some((Lab::new(n), Checker::new()))
+}
+
+/// Starts `n` nodes in age order (each answers a role before the next starts), `extra` for all.
+fn start(lab: &Lab, ck: &Checker, n: usize, extra: &[&str]) -> Vec<&'static str> {
+    // Two nodes are alice and bob (DESIGN's names); more take the age order of NAMES.
+    let names: Vec<&'static str> = if n == 2 {
+        vec!["alice", "bob"]
+    } else {
+        NAMES[..n].to_vec()
+    };
+    for (i, name) in names.iter().enumerate() {
+        ck.start(lab, i, name, extra);
+        ck.wait_until(&format!("{name} answers"), CONVERGE, || {
+            ck.roles()
+                .into_iter()
+                .find(|(n, r)| n == name && r.as_deref().is_some_and(|r| r != "starting"))
+        });
+    }
+    names
+}
+
+fn host_of(names: &[&str], who: &str) -> usize {
+    names.iter().position(|n| *n == who).expect("known node")
+}
+
+/// Heals and checks one master again, with an epoch no smaller (larger if the master changed).
+fn heal_and_check(lab: &Lab, ck: &Checker, before: &(String, u64)) {
+    ck.note("heal");
+    lab.heal();
+    let after = ck.wait_master(CONVERGE);
+    if after.0 == before.0 {
+        assert!(
+            after.1 >= before.1,
+            "epoch went back: {before:?} -> {after:?}"
+        );
+    } else {
+        assert!(
+            after.1 > before.1,
+            "new master, same epoch: {before:?} -> {after:?}"
+        );
+    }
+}
+
+#[test]
+fn s1_alone_is_master() {
+    let Some((lab, ck)) = lab("s1_alone_is_master", 1) else {
+        return;
+    };
+    start(&lab, &ck, 1, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s2_two_nodes_master_alice() {
+    let Some((lab, ck)) = lab("s2", 2) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s3_two_nodes_bob_killed() {
+    let Some((lab, ck)) = lab("s3", 2) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    ck.wait_master(CONVERGE);
+    ck.signal("bob", libc::SIGKILL);
+    ck.note("bob SIGKILLed");
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s4_two_nodes_alice_killed() {
+    let Some((lab, ck)) = lab("s4k", 2) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    ck.wait_master(CONVERGE);
+    ck.signal("alice", libc::SIGKILL);
+    assert_eq!(ck.wait_master(CONVERGE).0, "bob");
+    ck.finish();
+}
+
+#[test]
+fn s4_two_nodes_alice_cut_silently() {
+    let Some((lab, ck)) = lab("s4c", 2) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    let before = ck.wait_master(CONVERGE);
+    lab.cut(0);
+    ck.note("alice's host cut silently");
+    // bob must not take over; alice may keep or drop the role, but never both masters.
+    ck.wait_until("bob not master", HOLD, || {
+        (ck.roles().iter().find(|(n, _)| n == "bob")?.1.as_deref() != Some("master")).then_some(())
+    });
+    std::thread::sleep(HOLD);
+    heal_and_check(&lab, &ck, &before);
+    ck.finish();
+}
+
+#[test]
+fn s4_witness_survives_silent_loss_of_master() {
+    let Some((lab, ck)) = lab("s4w", 3) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    ck.start(&lab, 2, "wit", &["--witness"]);
+    let before = ck.wait_master(CONVERGE);
+    assert_eq!(before.0, "alice");
+    lab.cut(0);
+    ck.note("alice's host cut silently");
+    ck.wait_until("bob master", CONVERGE, || {
+        (ck.roles().iter().find(|(n, _)| n == "bob")?.1.as_deref() == Some("master")).then_some(())
+    });
+    heal_and_check(&lab, &ck, &before);
+    ck.finish();
+}
+
+#[test]
+fn s8_three_nodes_peter_killed() {
+    let Some((lab, ck)) = lab("s8", 3) else {
+        return;
+    };
+    // Three nodes: alice, dieter, bob; the youngest (bob here, DESIGN's peter) is killed.
+    start(&lab, &ck, 3, &[]);
+    ck.wait_master(CONVERGE);
+    ck.signal("bob", libc::SIGKILL);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s10_four_nodes_alice_killed() {
+    let Some((lab, ck)) = lab("s10", 4) else {
+        return;
+    };
+    start(&lab, &ck, 4, &[]);
+    ck.wait_master(CONVERGE);
+    ck.signal("alice", libc::SIGKILL);
+    assert_eq!(ck.wait_master(CONVERGE).0, "dieter");
+    ck.finish();
+}
+
+#[test]
+fn s13_four_nodes_two_cut_no_master() {
+    let Some((lab, ck)) = lab("s13", 4) else {
+        return;
+    };
+    let names = start(&lab, &ck, 4, &[]);
+    let before = ck.wait_master(CONVERGE);
+    lab.split(&[&[0], &[2], &[1, 3]]);
+    ck.note("alice and bob each cut off");
+    let _ = names;
+    // Leases run out; after that nobody may be master.
+    std::thread::sleep(HOLD);
+    ck.hold_no_master(HOLD);
+    heal_and_check(&lab, &ck, &before);
+    ck.finish();
+}
+
+/// 5 hosts, settled or struck inside the join window; `fault` returns the groups that must
+/// hold no master (by name) after the leases ran out, `None` if a master must emerge.
+fn five(test: &str, settle: bool, fault: impl Fn(&Lab, &Checker, &[&str], &str) -> bool) {
+    let Some((lab, ck)) = lab(test, 5) else {
+        return;
+    };
+    let names = start(&lab, &ck, 5, &[]);
+    let before = if settle {
+        ck.wait_master(CONVERGE)
+    } else {
+        ("?".to_owned(), 0)
+    };
+    let master = before.0.clone();
+    let master_survives = fault(&lab, &ck, &names, &master);
+    if master_survives {
+        // Some side holds a quorum: exactly one master there eventually (checker guards overlap).
+        ck.wait_until("a master on the majority side", CONVERGE, || {
+            ck.roles()
+                .iter()
+                .any(|(_, r)| r.as_deref() == Some("master"))
+                .then_some(())
+        });
+    } else {
+        std::thread::sleep(HOLD);
+        ck.hold_no_master(HOLD);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    heal_and_check(&lab, &ck, &before);
+    ck.finish();
+}
+
+#[test]
+fn five_master_cut_silently() {
+    five("five_cut", true, |lab, ck, names, m| {
+        lab.cut(host_of(names, m));
+        ck.note("master cut silently");
+        true
+    });
+}
+
+#[test]
+fn five_split_master_in_minority() {
+    five("five_min", true, |lab, ck, names, m| {
+        let h = host_of(names, m);
+        let other = (h + 1) % 5;
+        let rest: Vec<usize> = (0..5).filter(|i| *i != h && *i != other).collect();
+        lab.split(&[&[h, other], &rest]);
+        ck.note("2|3 split, master in the 2");
+        true
+    });
+}
+
+#[test]
+fn five_split_master_in_majority() {
+    five("five_maj", true, |lab, ck, names, m| {
+        let h = host_of(names, m);
+        let two: Vec<usize> = (0..5).filter(|i| *i != h).take(2).collect();
+        let rest: Vec<usize> = (0..5).filter(|i| !two.contains(i)).collect();
+        lab.split(&[&two, &rest]);
+        ck.note("2|3 split, master in the 3");
+        true
+    });
+}
+
+#[test]
+fn five_split_2_2_1_no_master() {
+    five("five_221", true, |lab, ck, _, _| {
+        lab.split(&[&[0, 1], &[2, 3], &[4]]);
+        ck.note("2|2|1 split");
+        false
+    });
+}
+
+#[test]
+fn five_one_way_master_to_node() {
+    five("five_ow1", true, |lab, ck, names, m| {
+        let h = host_of(names, m);
+        lab.drop_one_way(h, (h + 1) % 5);
+        ck.note("one-way loss master -> next host");
+        true
+    });
+}
+
+#[test]
+fn five_one_way_node_to_master() {
+    five("five_ow2", true, |lab, ck, names, m| {
+        let h = host_of(names, m);
+        lab.drop_one_way((h + 1) % 5, h);
+        ck.note("one-way loss next host -> master");
+        true
+    });
+}
+
+#[test]
+fn five_frozen_master_thawed_after_lease() {
+    five("five_frz", true, |_, ck, _, m| {
+        ck.signal(m, libc::SIGSTOP);
+        ck.wait_until("another master while frozen", CONVERGE, || {
+            ck.roles()
+                .iter()
+                .any(|(n, r)| n != m && r.as_deref() == Some("master"))
+                .then_some(())
+        });
+        ck.signal(m, libc::SIGCONT);
+        true
+    });
+}
+
+#[test]
+fn join_window_master_cut() {
+    five("jw_cut", false, |lab, ck, _, _| {
+        lab.cut(0);
+        ck.note("alice's host cut right after the last node answered");
+        true
+    });
+}
+
+#[test]
+fn join_window_split_2_3() {
+    five("jw_23", false, |lab, ck, _, _| {
+        lab.split(&[&[0, 1], &[2, 3, 4]]);
+        ck.note("2|3 split right after the last node answered");
+        true
+    });
+}
+
+#[test]
+fn join_window_split_2_2_1() {
+    five("jw_221", false, |lab, ck, _, _| {
+        lab.split(&[&[0, 1], &[2, 3], &[4]]);
+        ck.note("2|2|1 split right after the last node answered");
+        false
+    });
+}
+
+#[test]
+fn seven_split_3_4() {
+    let Some((lab, ck)) = lab("seven", 7) else {
+        return;
+    };
+    start(&lab, &ck, 7, &[]);
+    let before = ck.wait_master(CONVERGE);
+    lab.split(&[&[0, 1, 2], &[3, 4, 5, 6]]);
+    ck.note("3|4 split (alice in the 3)");
+    ck.wait_until("dieter's side... a master among the 4", CONVERGE, || {
+        ck.roles()
+            .iter()
+            .any(|(n, r)| {
+                ["peter", "eve", "frank", "gina"].contains(&n.as_str())
+                    && r.as_deref() == Some("master")
+            })
+            .then_some(())
+    });
+    heal_and_check(&lab, &ck, &before);
+    ck.finish();
+}
