@@ -116,6 +116,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         addr: bound.advertise.to_string(),
         port: bound.port,
         rank: Rank {
+            priority: settings.priority,
             key: match settings.strategy {
                 Strategy::Age => started_ms,
                 Strategy::Port => u64::from(bound.port),

@@ -144,6 +144,17 @@ pub(super) struct Cli {
     #[arg(long, env = "QUORUMD_WITNESS", action = ArgAction::SetTrue, help_heading = "Election")]
     pub witness: bool,
 
+    /// Preferred master: a higher priority wins the vote first, then the strategy's order
+    /// (default: 0).
+    #[arg(
+        long,
+        env = "QUORUMD_PRIORITY",
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Election"
+    )]
+    pub priority: Option<i32>,
+
     /// A sitting master keeps the role when a better-ranked node joins (default: off).
     #[arg(long, env = "QUORUMD_NO_PREEMPT", action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,

@@ -105,6 +105,7 @@ pub(super) fn settings(
         advertise: c.advertise,
         expect: c.expect.unwrap_or(d.expect),
         witness: c.witness,
+        priority: c.priority.unwrap_or(0),
         no_preempt: c.no_preempt,
         exit_on_minority: c.exit_on_minority,
         key_file: c.key_file,
