@@ -61,6 +61,20 @@ pub enum Request {
         /// The member's name.
         name: String,
     },
+    /// Hand over now and stay a voter: not eligible for mastership for `for_ms`, or until
+    /// [`Request::Resume`] when absent. Privileged.
+    StepDown {
+        /// How long the step-down lasts, in milliseconds (absent: until `resume`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
+    /// End a step-down. Privileged.
+    Resume,
+    /// Maintenance on (not eligible, still counted and voting) or off. Privileged.
+    Maintenance {
+        /// On or off.
+        on: bool,
+    },
 }
 
 impl Request {
@@ -68,7 +82,12 @@ impl Request {
     pub fn is_privileged(&self) -> bool {
         matches!(
             self,
-            Request::Rename { .. } | Request::Dispatch | Request::Forget { .. }
+            Request::Rename { .. }
+                | Request::Dispatch
+                | Request::Forget { .. }
+                | Request::StepDown { .. }
+                | Request::Resume
+                | Request::Maintenance { .. }
         )
     }
 }
@@ -110,6 +129,12 @@ pub enum Response {
     Forgotten {
         /// The forgotten member's name.
         name: String,
+    },
+    /// Answer to [`Request::StepDown`], [`Request::Resume`] and [`Request::Maintenance`]:
+    /// why this node is held back from mastership now (empty: eligible).
+    Held {
+        /// Reasons, e.g. `maintenance`, `step-down until resume`, `check db failing`.
+        held: Vec<String>,
     },
 }
 
@@ -228,6 +253,10 @@ pub struct Status {
     /// rank strategy, or its name is used by an older live member. Absent when not refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Why this node is not eligible for mastership although it votes (maintenance,
+    /// step-down, failing checks). Empty when eligible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// One line of a `follow` stream.

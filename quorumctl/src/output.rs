@@ -26,6 +26,13 @@ pub fn status(s: &Status) -> String {
     for (key, value) in rows {
         let _ = writeln!(out, "{key:<8} {value}");
     }
+    if !s.held.is_empty() {
+        let _ = writeln!(
+            out,
+            "held     {} (not eligible for master)",
+            s.held.join(", ")
+        );
+    }
     if let Some(why) = &s.refused {
         let _ = writeln!(out, "refused  {why}");
     }
@@ -270,6 +277,7 @@ mod tests {
             strategy: Strategy::Age,
             witness: false,
             refused: None,
+            held: Vec::new(),
         };
         let text = status(&s);
         assert!(

@@ -4,7 +4,7 @@ use common::control::{
     ControlError, ErrorKind, Event, Member, MemberChange, Quorum, Response, Status,
 };
 use common::types::{MemberState, Role, Strategy};
-use quorumd::control::{Command, ControlHandle, ControlServer, Snapshot};
+use quorumd::control::{Command, ControlHandle, ControlServer, HoldChange, Snapshot};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -56,6 +56,7 @@ fn status(role: Role) -> Status {
         strategy: Strategy::Age,
         witness: false,
         refused: None,
+        held: Vec::new(),
     }
 }
 
@@ -103,6 +104,13 @@ async fn fake_driver(
                 ErrorKind::NotFound,
                 format!("no member named {name}"),
             ))),
+            Command::Hold { change, reply } => {
+                let held = match change {
+                    HoldChange::Maintenance(true) => vec!["maintenance".to_string()],
+                    _ => Vec::new(),
+                };
+                reply.send(Ok(Response::Held { held }))
+            }
         };
     }
 }
@@ -334,6 +342,23 @@ async fn forget_reports_success_and_a_refusal_exits_4() {
     let out = h.run(&["forget", "zed"]).await;
     assert_exit(&out, 4);
     assert_eq!(stderr(&out), "quorumctl: not found: no member named zed\n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn step_down_resume_and_maintenance_print_the_eligibility() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["maintenance", "on"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "not eligible: maintenance\n");
+    let out = h.run(&["--json", "resume"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "{\"eligible\":true,\"held\":[]}\n");
+    let out = h.run(&["step-down", "--for", "30s"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "eligible\n");
+    let out = h.run(&["maintenance", "maybe"]).await;
+    assert_exit(&out, 2);
     h.stop().await;
 }
 

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod control;
 pub mod discovery;
+pub mod hold;
 pub mod hooks;
 pub mod links;
 pub mod logging;

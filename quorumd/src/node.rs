@@ -16,6 +16,7 @@
 
 use crate::config::Settings;
 use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
+use crate::hold::Hold;
 use crate::hooks::{HookEvent, HookKind, HookRunner, HookScripts};
 use crate::links::{NetEvent, Transport, TransportConfig};
 use crate::notify;
@@ -181,13 +182,18 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         last_notify: String::new(),
         minority: false,
         exit_on_minority: settings.exit_on_minority,
+        hold: Hold::default(),
+        held: false,
     };
     driver.flush();
 
     let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
     let stop_kind = loop {
         loop_turned.store(driver.now().0, std::sync::atomic::Ordering::Relaxed);
-        let deadline = driver.instant(driver.election.next_deadline());
+        let mut deadline = driver.instant(driver.election.next_deadline());
+        if let Some(d) = driver.hold.deadline() {
+            deadline = deadline.min(d);
+        }
         tokio::select! {
             ev = net_rx.recv() => {
                 let Some(ev) = ev else { break Stop::Abort };
@@ -224,6 +230,13 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 Some(Command::Dispatch { reply }) => {
                     dispatch_replies.push(reply);
                     break Stop::Dispatch;
+                }
+                Some(Command::Hold { change, reply }) => {
+                    driver.hold.apply(change, Instant::now());
+                    let held = driver.hold.reasons(Instant::now());
+                    info!(?change, held = %held.join(", "), "eligibility changed by the operator");
+                    driver.handle(Input::Tick);
+                    let _ = reply.send(Ok(Response::Held { held }));
                 }
                 None => {}
             },
@@ -269,7 +282,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
             while let Ok(cmd) = cmd_rx.try_recv() {
                 match cmd {
                     Command::Dispatch { reply } => dispatch_replies.push(reply),
-                    Command::Rename { reply, .. } | Command::Forget { reply, .. } => {
+                    Command::Rename { reply, .. }
+                    | Command::Forget { reply, .. }
+                    | Command::Hold { reply, .. } => {
                         let _ = reply.send(Err(common::control::ControlError::new(
                             ErrorKind::ShuttingDown,
                             "node is leaving",
@@ -360,6 +375,10 @@ struct Driver {
     last_notify: String,
     minority: bool,
     exit_on_minority: bool,
+    /// Maintenance, step-down, failing checks.
+    hold: Hold,
+    /// What the core was last told about `hold`.
+    held: bool,
 }
 
 impl Driver {
@@ -375,6 +394,14 @@ impl Driver {
 
     fn handle(&mut self, input: Input) {
         let now = self.now();
+        if self.hold.expire(Instant::now()) {
+            info!("step-down over: eligible for mastership again");
+        }
+        let held = self.hold.held();
+        if held != self.held {
+            self.held = held;
+            self.election.handle(now, Input::Held(held));
+        }
         self.election.handle(now, input);
         self.flush();
     }
@@ -469,7 +496,8 @@ impl Driver {
         let due = now.since(self.published) >= PUBLISH_EVERY_MS;
         if news || due {
             self.published = now;
-            let status = self.election.status(now);
+            let mut status = self.election.status(now);
+            status.held = self.hold.reasons(Instant::now());
             self.notify_status(&status);
             self.status.send_modify(|s| {
                 s.status = status;

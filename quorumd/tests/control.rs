@@ -56,6 +56,7 @@ fn status(role: Role) -> Status {
         strategy: Strategy::Age,
         witness: false,
         refused: None,
+        held: Vec::new(),
     }
 }
 
@@ -87,6 +88,7 @@ async fn fake_driver(mut commands: mpsc::Receiver<Command>) {
                 ErrorKind::NotFound,
                 format!("no member named {name}"),
             ))),
+            Command::Hold { reply, .. } => reply.send(Ok(Response::Held { held: Vec::new() })),
         };
     }
 }
@@ -621,6 +623,17 @@ async fn an_unprivileged_client_is_refused_dispatch_but_gets_status() {
     assert_eq!(refused.status.code(), Some(4), "stderr: {stderr}");
     assert!(stderr.contains("permission denied"), "{stderr}");
     assert!(stderr.contains("dispatch needs root"), "{stderr}");
+    // Changing eligibility needs the same credentials as dispatch.
+    for (args, verb) in [
+        (&["step-down"][..], "step-down needs root"),
+        (&["resume"][..], "resume needs root"),
+        (&["maintenance", "on"][..], "maintenance needs root"),
+    ] {
+        let refused = run(args).await.expect("join");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(verb), "{args:?}: {stderr}");
+    }
     let allowed = run(&["role"]).await.expect("join");
     assert_eq!(allowed.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&allowed.stdout), "slave\n");

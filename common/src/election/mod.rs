@@ -494,6 +494,7 @@ impl Election {
             strategy: self.cfg.strategy,
             witness: self.me.witness,
             refused: self.view.refusal.clone(),
+            held: Vec::new(),
         }
     }
 

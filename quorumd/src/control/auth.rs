@@ -76,6 +76,9 @@ fn verb(request: &Request) -> &'static str {
         Request::Rename { .. } => "rename",
         Request::Dispatch => "dispatch",
         Request::Forget { .. } => "forget",
+        Request::StepDown { .. } => "step-down",
+        Request::Resume => "resume",
+        Request::Maintenance { .. } => "maintenance",
         Request::Status | Request::Role | Request::Members | Request::Follow => "this request",
     }
 }

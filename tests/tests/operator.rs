@@ -1,0 +1,101 @@
+//! Issue "operator features": a preferred master (`--priority`), step-down, resume and
+//! maintenance without leaving, on real daemons on loopback.
+
+use quorum_tests::{Cluster, DEADLINE, Node};
+use std::time::Duration;
+
+fn ctl_ok(node: &Node, args: &[&str]) -> String {
+    let out = node.ctl(args);
+    assert!(
+        out.status.success(),
+        "quorumctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn held(node: &Node) -> Vec<String> {
+    node.status_json()
+        .and_then(|s| {
+            s["held"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_higher_priority_node_started_last_becomes_master_and_takes_it_back() {
+    let c = Cluster::new();
+    let alice = c.start("alice", &[]);
+    let bob = c.start("bob", &[]);
+    let mut db1 = c.start("db1", &["--priority", "10"]);
+    c.wait_master(&[&alice, &bob, &db1], "db1");
+    db1.kill(libc::SIGKILL);
+    db1.wait_exit(DEADLINE);
+    c.wait_master(&[&alice, &bob], "alice");
+    let db1 = c.start("db1", &["--priority", "10"]);
+    c.wait_master(&[&alice, &bob, &db1], "db1");
+}
+
+#[test]
+fn step_down_hands_over_keeps_voting_and_resume_or_its_timer_ends_it() {
+    let c = Cluster::new();
+    let alice = c.start("alice", &[]);
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &[]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+
+    let out = ctl_ok(&alice, &["step-down"]);
+    assert!(out.contains("step-down until resume"), "{out}");
+    c.wait_master(&all, "bob");
+    assert_eq!(alice.role().as_deref(), Some("slave"));
+    assert!(held(&alice).iter().any(|h| h.contains("step-down")));
+    // Still counted: the quorum stays three members.
+    assert_eq!(bob.status()["quorum"]["counted"], 3);
+    // Held for good: alice stays a slave (preemption would otherwise give her the role back).
+    c.hold(
+        "alice stays a slave while stepped down",
+        Duration::from_secs(3),
+        || alice.role().as_deref() == Some("slave"),
+    );
+    assert_eq!(ctl_ok(&alice, &["resume"]).trim(), "eligible");
+    c.wait_master(&all, "alice");
+
+    // A timed step-down runs out by itself.
+    ctl_ok(&alice, &["step-down", "--for", "3s"]);
+    c.wait_master(&all, "bob");
+    c.wait_master(&all, "alice");
+    assert!(held(&alice).is_empty());
+}
+
+#[test]
+fn maintenance_keeps_a_node_from_mastership_until_it_is_turned_off() {
+    let c = Cluster::new();
+    let alice = c.start("alice", &[]);
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &[]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+    ctl_ok(&bob, &["maintenance", "on"]);
+    ctl_ok(&alice, &["maintenance", "on"]);
+    // bob is held too: peter is the only eligible node.
+    c.wait_master(&all, "peter");
+    let text = ctl_ok(&alice, &["status"]);
+    assert!(text.contains("held     maintenance"), "{text}");
+    ctl_ok(&alice, &["maintenance", "off"]);
+    c.wait_master(&all, "alice");
+}
+
+#[test]
+fn bad_step_down_and_maintenance_arguments_are_usage_errors() {
+    let c = Cluster::new();
+    let alice = c.start("alice", &[]);
+    let out = alice.ctl(&["maintenance", "maybe"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = alice.ctl(&["step-down", "--for", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
