@@ -257,6 +257,24 @@ pub struct Status {
     /// step-down, failing checks). Empty when eligible.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<String>,
+    /// Health checks (`--check`), in configuration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckState>,
+}
+
+/// One health check's state in [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckState {
+    /// The command, as configured.
+    pub command: String,
+    /// `true` while the check counts as passing (after `rise` successes; at start).
+    pub passing: bool,
+    /// Exit code of the last run; absent before the first run or when killed/timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// First line of the last run's output (stdout, else stderr), or why it failed to run.
+    #[serde(default)]
+    pub output: String,
 }
 
 /// One line of a `follow` stream.

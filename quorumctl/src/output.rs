@@ -33,6 +33,15 @@ pub fn status(s: &Status) -> String {
             s.held.join(", ")
         );
     }
+    for c in &s.checks {
+        let state = if c.passing { "passing" } else { "failing" };
+        let code = c.exit_code.map_or("-".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            out,
+            "check    {state} exit {code}  {}  {}",
+            c.command, c.output
+        );
+    }
     if let Some(why) = &s.refused {
         let _ = writeln!(out, "refused  {why}");
     }
@@ -278,6 +287,7 @@ mod tests {
             witness: false,
             refused: None,
             held: Vec::new(),
+            checks: Vec::new(),
         };
         let text = status(&s);
         assert!(

@@ -57,6 +57,7 @@ fn status(role: Role) -> Status {
         witness: false,
         refused: None,
         held: Vec::new(),
+        checks: Vec::new(),
     }
 }
 

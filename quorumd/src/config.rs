@@ -142,6 +142,8 @@ pub struct Settings {
     pub witness: bool,
     /// `--priority`: higher wins the vote first (default 0).
     pub priority: i32,
+    /// `--check` and its timers.
+    pub checks: crate::checks::CheckSettings,
     /// A sitting master keeps the role.
     pub no_preempt: bool,
     /// Exit when inquorate instead of waiting.
@@ -182,6 +184,7 @@ impl Default for Settings {
             expect: 0,
             witness: false,
             priority: 0,
+            checks: crate::checks::CheckSettings::default(),
             no_preempt: false,
             exit_on_minority: false,
             key_file: None,

@@ -333,7 +333,7 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
 }
 
 /// SIGTERM the hook's process group, SIGKILL it after [`KILL_GRACE`], and reap the hook.
-async fn kill_group(child: &mut Child, pid: Option<u32>) {
+pub(crate) async fn kill_group(child: &mut Child, pid: Option<u32>) {
     // The group id is the hook's pid (process_group(0)). The hook is not reaped yet, so its
     // pid, and with it the group id, cannot have been reused.
     let pgid = pid.and_then(|p| libc::pid_t::try_from(p).ok());

@@ -10,6 +10,7 @@
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
 //! - `state`: the election memory and a renamed name, kept across restarts.
 
+pub mod checks;
 pub mod config;
 pub mod control;
 pub mod discovery;

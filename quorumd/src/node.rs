@@ -22,7 +22,7 @@ use crate::links::{NetEvent, Transport, TransportConfig};
 use crate::notify;
 use crate::state::{Saved, StateFile};
 use anyhow::Context;
-use common::control::{ErrorKind, Event, Reply, Response, Status};
+use common::control::{CheckState, ErrorKind, Event, Reply, Response, Status};
 use common::election::{Config, Election, Input, Output};
 use common::time::Millis;
 use common::types::{MemberInfo, Rank, Role, Strategy};
@@ -157,6 +157,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         cancel.clone(),
     ));
     let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
+    let (check_tx, mut check_rx) = mpsc::unbounded_channel();
+    let checks = crate::checks::spawn(&settings.checks, check_tx, cancel.clone());
     transport.start(me);
     notify::ready();
     // The loop turns at least every heartbeat; the watchdog pings only while it does.
@@ -184,6 +186,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         exit_on_minority: settings.exit_on_minority,
         hold: Hold::default(),
         held: false,
+        checks,
     };
     driver.flush();
 
@@ -205,6 +208,19 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 driver.handle(input);
             }
             _ = tokio::time::sleep_until(deadline) => driver.handle(Input::Tick),
+            Some(report) = check_rx.recv() => {
+                if let Some(slot) = driver.checks.get_mut(report.index) {
+                    *slot = report.state;
+                }
+                driver.hold.failing_checks = driver
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passing)
+                    .map(|c| c.command.clone())
+                    .collect();
+                driver.published = Millis(0);
+                driver.handle(Input::Tick);
+            }
             cmd = cmd_rx.recv() => match cmd {
                 Some(Command::Rename { name, reply }) => {
                     let now = driver.now();
@@ -379,6 +395,8 @@ struct Driver {
     hold: Hold,
     /// What the core was last told about `hold`.
     held: bool,
+    /// Health checks' latest states.
+    checks: Vec<CheckState>,
 }
 
 impl Driver {
@@ -498,6 +516,7 @@ impl Driver {
             self.published = now;
             let mut status = self.election.status(now);
             status.held = self.hold.reasons(Instant::now());
+            status.checks = self.checks.clone();
             self.notify_status(&status);
             self.status.send_modify(|s| {
                 s.status = status;

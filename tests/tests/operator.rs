@@ -99,3 +99,82 @@ fn bad_step_down_and_maintenance_arguments_are_usage_errors() {
     let out = alice.ctl(&["step-down", "--for", "soon"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn a_master_whose_check_fails_hands_over_and_takes_over_again_after_rise_successes() {
+    let c = Cluster::new();
+    let flag = c.dir().join("alice-healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let check = format!("echo checking; test -e {}", flag.display());
+    let hook = c.hook("alice");
+    let alice = c.start(
+        "alice",
+        &[
+            "--check",
+            &check,
+            "--check-interval",
+            "200ms",
+            "--check-timeout",
+            "1s",
+            "-s",
+            hook.arg(),
+        ],
+    );
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &[]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+    let s = alice.status();
+    assert_eq!(s["checks"][0]["passing"], true, "{s}");
+    assert_eq!(s["checks"][0]["command"], check.as_str());
+
+    std::fs::remove_file(&flag).expect("rm flag");
+    c.wait_master(&all, "bob");
+    let s = alice.status();
+    assert_eq!(s["checks"][0]["passing"], false, "{s}");
+    assert_eq!(s["checks"][0]["exit_code"], 1, "{s}");
+    assert_eq!(s["checks"][0]["output"], "checking", "{s}");
+    assert!(held(&alice).iter().any(|h| h.contains("failing")), "{s}");
+    c.wait_for("alice's slave hook ran", DEADLINE, || {
+        hook.runs().iter().any(|r| r.role == "slave")
+    });
+    let text = ctl_ok(&alice, &["status"]);
+    assert!(text.contains("check    failing exit 1"), "{text}");
+
+    std::fs::write(&flag, "").expect("flag");
+    c.wait_master(&all, "alice");
+}
+
+#[test]
+fn a_hanging_check_is_killed_at_its_timeout_and_heartbeats_go_on() {
+    let c = Cluster::new();
+    let alice = c.start(
+        "alice",
+        &[
+            "--check",
+            "sleep 30",
+            "--check-interval",
+            "200ms",
+            "--check-timeout",
+            "300ms",
+            "--check-fall",
+            "1",
+        ],
+    );
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &[]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "bob");
+    let s = alice.status();
+    assert_eq!(s["checks"][0]["passing"], false, "{s}");
+    assert!(
+        s["checks"][0]["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("timed out")),
+        "{s}"
+    );
+    // alice stays alive and counted throughout.
+    c.hold("alice stays alive on bob", Duration::from_secs(2), || {
+        bob.member_state("alice").as_deref() == Some("alive")
+    });
+}

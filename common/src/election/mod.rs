@@ -495,6 +495,7 @@ impl Election {
             witness: self.me.witness,
             refused: self.view.refusal.clone(),
             held: Vec::new(),
+            checks: Vec::new(),
         }
     }
 

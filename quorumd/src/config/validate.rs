@@ -106,6 +106,13 @@ pub(super) fn settings(
         expect: c.expect.unwrap_or(d.expect),
         witness: c.witness,
         priority: c.priority.unwrap_or(0),
+        checks: crate::checks::CheckSettings {
+            commands: c.check,
+            interval: c.check_interval.unwrap_or(Duration::from_secs(2)),
+            timeout: c.check_timeout.unwrap_or(Duration::from_secs(2)),
+            rise: c.check_rise.unwrap_or(2),
+            fall: c.check_fall.unwrap_or(2),
+        },
         no_preempt: c.no_preempt,
         exit_on_minority: c.exit_on_minority,
         key_file: c.key_file,
