@@ -293,6 +293,9 @@ pub enum Event {
         master: Option<String>,
         /// The cluster epoch.
         epoch: u64,
+        /// Why (`QUORUM_REASON`): e.g. `check db failing`, `maintenance`, `quorum lost`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
     },
     /// The master this node follows changed, its own role unchanged.
     Master {
@@ -398,6 +401,7 @@ mod tests {
         let cases = [
             (
                 Event::Role {
+                    reason: String::new(),
                     role: Role::Master,
                     previous: Role::Slave,
                     master: Some("alice".into()),
@@ -407,6 +411,7 @@ mod tests {
             ),
             (
                 Event::Role {
+                    reason: String::new(),
                     role: Role::Inquorate,
                     previous: Role::Master,
                     master: None,

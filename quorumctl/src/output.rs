@@ -147,8 +147,19 @@ pub fn event(at: SystemTime, event: &Event) -> String {
             previous,
             master: m,
             epoch,
-        } => format!(
+            reason,
+        } if reason.is_empty() => format!(
             "role {previous} -> {role} (master {}, epoch {epoch})",
+            master(m)
+        ),
+        Event::Role {
+            role,
+            previous,
+            master: m,
+            epoch,
+            reason,
+        } => format!(
+            "role {previous} -> {role} (master {}, epoch {epoch}, reason: {reason})",
             master(m)
         ),
         Event::Master { master: m, epoch } => format!("master {} (epoch {epoch})", master(m)),
@@ -255,6 +266,7 @@ mod tests {
     #[test]
     fn role_events_read_like_the_docs() {
         let e = Event::Role {
+            reason: String::new(),
             role: Role::Master,
             previous: Role::Slave,
             master: Some("alice".into()),

@@ -476,6 +476,7 @@ async fn wait_returns_0_when_a_role_event_to_master_arrives() {
         change: MemberChange::Joined,
     });
     let _ = h.events.send(Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),
@@ -524,6 +525,7 @@ async fn follow_json_prints_the_snapshot_then_one_event_per_line() {
     assert_eq!(next().await, Event::Snapshot(status(Role::Slave)));
     h.wait_for_followers(1).await;
     let role = Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),
@@ -558,6 +560,7 @@ async fn follow_prints_human_lines_with_timestamps() {
     );
     h.wait_for_followers(1).await;
     let _ = h.events.send(Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),

@@ -53,6 +53,21 @@ pub struct HookEvent {
     /// Set when role == Master: the lease end. A master hook whose lease already ran out when
     /// its turn comes is skipped with a warning (a frozen/late process must not act as master).
     pub master_until: Option<Instant>,
+    /// Where the master is, its peer address and port (`QUORUM_MASTER_ADDR`,
+    /// `QUORUM_MASTER_PORT`; empty if none), the counted members (`QUORUM_MEMBERS`, names
+    /// separated by spaces) and why the hook runs (`QUORUM_REASON`).
+    pub context: HookContext,
+}
+
+/// What replicas need besides the role: where the master is, who counts, why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookContext {
+    /// The master's peer address and port.
+    pub master_addr: Option<(String, u16)>,
+    /// Counted members' names, self included.
+    pub members: Vec<String>,
+    /// Why the role changed (`QUORUM_REASON`).
+    pub reason: String,
 }
 
 /// Why a hook runs.
@@ -267,6 +282,24 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
         .env("QUORUM_EPOCH", event.epoch.to_string())
         .env("QUORUM_NODE", &event.node)
         .env("QUORUM_EVENT", event.kind.as_str())
+        .env(
+            "QUORUM_MASTER_ADDR",
+            event
+                .context
+                .master_addr
+                .as_ref()
+                .map_or("", |(a, _)| a.as_str()),
+        )
+        .env(
+            "QUORUM_MASTER_PORT",
+            event
+                .context
+                .master_addr
+                .as_ref()
+                .map_or(String::new(), |(_, p)| p.to_string()),
+        )
+        .env("QUORUM_MEMBERS", event.context.members.join(" "))
+        .env("QUORUM_REASON", &event.context.reason)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

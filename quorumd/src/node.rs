@@ -17,7 +17,7 @@
 use crate::config::Settings;
 use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
 use crate::hold::Hold;
-use crate::hooks::{HookEvent, HookKind, HookRunner, HookScripts};
+use crate::hooks::{HookContext, HookEvent, HookKind, HookRunner, HookScripts};
 use crate::links::{NetEvent, Transport, TransportConfig};
 use crate::notify;
 use crate::state::{Saved, StateFile};
@@ -410,6 +410,40 @@ impl Driver {
         self.base + Duration::from_millis(ms)
     }
 
+    /// Where `master` is, who counts, and why the role changed from `previous` to `role`.
+    fn hook_context(&self, master: Option<&str>, change: Option<(Role, Role)>) -> HookContext {
+        let status = self.election.status(self.now());
+        let master_addr = master.and_then(|m| {
+            status
+                .members
+                .iter()
+                .find(|x| x.name == m)
+                .map(|x| (x.address.clone(), x.port))
+        });
+        let members = status
+            .members
+            .iter()
+            .filter(|x| x.counted)
+            .map(|x| x.name.clone())
+            .collect();
+        let reason = match change {
+            None => "master changed".to_string(),
+            Some((Role::Dispatching, _)) => "dispatch".to_string(),
+            Some((Role::Inquorate, _)) => "quorum lost".to_string(),
+            Some((Role::Master, _)) => "elected".to_string(),
+            Some((_, Role::Master)) if self.hold.held() => {
+                self.hold.reasons(Instant::now()).join("; ")
+            }
+            Some((_, Role::Master)) => "handed over".to_string(),
+            Some(_) => "election".to_string(),
+        };
+        HookContext {
+            master_addr,
+            members,
+            reason,
+        }
+    }
+
     fn handle(&mut self, input: Input) {
         let now = self.now();
         if self.hold.expire(Instant::now()) {
@@ -441,9 +475,11 @@ impl Driver {
                     epoch,
                     master_until,
                 } => {
-                    info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, "role changed");
+                    let context = self.hook_context(master.as_deref(), Some((role, previous)));
+                    info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, reason = %context.reason, "role changed");
                     let until = master_until.map(|m| self.instant(m));
                     let _ = self.lease.send(until);
+                    let reason = context.reason.clone();
                     self.hooks.submit(HookEvent {
                         role,
                         previous,
@@ -452,12 +488,14 @@ impl Driver {
                         node: self.election.info().name.clone(),
                         kind: HookKind::Role,
                         master_until: until,
+                        context,
                     });
                     let _ = self.events.send(Event::Role {
                         role,
                         previous,
                         master,
                         epoch,
+                        reason,
                     });
                     if role == Role::Inquorate && self.exit_on_minority {
                         error!("lost the quorum and --exit-on-minority is set: exiting");
@@ -478,6 +516,7 @@ impl Driver {
                         node: self.election.info().name.clone(),
                         kind: HookKind::Master,
                         master_until: None,
+                        context: self.hook_context(master.as_deref(), None),
                     });
                     let _ = self.events.send(Event::Master { master, epoch });
                 }

@@ -397,6 +397,7 @@ async fn follow_sends_the_snapshot_then_broadcast_events() {
     assert_eq!(c.ask(r#"{"type":"follow"}"#).await, Ok(Response::Following));
     assert_eq!(c.event().await, Event::Snapshot(status(Role::Slave)));
     let role = Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),

@@ -178,3 +178,62 @@ fn a_hanging_check_is_killed_at_its_timeout_and_heartbeats_go_on() {
         bob.member_state("alice").as_deref() == Some("alive")
     });
 }
+
+/// A hook that appends `ROLE|REASON|MASTER_ADDR|MASTER_PORT|MEMBERS` lines to `out`.
+fn env_hook(c: &Cluster, label: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = c.dir().join(format!("{label}.sh"));
+    let out = c.dir().join(format!("{label}.out"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$QUORUM_ROLE|$QUORUM_REASON|$QUORUM_MASTER_ADDR|$QUORUM_MASTER_PORT|$QUORUM_MEMBERS\" >> {}\n",
+            out.display()
+        ),
+    )
+    .expect("write hook");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (script, out)
+}
+
+#[test]
+fn hooks_see_where_the_master_is_who_counts_and_why_the_role_changed() {
+    let c = Cluster::new();
+    let (script, out) = env_hook(&c, "alice-env");
+    let s = script.to_str().expect("utf-8 path");
+    let alice = c.start("alice", &["-m", s, "-s", s]);
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &[]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+    ctl_ok(&alice, &["maintenance", "on"]);
+    c.wait_master(&all, "bob");
+    let bob_port = bob.port().to_string();
+    // Stepping down, alice knows no master for a moment (no overlap): the slave hook says
+    // why, and the master-change run that follows says where bob is.
+    let prefix = "slave|master changed|127.";
+    c.wait_for("alice's hooks ran for the hand-over", DEADLINE, || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(prefix))
+    });
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        text.lines().any(|l| l.starts_with("slave|maintenance|")),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .expect("master-change line");
+    let f: Vec<&str> = line.split('|').collect();
+    assert_eq!(f[3], bob_port, "{text}");
+    let mut members: Vec<&str> = f[4].split(' ').collect();
+    members.sort();
+    assert_eq!(members, ["alice", "bob", "peter"], "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("master|elected|")),
+        "{text}"
+    );
+}
