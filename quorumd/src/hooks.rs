@@ -159,6 +159,7 @@ fn is_runnable(path: &Path) -> bool {
 /// Runs hooks one at a time on its own task.
 pub struct HookRunner {
     tx: mpsc::UnboundedSender<HookEvent>,
+    scripts: tokio::sync::watch::Sender<HookScripts>,
     worker: JoinHandle<()>,
 }
 
@@ -176,6 +177,7 @@ impl HookRunner {
         lease: Option<tokio::sync::watch::Receiver<Option<Instant>>>,
     ) -> HookRunner {
         let (tx, mut rx) = mpsc::unbounded_channel::<HookEvent>();
+        let (scripts_tx, scripts_rx) = tokio::sync::watch::channel(scripts);
         let worker = tokio::spawn(async move {
             while let Some(mut event) = rx.recv().await {
                 if let (Some(lease), Role::Master) = (&lease, event.role) {
@@ -185,10 +187,20 @@ impl HookRunner {
                         event.master_until = Some(Instant::now());
                     }
                 }
+                let scripts = scripts_rx.borrow().clone();
                 run_event(&scripts, &event).await;
             }
         });
-        HookRunner { tx, worker }
+        HookRunner {
+            tx,
+            scripts: scripts_tx,
+            worker,
+        }
+    }
+
+    /// Hooks queued from now on run these scripts (reload).
+    pub fn set_scripts(&self, scripts: HookScripts) {
+        self.scripts.send_replace(scripts);
     }
 
     /// Queue a hook run; never blocks, never fails (unbounded queue: role changes are rare).
@@ -201,7 +213,7 @@ impl HookRunner {
 
     /// Close the queue and wait until every queued hook has finished (used by dispatch).
     pub async fn drain(self) {
-        let HookRunner { tx, worker } = self;
+        let HookRunner { tx, worker, .. } = self;
         drop(tx);
         if let Err(e) = worker.await {
             warn!(error = %e, "hook worker ended abnormally");

@@ -40,6 +40,8 @@ pub enum Stop {
     Dispatch,
     /// SIGINT: stop at once without a goodbye (peers see a crash).
     Abort,
+    /// SIGHUP: re-read the configuration and apply what can change at runtime.
+    Reload,
 }
 
 /// How the daemon ended.
@@ -158,7 +160,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     ));
     let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
     let (check_tx, mut check_rx) = mpsc::unbounded_channel();
-    let checks = crate::checks::spawn(&settings.checks, check_tx, cancel.clone());
+    let mut checks_cancel = cancel.child_token();
+    let checks = crate::checks::spawn(&settings.checks, check_tx.clone(), checks_cancel.clone());
+    let mut settings = settings;
     transport.start(me);
     notify::ready();
     // The loop turns at least every heartbeat; the watchdog pings only while it does.
@@ -256,7 +260,39 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 }
                 None => {}
             },
-            s = stop.recv() => break s.unwrap_or(Stop::Abort),
+            s = stop.recv() => match s {
+                Some(Stop::Reload) => {
+                    let env = |key: &str| std::env::var(key).ok();
+                    match Settings::parse_from(std::env::args_os(), &env)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|new| check_settings(&new).map(|()| new))
+                    {
+                        Err(e) => error!(error = %e, "reload refused: the configuration is unchanged"),
+                        Ok(new) => {
+                            let restart = needs_restart(&settings, &new);
+                            if !restart.is_empty() {
+                                warn!(options = %restart.join(", "), "reload: these changes need a restart and were left as they were");
+                            }
+                            driver.hooks.set_scripts(hook_scripts(&new));
+                            if new.checks != settings.checks {
+                                checks_cancel.cancel();
+                                checks_cancel = cancel.child_token();
+                                driver.checks = crate::checks::spawn(&new.checks, check_tx.clone(), checks_cancel.clone());
+                                driver.hold.failing_checks.clear();
+                                driver.published = Millis(0);
+                                driver.handle(Input::Tick);
+                            }
+                            settings.master_script = new.master_script;
+                            settings.slave_script = new.slave_script;
+                            settings.notify_script = new.notify_script;
+                            settings.timers.hook_timeout_ms = new.timers.hook_timeout_ms;
+                            settings.checks = new.checks;
+                            info!("configuration reloaded");
+                        }
+                    }
+                }
+                s => break s.unwrap_or(Stop::Abort),
+            },
         }
         if driver.minority {
             break Stop::Abort;
@@ -269,7 +305,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         Exit::Done
     };
     match stop_kind {
-        Stop::Abort => {
+        Stop::Abort | Stop::Reload => {
             info!("stopping at once, without a goodbye (peers will see this node as lost)");
             notify::stopping();
             cancel.cancel();
@@ -320,6 +356,44 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
     Ok(exit)
+}
+
+/// The options whose change a reload cannot apply (they need a restart).
+fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut diff = |name, changed: bool| {
+        if changed {
+            v.push(name);
+        }
+    };
+    diff("address", old.address != new.address);
+    diff("port", old.port != new.port);
+    diff(
+        "broadcast_address",
+        old.broadcast_address != new.broadcast_address,
+    );
+    diff("broadcast_port", old.broadcast_port != new.broadcast_port);
+    diff("name", old.name != new.name);
+    diff("strategy", old.strategy != new.strategy);
+    diff("socket", old.socket != new.socket);
+    diff("cluster", old.cluster != new.cluster);
+    diff("peer", old.peers != new.peers);
+    diff("advertise", old.advertise != new.advertise);
+    diff("expect", old.expect != new.expect);
+    diff("witness", old.witness != new.witness);
+    diff("priority", old.priority != new.priority);
+    diff("no_preempt", old.no_preempt != new.no_preempt);
+    diff(
+        "exit_on_minority",
+        old.exit_on_minority != new.exit_on_minority,
+    );
+    diff("key_file", old.key_file != new.key_file);
+    diff("log_file", old.log_file != new.log_file);
+    diff("state_dir", old.state_dir != new.state_dir);
+    let mut t_old = old.timers.clone();
+    t_old.hook_timeout_ms = new.timers.hook_timeout_ms;
+    diff("timers", t_old != new.timers || old.profile != new.profile);
+    v
 }
 
 /// Checks what can only be checked against the system (hook files) or across settings

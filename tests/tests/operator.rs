@@ -237,3 +237,54 @@ fn hooks_see_where_the_master_is_who_counts_and_why_the_role_changed() {
         "{text}"
     );
 }
+
+#[test]
+fn sighup_reloads_checks_refuses_a_bad_file_and_names_what_needs_a_restart() {
+    let c = Cluster::new();
+    let config = c.dir().join("alice.toml");
+    let write = |text: &str| std::fs::write(&config, text).expect("write config");
+    write("check = [\"true\"]\ncheck_interval = \"200ms\"\ncheck_fall = 1\ncheck_rise = 1\n");
+    let cfg = config.to_str().expect("utf-8 path");
+    let alice = c.start("alice", &["--config", cfg]);
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &[]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+
+    // A failing check arrives by reload: alice hands over and keeps running.
+    write("check = [\"false\"]\ncheck_interval = \"200ms\"\ncheck_fall = 1\ncheck_rise = 1\n");
+    hup(&alice);
+    c.wait_master(&all, "bob");
+    assert!(alice.role().is_some(), "SIGHUP must not end the daemon");
+    assert_eq!(alice.status()["checks"][0]["command"], "false");
+
+    // A bad file changes nothing.
+    write("check = [\n");
+    hup(&alice);
+    c.wait_for("the bad file is refused", DEADLINE, || {
+        alice.log().contains("reload refused")
+    });
+    assert_eq!(alice.status()["checks"][0]["command"], "false");
+
+    // Checks pass again; the cluster name would need a restart and stays.
+    write(
+        "check = [\"true\"]\ncheck_interval = \"200ms\"\ncheck_fall = 1\ncheck_rise = 1\n\
+         cluster = \"elsewhere\"\n",
+    );
+    hup(&alice);
+    c.wait_for(
+        "the cluster change is named as needing a restart",
+        DEADLINE,
+        || alice.log().contains("need a restart") && alice.log().contains("cluster"),
+    );
+    c.wait_master(&all, "alice");
+    assert_ne!(alice.status()["cluster"], "elsewhere");
+    assert!(alice.role().is_some());
+}
+
+fn hup(node: &Node) {
+    let pid = libc::pid_t::try_from(node.pid()).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions; the node is ours and running.
+    let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert_eq!(rc, 0, "kill -HUP {pid}");
+}
