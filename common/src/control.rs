@@ -70,6 +70,8 @@ pub enum Request {
     },
     /// End a step-down. Privileged.
     Resume,
+    /// The daemon's metrics in the Prometheus text format.
+    Metrics,
     /// Maintenance on (not eligible, still counted and voting) or off. Privileged.
     Maintenance {
         /// On or off.
@@ -129,6 +131,11 @@ pub enum Response {
     Forgotten {
         /// The forgotten member's name.
         name: String,
+    },
+    /// Answer to [`Request::Metrics`].
+    Metrics {
+        /// Prometheus/OpenMetrics text.
+        text: String,
     },
     /// Answer to [`Request::StepDown`], [`Request::Resume`] and [`Request::Maintenance`]:
     /// why this node is held back from mastership now (empty: eligible).

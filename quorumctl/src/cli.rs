@@ -100,6 +100,8 @@ pub enum Command {
         #[arg(value_parser = parse_on_off, action = clap::ArgAction::Set)]
         state: bool,
     },
+    /// Print the daemon's metrics in the Prometheus text format
+    Metrics,
     /// Print the shell completion script for quorumctl (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for

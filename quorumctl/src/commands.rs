@@ -160,6 +160,14 @@ pub async fn hold(client: &mut Client, request: Request, json: bool) -> Result<(
     }
 }
 
+/// `metrics`: the Prometheus text, as served at `--metrics-listen`.
+pub async fn metrics(client: &mut Client) -> Result<(), Failure> {
+    match accept(client.request(&Request::Metrics).await?)? {
+        Response::Metrics { text } => print(&text),
+        other => Err(unexpected(client, &other)),
+    }
+}
+
 /// `dispatch`: waits for the daemon's confirmation, sent right before it exits.
 pub async fn dispatch(client: &mut Client, json: bool) -> Result<(), Failure> {
     client.send(&Request::Dispatch).await?;

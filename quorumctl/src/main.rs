@@ -68,6 +68,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let for_ms = for_.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             commands::hold(client, Request::StepDown { for_ms }, json).await
         }
+        Command::Metrics => commands::metrics(client).await,
         Command::Resume => commands::hold(client, Request::Resume, json).await,
         Command::Maintenance { state } => {
             commands::hold(client, Request::Maintenance { on: state }, json).await

@@ -115,6 +115,7 @@ pub fn spawn(
                     _ = tick.tick() => {}
                 }
                 let (ok, exit_code, output) = run_once(&command, settings.timeout).await;
+                crate::metrics::METRICS.check_result(&command, ok);
                 let was = counter.passing;
                 let passing = counter.record(ok, settings.rise, settings.fall);
                 if passing != was {

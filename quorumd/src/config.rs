@@ -142,6 +142,8 @@ pub struct Settings {
     pub witness: bool,
     /// `--priority`: higher wins the vote first (default 0).
     pub priority: i32,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// `--check` and its timers.
     pub checks: crate::checks::CheckSettings,
     /// A sitting master keeps the role.
@@ -184,6 +186,7 @@ impl Default for Settings {
             expect: 0,
             witness: false,
             priority: 0,
+            metrics_listen: None,
             checks: crate::checks::CheckSettings::default(),
             no_preempt: false,
             exit_on_minority: false,

@@ -350,6 +350,11 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => {
             let duration_ms = started.elapsed().as_millis() as u64;
+            crate::metrics::METRICS.hook_run(
+                hook,
+                status.success(),
+                started.elapsed().as_secs_f64(),
+            );
             if status.success() {
                 info!(hook, script = %shown, %role, exit_code = 0, duration_ms, "hook finished");
             } else if let Some(exit_code) = status.code() {
@@ -362,6 +367,7 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
         Ok(Err(e)) => warn!(hook, script = %shown, %role, error = %e, "waiting for hook failed"),
         Err(_) => {
             kill_group(&mut child, pid).await;
+            crate::metrics::METRICS.hook_run(hook, false, started.elapsed().as_secs_f64());
             warn!(hook, script = %shown, %role, timeout_ms = timeout.as_millis() as u64,
                 "hook timed out, killed");
         }

@@ -18,6 +18,7 @@ pub mod hold;
 pub mod hooks;
 pub mod links;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod state;

@@ -19,6 +19,7 @@ use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
 use crate::hold::Hold;
 use crate::hooks::{HookContext, HookEvent, HookKind, HookRunner, HookScripts};
 use crate::links::{NetEvent, Transport, TransportConfig};
+use crate::metrics::METRICS;
 use crate::notify;
 use crate::state::{Saved, StateFile};
 use anyhow::Context;
@@ -160,6 +161,13 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     ));
     let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
     let (check_tx, mut check_rx) = mpsc::unbounded_channel();
+    if let Some(addr) = settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--metrics-listen {addr}"))?;
+        info!(%addr, "serving metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(listener));
+    }
     let mut checks_cancel = cancel.child_token();
     let checks = crate::checks::spawn(&settings.checks, check_tx.clone(), checks_cancel.clone());
     let mut settings = settings;
@@ -554,6 +562,11 @@ impl Driver {
                     let until = master_until.map(|m| self.instant(m));
                     let _ = self.lease.send(until);
                     let reason = context.reason.clone();
+                    if role == Role::Master {
+                        METRICS.elections.inc();
+                    } else if previous == Role::Master {
+                        METRICS.handovers.inc();
+                    }
                     self.hooks.submit(HookEvent {
                         role,
                         previous,
@@ -630,6 +643,20 @@ impl Driver {
             let mut status = self.election.status(now);
             status.held = self.hold.reasons(Instant::now());
             status.checks = self.checks.clone();
+            METRICS.set_role(status.role.as_str());
+            METRICS.epoch.set(status.epoch);
+            let members: Vec<(String, bool)> = status
+                .members
+                .iter()
+                .map(|m| (m.state.to_string(), m.counted))
+                .collect();
+            METRICS.set_members(&members);
+            let margin = master_until.map_or(0, |u| {
+                u.saturating_duration_since(Instant::now()).as_millis()
+            });
+            METRICS
+                .lease_margin_ms
+                .set(i64::try_from(margin).unwrap_or(i64::MAX));
             self.notify_status(&status);
             self.status.send_modify(|s| {
                 s.status = status;

@@ -288,3 +288,49 @@ fn hup(node: &Node) {
     let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
     assert_eq!(rc, 0, "kill -HUP {pid}");
 }
+
+#[test]
+fn metrics_are_served_over_http_and_by_quorumctl() {
+    let c = Cluster::new();
+    let port = c.tcp_port();
+    let listen = format!("127.0.0.1:{port}");
+    let alice = c.start("alice", &["--metrics-listen", &listen]);
+    let bob = c.start("bob", &[]);
+    c.wait_master(&[&alice, &bob], "alice");
+    let url = format!("http://{listen}/metrics");
+    let scrape = || {
+        std::process::Command::new("curl")
+            .args(["-sf", "--max-time", "5", &url])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    c.wait_for("the scrape shows alice as master", DEADLINE, || {
+        scrape().contains("quorumd_role{role=\"master\"} 1")
+    });
+    let text = scrape();
+    for needle in [
+        "quorumd_elections_total 1",
+        "quorumd_epoch ",
+        "quorumd_members{state=\"alive\",counted=\"true\"} 2",
+        "quorumd_lease_margin_milliseconds ",
+        "# EOF",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    let ctl = ctl_ok(&alice, &["metrics"]);
+    assert!(ctl.contains("quorumd_role{role=\"master\"} 1"), "{ctl}");
+    // Anything but /metrics is a 404.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{listen}/"),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+}

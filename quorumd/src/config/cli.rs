@@ -195,6 +195,15 @@ pub(super) struct Cli {
     )]
     pub notify: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (default: off).
+    #[arg(
+        long,
+        env = "QUORUMD_METRICS_LISTEN",
+        value_name = "ADDR:PORT",
+        help_heading = "Control"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// A health-check command run with `sh -c`; repeatable. While one fails this node is
     /// not eligible for mastership (it still votes) (default: none).
     #[arg(id = "check", long = "check", env = "QUORUMD_CHECK", value_name = "CMD", action = ArgAction::Append, help_heading = "Health checks")]

@@ -106,6 +106,7 @@ pub(super) fn settings(
         expect: c.expect.unwrap_or(d.expect),
         witness: c.witness,
         priority: c.priority.unwrap_or(0),
+        metrics_listen: c.metrics_listen,
         checks: crate::checks::CheckSettings {
             commands: c.check,
             interval: c.check_interval.unwrap_or(Duration::from_secs(2)),

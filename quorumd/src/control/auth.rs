@@ -79,7 +79,9 @@ fn verb(request: &Request) -> &'static str {
         Request::StepDown { .. } => "step-down",
         Request::Resume => "resume",
         Request::Maintenance { .. } => "maintenance",
-        Request::Status | Request::Role | Request::Members | Request::Follow => "this request",
+        Request::Status | Request::Role | Request::Members | Request::Follow | Request::Metrics => {
+            "this request"
+        }
     }
 }
 

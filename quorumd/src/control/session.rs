@@ -104,6 +104,9 @@ impl Client {
                 let change = HoldChange::StepDown(for_ms.map(Duration::from_millis));
                 self.forward(|reply| Command::Hold { change, reply }).await
             }
+            Request::Metrics => Ok(Response::Metrics {
+                text: crate::metrics::METRICS.encode(),
+            }),
             Request::Resume => {
                 self.forward(|reply| Command::Hold {
                     change: HoldChange::Resume,
