@@ -70,11 +70,13 @@ install-files: gen
 	install -D -m 0644 $(GENDIR)/_quorumctl $(DESTDIR)$(ZSHCOMPDIR)/_quorumctl
 	install -D -m 0644 $(GENDIR)/quorumctl.fish $(DESTDIR)$(FISHCOMPDIR)/quorumctl.fish
 	install -D -m 0644 docs/CONFIG.md $(DESTDIR)$(DOCDIR)/CONFIG.md
+	install -D -m 0755 hooks/vip $(DESTDIR)$(PREFIX)/share/quorumd/hooks/vip
 	@$(MAKE) --no-print-directory daemon-reload
 
 uninstall:
 	for b in $(BINARIES); do rm -f $(DESTDIR)$(BINDIR)/$$b; done
 	rm -f $(DESTDIR)$(UNITDIR)/quorumd.service
+	rm -f $(DESTDIR)$(PREFIX)/share/quorumd/hooks/vip
 	rm -f $(DESTDIR)$(MANDIR)/man1/quorumd*.1 $(DESTDIR)$(MANDIR)/man1/quorumctl*.1
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/quorumctl
 	rm -f $(DESTDIR)$(ZSHCOMPDIR)/_quorumctl $(DESTDIR)$(FISHCOMPDIR)/quorumctl.fish

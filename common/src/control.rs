@@ -61,6 +61,22 @@ pub enum Request {
         /// The member's name.
         name: String,
     },
+    /// Hand over now and stay a voter: not eligible for mastership for `for_ms`, or until
+    /// [`Request::Resume`] when absent. Privileged.
+    StepDown {
+        /// How long the step-down lasts, in milliseconds (absent: until `resume`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
+    /// End a step-down. Privileged.
+    Resume,
+    /// The daemon's metrics in the Prometheus text format.
+    Metrics,
+    /// Maintenance on (not eligible, still counted and voting) or off. Privileged.
+    Maintenance {
+        /// On or off.
+        on: bool,
+    },
 }
 
 impl Request {
@@ -68,7 +84,12 @@ impl Request {
     pub fn is_privileged(&self) -> bool {
         matches!(
             self,
-            Request::Rename { .. } | Request::Dispatch | Request::Forget { .. }
+            Request::Rename { .. }
+                | Request::Dispatch
+                | Request::Forget { .. }
+                | Request::StepDown { .. }
+                | Request::Resume
+                | Request::Maintenance { .. }
         )
     }
 }
@@ -110,6 +131,17 @@ pub enum Response {
     Forgotten {
         /// The forgotten member's name.
         name: String,
+    },
+    /// Answer to [`Request::Metrics`].
+    Metrics {
+        /// Prometheus/OpenMetrics text.
+        text: String,
+    },
+    /// Answer to [`Request::StepDown`], [`Request::Resume`] and [`Request::Maintenance`]:
+    /// why this node is held back from mastership now (empty: eligible).
+    Held {
+        /// Reasons, e.g. `maintenance`, `step-down until resume`, `check db failing`.
+        held: Vec<String>,
     },
 }
 
@@ -232,6 +264,13 @@ pub struct Status {
     /// daemon; absent from older daemons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
+    /// Why this node is not eligible for mastership although it votes (maintenance,
+    /// step-down, failing checks). Empty when eligible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
+    /// Health checks (`--check`), in configuration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckState>,
 }
 
 /// Whether cluster traffic is authenticated, and counts of refused messages since start.
@@ -247,6 +286,21 @@ pub struct Security {
     pub replayed: u64,
     /// Garbage, other versions, bad names.
     pub malformed: u64,
+}
+
+/// One health check's state in [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckState {
+    /// The command, as configured.
+    pub command: String,
+    /// `true` while the check counts as passing (after `rise` successes; at start).
+    pub passing: bool,
+    /// Exit code of the last run; absent before the first run or when killed/timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// First line of the last run's output (stdout, else stderr), or why it failed to run.
+    #[serde(default)]
+    pub output: String,
 }
 
 /// One line of a `follow` stream.
@@ -265,6 +319,9 @@ pub enum Event {
         master: Option<String>,
         /// The cluster epoch.
         epoch: u64,
+        /// Why (`QUORUM_REASON`): e.g. `check db failing`, `maintenance`, `quorum lost`.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
     },
     /// The master this node follows changed, its own role unchanged.
     Master {
@@ -370,6 +427,7 @@ mod tests {
         let cases = [
             (
                 Event::Role {
+                    reason: String::new(),
                     role: Role::Master,
                     previous: Role::Slave,
                     master: Some("alice".into()),
@@ -379,6 +437,7 @@ mod tests {
             ),
             (
                 Event::Role {
+                    reason: String::new(),
                     role: Role::Inquorate,
                     previous: Role::Master,
                     master: None,

@@ -1,7 +1,7 @@
 //! Identity, rank, roles and member states: the words every other module uses.
 
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::fmt;
 
 /// The identity of one running quorumd process: its incarnation id, drawn anew at every start.
@@ -35,6 +35,9 @@ impl fmt::Display for Strategy {
 /// Fixed when the process starts, so a rename does not move a node in the order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rank {
+    /// `--priority`: a higher priority ranks first, before `key`. Absent on the wire = 0.
+    #[serde(default)]
+    pub priority: i32,
     /// Start time in milliseconds since the Unix epoch (strategy age) or the peer port (port).
     pub key: u64,
     /// The name the process started with: breaks ties of `key` (e.g. equal ports on two hosts).
@@ -45,7 +48,12 @@ pub struct Rank {
 
 impl Ord for Rank {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.key, &self.tiebreak, self.id).cmp(&(other.key, &other.tiebreak, other.id))
+        (Reverse(self.priority), self.key, &self.tiebreak, self.id).cmp(&(
+            Reverse(other.priority),
+            other.key,
+            &other.tiebreak,
+            other.id,
+        ))
     }
 }
 
@@ -247,5 +255,32 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+}
+
+#[cfg(test)]
+mod rank_tests {
+    use super::Rank;
+
+    fn rank(priority: i32, key: u64, id: u64) -> Rank {
+        Rank {
+            priority,
+            key,
+            tiebreak: "n".into(),
+            id,
+        }
+    }
+
+    #[test]
+    fn a_higher_priority_ranks_first_then_the_key() {
+        assert!(rank(1, 900, 2) < rank(0, 100, 1));
+        assert!(rank(-1, 100, 1) > rank(0, 900, 2));
+        assert!(rank(0, 100, 2) < rank(0, 900, 1));
+    }
+
+    #[test]
+    fn a_rank_without_priority_on_the_wire_has_priority_zero() {
+        let r: Rank = serde_json::from_str(r#"{"key":5,"tiebreak":"a","id":3}"#).expect("rank");
+        assert_eq!(r.priority, 0);
     }
 }

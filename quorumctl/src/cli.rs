@@ -84,6 +84,24 @@ pub enum Command {
         /// The lost member's name
         name: String,
     },
+    /// Hand mastership over now and stay a voter; eligible again after --for, or at `resume`
+    /// (needs privilege)
+    StepDown {
+        /// How long to stay ineligible: 10s, 5m, 1h [default: until `quorumctl resume`]
+        #[arg(long = "for", value_name = "DUR", value_parser = parse_duration)]
+        for_: Option<Duration>,
+    },
+    /// End a step-down: this node may become master again (needs privilege)
+    Resume,
+    /// Maintenance on: never master, still counted and voting; off: eligible again (needs
+    /// privilege)
+    Maintenance {
+        /// on or off
+        #[arg(value_parser = parse_on_off, action = clap::ArgAction::Set)]
+        state: bool,
+    },
+    /// Print the daemon's metrics in the Prometheus text format
+    Metrics,
     /// Print the shell completion script for quorumctl (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for
@@ -95,6 +113,15 @@ pub enum Command {
         #[arg(long, value_name = "DIR", required = true)]
         out_dir: PathBuf,
     },
+}
+
+/// `on` or `off`.
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
 }
 
 /// A name, checked by the rule the daemon applies to every name (`common::types::check_name`).

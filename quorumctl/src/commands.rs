@@ -146,6 +146,28 @@ pub async fn forget(client: &mut Client, name: String, json: bool) -> Result<(),
     }
 }
 
+/// `step-down`, `resume`, `maintenance on|off`: prints why the node is now held back from
+/// mastership, or `eligible`.
+pub async fn hold(client: &mut Client, request: Request, json: bool) -> Result<(), Failure> {
+    match accept(client.request(&request).await?)? {
+        Response::Held { held } if json => print(&format!(
+            "{}\n",
+            serde_json::json!({ "eligible": held.is_empty(), "held": held })
+        )),
+        Response::Held { held } if held.is_empty() => print("eligible\n"),
+        Response::Held { held } => print(&format!("not eligible: {}\n", held.join(", "))),
+        other => Err(unexpected(client, &other)),
+    }
+}
+
+/// `metrics`: the Prometheus text, as served at `--metrics-listen`.
+pub async fn metrics(client: &mut Client) -> Result<(), Failure> {
+    match accept(client.request(&Request::Metrics).await?)? {
+        Response::Metrics { text } => print(&text),
+        other => Err(unexpected(client, &other)),
+    }
+}
+
 /// `dispatch`: waits for the daemon's confirmation, sent right before it exits.
 pub async fn dispatch(client: &mut Client, json: bool) -> Result<(), Failure> {
     client.send(&Request::Dispatch).await?;

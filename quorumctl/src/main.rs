@@ -20,6 +20,7 @@ mod output;
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
 use client::Client;
+use common::control::Request;
 use exit::Failure;
 use std::process::ExitCode;
 
@@ -63,6 +64,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Follow => commands::follow(client, json).await,
         Command::Wait { role, timeout } => commands::wait(client, role, timeout).await,
         Command::Forget { name } => commands::forget(client, name, json).await,
+        Command::StepDown { for_ } => {
+            let for_ms = for_.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            commands::hold(client, Request::StepDown { for_ms }, json).await
+        }
+        Command::Metrics => commands::metrics(client).await,
+        Command::Resume => commands::hold(client, Request::Resume, json).await,
+        Command::Maintenance { state } => {
+            commands::hold(client, Request::Maintenance { on: state }, json).await
+        }
         Command::Completions { .. } | Command::Manpage { .. } => Ok(()),
     }
 }

@@ -26,6 +26,22 @@ pub fn status(s: &Status) -> String {
     for (key, value) in rows {
         let _ = writeln!(out, "{key:<8} {value}");
     }
+    if !s.held.is_empty() {
+        let _ = writeln!(
+            out,
+            "held     {} (not eligible for master)",
+            s.held.join(", ")
+        );
+    }
+    for c in &s.checks {
+        let state = if c.passing { "passing" } else { "failing" };
+        let code = c.exit_code.map_or("-".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            out,
+            "check    {state} exit {code}  {}  {}",
+            c.command, c.output
+        );
+    }
     if let Some(why) = &s.refused {
         let _ = writeln!(out, "refused  {why}");
     }
@@ -146,8 +162,19 @@ pub fn event(at: SystemTime, event: &Event) -> String {
             previous,
             master: m,
             epoch,
-        } => format!(
+            reason,
+        } if reason.is_empty() => format!(
             "role {previous} -> {role} (master {}, epoch {epoch})",
+            master(m)
+        ),
+        Event::Role {
+            role,
+            previous,
+            master: m,
+            epoch,
+            reason,
+        } => format!(
+            "role {previous} -> {role} (master {}, epoch {epoch}, reason: {reason})",
             master(m)
         ),
         Event::Master { master: m, epoch } => format!("master {} (epoch {epoch})", master(m)),
@@ -254,6 +281,7 @@ mod tests {
     #[test]
     fn role_events_read_like_the_docs() {
         let e = Event::Role {
+            reason: String::new(),
             role: Role::Master,
             previous: Role::Slave,
             master: Some("alice".into()),
@@ -286,6 +314,8 @@ mod tests {
             witness: false,
             refused: None,
             security: None,
+            held: Vec::new(),
+            checks: Vec::new(),
         };
         let text = status(&s);
         assert!(

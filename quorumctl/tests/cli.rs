@@ -4,7 +4,7 @@ use common::control::{
     ControlError, ErrorKind, Event, Member, MemberChange, Quorum, Response, Status,
 };
 use common::types::{MemberState, Role, Strategy};
-use quorumd::control::{Command, ControlHandle, ControlServer, Snapshot};
+use quorumd::control::{Command, ControlHandle, ControlServer, HoldChange, Snapshot};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -57,6 +57,8 @@ fn status(role: Role) -> Status {
         witness: false,
         refused: None,
         security: None,
+        held: Vec::new(),
+        checks: Vec::new(),
     }
 }
 
@@ -104,6 +106,13 @@ async fn fake_driver(
                 ErrorKind::NotFound,
                 format!("no member named {name}"),
             ))),
+            Command::Hold { change, reply } => {
+                let held = match change {
+                    HoldChange::Maintenance(true) => vec!["maintenance".to_string()],
+                    _ => Vec::new(),
+                };
+                reply.send(Ok(Response::Held { held }))
+            }
         };
     }
 }
@@ -339,6 +348,23 @@ async fn forget_reports_success_and_a_refusal_exits_4() {
 }
 
 #[tokio::test]
+async fn step_down_resume_and_maintenance_print_the_eligibility() {
+    let h = Harness::start(status(Role::Slave)).await;
+    let out = h.run(&["maintenance", "on"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "not eligible: maintenance\n");
+    let out = h.run(&["--json", "resume"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "{\"eligible\":true,\"held\":[]}\n");
+    let out = h.run(&["step-down", "--for", "30s"]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "eligible\n");
+    let out = h.run(&["maintenance", "maybe"]).await;
+    assert_exit(&out, 2);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn dispatch_waits_for_the_confirmation() {
     let h = Harness::start(status(Role::Slave)).await;
     let out = h.run(&["dispatch"]).await;
@@ -451,6 +477,7 @@ async fn wait_returns_0_when_a_role_event_to_master_arrives() {
         change: MemberChange::Joined,
     });
     let _ = h.events.send(Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),
@@ -499,6 +526,7 @@ async fn follow_json_prints_the_snapshot_then_one_event_per_line() {
     assert_eq!(next().await, Event::Snapshot(status(Role::Slave)));
     h.wait_for_followers(1).await;
     let role = Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),
@@ -533,6 +561,7 @@ async fn follow_prints_human_lines_with_timestamps() {
     );
     h.wait_for_followers(1).await;
     let _ = h.events.send(Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),

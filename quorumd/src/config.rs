@@ -140,6 +140,12 @@ pub struct Settings {
     pub expect: usize,
     /// Votes but never becomes master.
     pub witness: bool,
+    /// `--priority`: higher wins the vote first (default 0).
+    pub priority: i32,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// `--check` and its timers.
+    pub checks: crate::checks::CheckSettings,
     /// A sitting master keeps the role.
     pub no_preempt: bool,
     /// Exit when inquorate instead of waiting.
@@ -179,6 +185,9 @@ impl Default for Settings {
             advertise: None,
             expect: 0,
             witness: false,
+            priority: 0,
+            metrics_listen: None,
+            checks: crate::checks::CheckSettings::default(),
             no_preempt: false,
             exit_on_minority: false,
             key_file: None,

@@ -121,6 +121,24 @@ pub enum Command {
         /// Where the driver answers.
         reply: oneshot::Sender<Reply>,
     },
+    /// Step down, resume, maintenance on or off.
+    Hold {
+        /// The change.
+        change: HoldChange,
+        /// Where the driver answers.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// An operator's change to this node's eligibility for mastership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldChange {
+    /// Hand over now; eligible again after the duration, or at `Resume` when `None`.
+    StepDown(Option<std::time::Duration>),
+    /// End a step-down.
+    Resume,
+    /// Maintenance on or off.
+    Maintenance(bool),
 }
 
 /// The server's view of the driver: status to read, events to relay, commands to forward.

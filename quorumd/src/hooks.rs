@@ -53,6 +53,21 @@ pub struct HookEvent {
     /// Set when role == Master: the lease end. A master hook whose lease already ran out when
     /// its turn comes is skipped with a warning (a frozen/late process must not act as master).
     pub master_until: Option<Instant>,
+    /// Where the master is, its peer address and port (`QUORUM_MASTER_ADDR`,
+    /// `QUORUM_MASTER_PORT`; empty if none), the counted members (`QUORUM_MEMBERS`, names
+    /// separated by spaces) and why the hook runs (`QUORUM_REASON`).
+    pub context: HookContext,
+}
+
+/// What replicas need besides the role: where the master is, who counts, why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookContext {
+    /// The master's peer address and port.
+    pub master_addr: Option<(String, u16)>,
+    /// Counted members' names, self included.
+    pub members: Vec<String>,
+    /// Why the role changed (`QUORUM_REASON`).
+    pub reason: String,
 }
 
 /// Why a hook runs.
@@ -144,6 +159,7 @@ fn is_runnable(path: &Path) -> bool {
 /// Runs hooks one at a time on its own task.
 pub struct HookRunner {
     tx: mpsc::UnboundedSender<HookEvent>,
+    scripts: tokio::sync::watch::Sender<HookScripts>,
     worker: JoinHandle<()>,
 }
 
@@ -161,6 +177,7 @@ impl HookRunner {
         lease: Option<tokio::sync::watch::Receiver<Option<Instant>>>,
     ) -> HookRunner {
         let (tx, mut rx) = mpsc::unbounded_channel::<HookEvent>();
+        let (scripts_tx, scripts_rx) = tokio::sync::watch::channel(scripts);
         let worker = tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut event = coalesce(first, &mut rx);
@@ -171,10 +188,20 @@ impl HookRunner {
                         event.master_until = Some(Instant::now());
                     }
                 }
+                let scripts = scripts_rx.borrow().clone();
                 run_event(&scripts, &event).await;
             }
         });
-        HookRunner { tx, worker }
+        HookRunner {
+            tx,
+            scripts: scripts_tx,
+            worker,
+        }
+    }
+
+    /// Hooks queued from now on run these scripts (reload).
+    pub fn set_scripts(&self, scripts: HookScripts) {
+        self.scripts.send_replace(scripts);
     }
 
     /// Queue a hook run; never blocks, never fails. The queue holds only what happens while
@@ -190,7 +217,7 @@ impl HookRunner {
 
     /// Close the queue and wait until every queued hook has finished (used by dispatch).
     pub async fn drain(self) {
-        let HookRunner { tx, worker } = self;
+        let HookRunner { tx, worker, .. } = self;
         drop(tx);
         if let Err(e) = worker.await {
             warn!(error = %e, "hook worker ended abnormally");
@@ -304,6 +331,24 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
         .env("QUORUM_EPOCH", event.epoch.to_string())
         .env("QUORUM_NODE", &event.node)
         .env("QUORUM_EVENT", event.kind.as_str())
+        .env(
+            "QUORUM_MASTER_ADDR",
+            event
+                .context
+                .master_addr
+                .as_ref()
+                .map_or("", |(a, _)| a.as_str()),
+        )
+        .env(
+            "QUORUM_MASTER_PORT",
+            event
+                .context
+                .master_addr
+                .as_ref()
+                .map_or(String::new(), |(_, p)| p.to_string()),
+        )
+        .env("QUORUM_MEMBERS", event.context.members.join(" "))
+        .env("QUORUM_REASON", &event.context.reason)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -342,6 +387,11 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => {
             let duration_ms = started.elapsed().as_millis() as u64;
+            crate::metrics::METRICS.hook_run(
+                hook,
+                status.success(),
+                started.elapsed().as_secs_f64(),
+            );
             if status.success() {
                 info!(hook, script = %shown, %role, exit_code = 0, duration_ms, "hook finished");
             } else if let Some(exit_code) = status.code() {
@@ -354,6 +404,7 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
         Ok(Err(e)) => warn!(hook, script = %shown, %role, error = %e, "waiting for hook failed"),
         Err(_) => {
             kill_group(&mut child, pid).await;
+            crate::metrics::METRICS.hook_run(hook, false, started.elapsed().as_secs_f64());
             warn!(hook, script = %shown, %role, timeout_ms = timeout.as_millis() as u64,
                 "hook timed out, killed");
         }
@@ -370,7 +421,7 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
 }
 
 /// SIGTERM the hook's process group, SIGKILL it after [`KILL_GRACE`], and reap the hook.
-async fn kill_group(child: &mut Child, pid: Option<u32>) {
+pub(crate) async fn kill_group(child: &mut Child, pid: Option<u32>) {
     // The group id is the hook's pid (process_group(0)). The hook is not reaped yet, so its
     // pid, and with it the group id, cannot have been reused.
     let pgid = pid.and_then(|p| libc::pid_t::try_from(p).ok());

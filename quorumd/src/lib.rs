@@ -10,12 +10,15 @@
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
 //! - `state`: the election memory and a renamed name, kept across restarts.
 
+pub mod checks;
 pub mod config;
 pub mod control;
+pub mod hold;
 pub mod hooks;
 pub mod keyfile;
 pub mod links;
 pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod state;

@@ -85,16 +85,20 @@ fn main() -> ExitCode {
     code
 }
 
-/// SIGTERM and `q` + Enter ask for a dispatch, SIGINT for an immediate stop. SIGHUP is
-/// caught so that it is never fatal (its default action would kill a master without a
-/// hand-over and leave its VIP on the box).
+/// SIGTERM and `q` + Enter ask for a dispatch, SIGINT for an immediate stop, SIGHUP for a
+/// reload of the configuration (never fatal: its default action would kill a master without
+/// a hand-over and leave its VIP on the box).
 fn spawn_stop_sources(tx: mpsc::Sender<Stop>) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let t = tx.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            tracing::warn!("SIGHUP received: nothing to reload yet, the node keeps running");
+            tracing::info!("SIGHUP received: reloading the configuration");
+            if t.send(Stop::Reload).await.is_err() {
+                break;
+            }
         }
     });
     let t = tx.clone();

@@ -16,12 +16,14 @@
 
 use crate::config::Settings;
 use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
-use crate::hooks::{HookEvent, HookKind, HookRunner, HookScripts};
+use crate::hold::Hold;
+use crate::hooks::{HookContext, HookEvent, HookKind, HookRunner, HookScripts};
 use crate::links::{NetEvent, Transport, TransportConfig};
+use crate::metrics::METRICS;
 use crate::notify;
 use crate::state::{Saved, StateFile};
 use anyhow::Context;
-use common::control::{ErrorKind, Event, Reply, Response, Status};
+use common::control::{CheckState, ErrorKind, Event, Reply, Response, Status};
 use common::election::{Config, Election, Input, Output};
 use common::time::Millis;
 use common::types::{MemberInfo, Rank, Role, Strategy};
@@ -39,6 +41,8 @@ pub enum Stop {
     Dispatch,
     /// SIGINT: stop at once without a goodbye (peers see a crash).
     Abort,
+    /// SIGHUP: re-read the configuration and apply what can change at runtime.
+    Reload,
 }
 
 /// How the daemon ended.
@@ -136,6 +140,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         addr: bound.advertise.to_string(),
         port: bound.port,
         rank: Rank {
+            priority: settings.priority,
             key: match settings.strategy {
                 Strategy::Age => started_ms,
                 Strategy::Port => u64::from(bound.port),
@@ -175,6 +180,17 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         cancel.clone(),
     ));
     let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
+    let (check_tx, mut check_rx) = mpsc::unbounded_channel();
+    if let Some(addr) = settings.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("--metrics-listen {addr}"))?;
+        info!(%addr, "serving metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(listener));
+    }
+    let mut checks_cancel = cancel.child_token();
+    let checks = crate::checks::spawn(&settings.checks, check_tx.clone(), checks_cancel.clone());
+    let mut settings = settings;
     transport.start(me);
     notify::ready();
     // The loop turns at least every heartbeat; the watchdog pings only while it does.
@@ -200,13 +216,19 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         last_notify: String::new(),
         minority: false,
         exit_on_minority: settings.exit_on_minority,
+        hold: Hold::default(),
+        held: false,
+        checks,
     };
     driver.flush();
 
     let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
     let stop_kind = loop {
         loop_turned.store(driver.now().0, std::sync::atomic::Ordering::Relaxed);
-        let deadline = driver.instant(driver.election.next_deadline());
+        let mut deadline = driver.instant(driver.election.next_deadline());
+        if let Some(d) = driver.hold.deadline() {
+            deadline = deadline.min(d);
+        }
         tokio::select! {
             ev = net_rx.recv() => {
                 let Some(ev) = ev else { break Stop::Abort };
@@ -218,6 +240,19 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 driver.handle(input);
             }
             _ = tokio::time::sleep_until(deadline) => driver.handle(Input::Tick),
+            Some(report) = check_rx.recv() => {
+                if let Some(slot) = driver.checks.get_mut(report.index) {
+                    *slot = report.state;
+                }
+                driver.hold.failing_checks = driver
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passing)
+                    .map(|c| c.command.clone())
+                    .collect();
+                driver.published = Millis(0);
+                driver.handle(Input::Tick);
+            }
             cmd = cmd_rx.recv() => match cmd {
                 Some(Command::Rename { name, reply }) => {
                     let now = driver.now();
@@ -244,9 +279,48 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                     dispatch_replies.push(reply);
                     break Stop::Dispatch;
                 }
+                Some(Command::Hold { change, reply }) => {
+                    driver.hold.apply(change, Instant::now());
+                    let held = driver.hold.reasons(Instant::now());
+                    info!(?change, held = %held.join(", "), "eligibility changed by the operator");
+                    driver.handle(Input::Tick);
+                    let _ = reply.send(Ok(Response::Held { held }));
+                }
                 None => {}
             },
-            s = stop.recv() => break s.unwrap_or(Stop::Abort),
+            s = stop.recv() => match s {
+                Some(Stop::Reload) => {
+                    let env = |key: &str| std::env::var(key).ok();
+                    match Settings::parse_from(std::env::args_os(), &env)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|new| check_settings(&new).map(|()| new))
+                    {
+                        Err(e) => error!(error = %e, "reload refused: the configuration is unchanged"),
+                        Ok(new) => {
+                            let restart = needs_restart(&settings, &new);
+                            if !restart.is_empty() {
+                                warn!(options = %restart.join(", "), "reload: these changes need a restart and were left as they were");
+                            }
+                            driver.hooks.set_scripts(hook_scripts(&new));
+                            if new.checks != settings.checks {
+                                checks_cancel.cancel();
+                                checks_cancel = cancel.child_token();
+                                driver.checks = crate::checks::spawn(&new.checks, check_tx.clone(), checks_cancel.clone());
+                                driver.hold.failing_checks.clear();
+                                driver.published = Millis(0);
+                                driver.handle(Input::Tick);
+                            }
+                            settings.master_script = new.master_script;
+                            settings.slave_script = new.slave_script;
+                            settings.notify_script = new.notify_script;
+                            settings.timers.hook_timeout_ms = new.timers.hook_timeout_ms;
+                            settings.checks = new.checks;
+                            info!("configuration reloaded");
+                        }
+                    }
+                }
+                s => break s.unwrap_or(Stop::Abort),
+            },
         }
         if driver.minority {
             break Stop::Abort;
@@ -259,7 +333,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         Exit::Done
     };
     match stop_kind {
-        Stop::Abort => {
+        Stop::Abort | Stop::Reload => {
             info!("stopping at once, without a goodbye (peers will see this node as lost)");
             notify::stopping();
             cancel.cancel();
@@ -288,7 +362,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
             while let Ok(cmd) = cmd_rx.try_recv() {
                 match cmd {
                     Command::Dispatch { reply } => dispatch_replies.push(reply),
-                    Command::Rename { reply, .. } | Command::Forget { reply, .. } => {
+                    Command::Rename { reply, .. }
+                    | Command::Forget { reply, .. }
+                    | Command::Hold { reply, .. } => {
                         let _ = reply.send(Err(common::control::ControlError::new(
                             ErrorKind::ShuttingDown,
                             "node is leaving",
@@ -308,6 +384,44 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
     Ok(exit)
+}
+
+/// The options whose change a reload cannot apply (they need a restart).
+fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut diff = |name, changed: bool| {
+        if changed {
+            v.push(name);
+        }
+    };
+    diff("address", old.address != new.address);
+    diff("port", old.port != new.port);
+    diff(
+        "broadcast_address",
+        old.broadcast_address != new.broadcast_address,
+    );
+    diff("broadcast_port", old.broadcast_port != new.broadcast_port);
+    diff("name", old.name != new.name);
+    diff("strategy", old.strategy != new.strategy);
+    diff("socket", old.socket != new.socket);
+    diff("cluster", old.cluster != new.cluster);
+    diff("peer", old.peers != new.peers);
+    diff("advertise", old.advertise != new.advertise);
+    diff("expect", old.expect != new.expect);
+    diff("witness", old.witness != new.witness);
+    diff("priority", old.priority != new.priority);
+    diff("no_preempt", old.no_preempt != new.no_preempt);
+    diff(
+        "exit_on_minority",
+        old.exit_on_minority != new.exit_on_minority,
+    );
+    diff("key_file", old.key_file != new.key_file);
+    diff("log_file", old.log_file != new.log_file);
+    diff("state_dir", old.state_dir != new.state_dir);
+    let mut t_old = old.timers.clone();
+    t_old.hook_timeout_ms = new.timers.hook_timeout_ms;
+    diff("timers", t_old != new.timers || old.profile != new.profile);
+    v
 }
 
 /// Checks what can only be checked against the system (hook files) or across settings
@@ -375,6 +489,12 @@ struct Driver {
     last_notify: String,
     minority: bool,
     exit_on_minority: bool,
+    /// Maintenance, step-down, failing checks.
+    hold: Hold,
+    /// What the core was last told about `hold`.
+    held: bool,
+    /// Health checks' latest states.
+    checks: Vec<CheckState>,
 }
 
 impl Driver {
@@ -388,8 +508,50 @@ impl Driver {
         self.base + Duration::from_millis(ms)
     }
 
+    /// Where `master` is, who counts, and why the role changed from `previous` to `role`.
+    fn hook_context(&self, master: Option<&str>, change: Option<(Role, Role)>) -> HookContext {
+        let status = self.election.status(self.now());
+        let master_addr = master.and_then(|m| {
+            status
+                .members
+                .iter()
+                .find(|x| x.name == m)
+                .map(|x| (x.address.clone(), x.port))
+        });
+        let members = status
+            .members
+            .iter()
+            .filter(|x| x.counted)
+            .map(|x| x.name.clone())
+            .collect();
+        let reason = match change {
+            None => "master changed".to_string(),
+            Some((Role::Dispatching, _)) => "dispatch".to_string(),
+            Some((Role::Inquorate, _)) => "quorum lost".to_string(),
+            Some((Role::Master, _)) => "elected".to_string(),
+            Some((_, Role::Master)) if self.hold.held() => {
+                self.hold.reasons(Instant::now()).join("; ")
+            }
+            Some((_, Role::Master)) => "handed over".to_string(),
+            Some(_) => "election".to_string(),
+        };
+        HookContext {
+            master_addr,
+            members,
+            reason,
+        }
+    }
+
     fn handle(&mut self, input: Input) {
         let now = self.now();
+        if self.hold.expire(Instant::now()) {
+            info!("step-down over: eligible for mastership again");
+        }
+        let held = self.hold.held();
+        if held != self.held {
+            self.held = held;
+            self.election.handle(now, Input::Held(held));
+        }
         self.election.handle(now, input);
         self.flush();
     }
@@ -411,9 +573,16 @@ impl Driver {
                     epoch,
                     master_until,
                 } => {
-                    info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, "role changed");
+                    let context = self.hook_context(master.as_deref(), Some((role, previous)));
+                    info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, reason = %context.reason, "role changed");
                     let until = master_until.map(|m| self.instant(m));
                     let _ = self.lease.send(until);
+                    let reason = context.reason.clone();
+                    if role == Role::Master {
+                        METRICS.elections.inc();
+                    } else if previous == Role::Master {
+                        METRICS.handovers.inc();
+                    }
                     self.hooks.submit(HookEvent {
                         role,
                         previous,
@@ -422,12 +591,14 @@ impl Driver {
                         node: self.election.info().name.clone(),
                         kind: HookKind::Role,
                         master_until: until,
+                        context,
                     });
                     let _ = self.events.send(Event::Role {
                         role,
                         previous,
                         master,
                         epoch,
+                        reason,
                     });
                     if role == Role::Inquorate && self.exit_on_minority {
                         error!("lost the quorum and --exit-on-minority is set: exiting");
@@ -448,6 +619,7 @@ impl Driver {
                         node: self.election.info().name.clone(),
                         kind: HookKind::Master,
                         master_until: None,
+                        context: self.hook_context(master.as_deref(), None),
                     });
                     let _ = self.events.send(Event::Master { master, epoch });
                 }
@@ -486,6 +658,22 @@ impl Driver {
             self.published = now;
             let mut status = self.election.status(now);
             status.security = Some(self.transport.security());
+            status.held = self.hold.reasons(Instant::now());
+            status.checks = self.checks.clone();
+            METRICS.set_role(status.role.as_str());
+            METRICS.epoch.set(status.epoch);
+            let members: Vec<(String, bool)> = status
+                .members
+                .iter()
+                .map(|m| (m.state.to_string(), m.counted))
+                .collect();
+            METRICS.set_members(&members);
+            let margin = master_until.map_or(0, |u| {
+                u.saturating_duration_since(Instant::now()).as_millis()
+            });
+            METRICS
+                .lease_margin_ms
+                .set(i64::try_from(margin).unwrap_or(i64::MAX));
             self.notify_status(&status);
             self.status.send_modify(|s| {
                 s.status = status;

@@ -57,6 +57,8 @@ fn status(role: Role) -> Status {
         witness: false,
         refused: None,
         security: None,
+        held: Vec::new(),
+        checks: Vec::new(),
     }
 }
 
@@ -88,6 +90,7 @@ async fn fake_driver(mut commands: mpsc::Receiver<Command>) {
                 ErrorKind::NotFound,
                 format!("no member named {name}"),
             ))),
+            Command::Hold { reply, .. } => reply.send(Ok(Response::Held { held: Vec::new() })),
         };
     }
 }
@@ -395,6 +398,7 @@ async fn follow_sends_the_snapshot_then_broadcast_events() {
     assert_eq!(c.ask(r#"{"type":"follow"}"#).await, Ok(Response::Following));
     assert_eq!(c.event().await, Event::Snapshot(status(Role::Slave)));
     let role = Event::Role {
+        reason: String::new(),
         role: Role::Master,
         previous: Role::Slave,
         master: Some("alice".into()),
@@ -629,6 +633,17 @@ async fn an_unprivileged_client_is_refused_dispatch_but_gets_status() {
     assert_eq!(refused.status.code(), Some(4), "stderr: {stderr}");
     assert!(stderr.contains("permission denied"), "{stderr}");
     assert!(stderr.contains("dispatch needs root"), "{stderr}");
+    // Changing eligibility needs the same credentials as dispatch.
+    for (args, verb) in [
+        (&["step-down"][..], "step-down needs root"),
+        (&["resume"][..], "resume needs root"),
+        (&["maintenance", "on"][..], "maintenance needs root"),
+    ] {
+        let refused = run(args).await.expect("join");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(verb), "{args:?}: {stderr}");
+    }
     let allowed = run(&["role"]).await.expect("join");
     assert_eq!(allowed.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&allowed.stdout), "slave\n");

@@ -51,6 +51,7 @@ fn event(role: Role, previous: Role, master: Option<&str>, epoch: u64) -> HookEv
         node: "alice".into(),
         kind: HookKind::Role,
         master_until: None,
+        context: Default::default(),
     }
 }
 
@@ -417,11 +418,13 @@ async fn stale_master_event_is_skipped_and_a_live_one_runs() {
     let past = now.checked_sub(Duration::from_millis(50)).unwrap_or(now);
     runner.submit(HookEvent {
         master_until: Some(past),
+        context: Default::default(),
         ..event(Role::Master, Role::Slave, Some("alice"), 1)
     });
     runner.submit(event(Role::Slave, Role::Master, Some("bob"), 2));
     runner.submit(HookEvent {
         master_until: Some(Instant::now() + Duration::from_secs(3600)),
+        context: Default::default(),
         ..event(Role::Master, Role::Slave, Some("alice"), 3)
     });
     runner.drain().await;

@@ -58,6 +58,7 @@ fn member(id: MemberId, bound: &Bound) -> MemberInfo {
         addr: bound.advertise.to_string(),
         port: bound.port,
         rank: Rank {
+            priority: 0,
             key: id,
             tiebreak: format!("n{id}"),
             id,

@@ -44,6 +44,8 @@ fn oldest(id: MemberId, name: &str, port: u16) -> MemberInfo {
         addr: "127.0.0.1".into(),
         port,
         rank: Rank {
+            // The best rank there is: top priority, oldest.
+            priority: i32::MAX,
             key: 0,
             tiebreak: String::new(),
             id,

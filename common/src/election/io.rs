@@ -23,6 +23,10 @@ pub enum Input {
     /// The member's process is certainly gone: its host closed its links and nothing listens
     /// on its port any more. It cannot be master anywhere, so its votes are void at once.
     Crashed(MemberId),
+    /// The operator or a failing health check holds this node back (`true`) or lets it
+    /// stand again (`false`). A held node still votes but is never a candidate; a held master
+    /// hands over like a preempted one.
+    Held(bool),
 }
 
 /// An action for the driver, drained with [`super::Election::poll_output`] after every call.

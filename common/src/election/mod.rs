@@ -117,6 +117,8 @@ pub struct Election {
     /// Agreement on who counts, refusals, the lone node's extra look (view.rs).
     view: view::ViewState,
     dispatching: bool,
+    /// [`Input::Held`]: not eligible for mastership (checks failing, maintenance, step-down).
+    held: bool,
     outputs: VecDeque<Output>,
     /// Time of the latest call.
     now: Millis,
@@ -142,6 +144,7 @@ impl Election {
             roles: roles::Roles::default(),
             view: view::ViewState::default(),
             dispatching: false,
+            held: false,
             outputs: VecDeque::new(),
             now,
         };
@@ -182,6 +185,7 @@ impl Election {
                 Message::Hello(_) | Message::Peers { .. } => {}
             },
             Input::Crashed(id) => self.handle_crashed(id),
+            Input::Held(held) => self.held = held,
         }
         self.update(now);
     }
@@ -491,6 +495,8 @@ impl Election {
             witness: self.me.witness,
             refused: self.view.refusal.clone(),
             security: None,
+            held: Vec::new(),
+            checks: Vec::new(),
         }
     }
 

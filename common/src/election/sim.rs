@@ -81,6 +81,8 @@ pub struct NodeOpts {
     /// A rank strategy other than the cluster's (`--use-port-instead-of-life-time` on one
     /// node of an age-ranked cluster): such a node must be refused.
     pub strategy: Option<Strategy>,
+    /// `--priority`: higher ranks first.
+    pub priority: i32,
 }
 
 /// One simulated host with its (possibly absent) quorumd process.
@@ -328,6 +330,7 @@ impl Sim {
             addr: format!("10.0.0.{}", slot + 1),
             port,
             rank: Rank {
+                priority: node.opts.priority,
                 key,
                 tiebreak: node.name.clone(),
                 id,
@@ -781,6 +784,18 @@ impl Sim {
         self.bury(slot);
         let name = self.nodes[slot].name.clone();
         self.note(format!("dispatch {name}"));
+    }
+
+    /// A failing health check, maintenance or step-down on `slot` (`true`), or its end.
+    pub fn hold(&mut self, slot: usize, held: bool) {
+        let now = self.now;
+        if let Some(c) = self.nodes[slot].core.as_mut() {
+            c.handle(now, Input::Held(held));
+        }
+        self.pump(slot);
+        self.check_node(slot);
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("hold {name} {held}"));
     }
 
     /// `quorumctl forget NAME` on `slot`.

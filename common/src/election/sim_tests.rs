@@ -368,6 +368,63 @@ fn no_preempt_keeps_the_sitting_master() {
 }
 
 #[test]
+fn priority_beats_age_and_a_restarted_preferred_node_takes_over() {
+    let mut sim = Sim::new(1, NetConfig::default(), Strategy::Age);
+    for (i, n) in ["alice", "bob", "db1"].iter().enumerate() {
+        let opts = NodeOpts {
+            port: Some(8000 + i as u16),
+            priority: if *n == "db1" { 10 } else { 0 },
+            ..Default::default()
+        };
+        sim.add(n, cfg(), opts);
+    }
+    for i in 0..3 {
+        sim.start(i);
+        sim.run_for(50);
+    }
+    // db1 started last, yet its priority makes it the master.
+    assert_master(&mut sim, "db1", 3_000);
+    sim.kill(2);
+    assert_master(&mut sim, "alice", 3_000);
+    sim.start(2);
+    // Back, it preempts alice with a clean hand-over (the checker runs after every event).
+    assert_master(&mut sim, "db1", 5_000);
+}
+
+#[test]
+fn a_held_master_hands_over_cleanly_and_a_held_node_never_stands() {
+    let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
+    assert_master(&mut sim, "alice", 3_000);
+    sim.hold(0, true);
+    assert_master(&mut sim, "bob", 3_000);
+    sim.run_for(5_000);
+    sim.assert_ok("held");
+    assert_eq!(sim.agreed_master().as_deref(), Some("bob"));
+    // Still a voter: with bob held too, peter is master (alice's vote makes the quorum
+    // whatever happens to bob's).
+    sim.hold(1, true);
+    assert_master(&mut sim, "peter", 3_000);
+    sim.hold(0, false);
+    assert_master(&mut sim, "alice", 5_000);
+}
+
+#[test]
+fn with_no_preempt_a_held_master_still_hands_over_and_keeps_it_after_release() {
+    let c = Config {
+        preempt: false,
+        ..cfg()
+    };
+    let mut sim = cluster_with(&["alice", "bob", "peter"], Strategy::Age, c, &[]);
+    assert_master(&mut sim, "alice", 3_000);
+    sim.hold(0, true);
+    assert_master(&mut sim, "bob", 3_000);
+    sim.hold(0, false);
+    sim.run_for(5_000);
+    sim.assert_ok("release");
+    assert_eq!(sim.agreed_master().as_deref(), Some("bob"));
+}
+
+#[test]
 fn silent_master_is_replaced_within_a_second_and_a_half_without_overlap() {
     let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
     let t0 = sim.now;

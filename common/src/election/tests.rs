@@ -21,6 +21,7 @@ fn info(id: MemberId, name: &str, started: u64) -> MemberInfo {
         addr: "10.0.0.1".into(),
         port: 8080,
         rank: Rank {
+            priority: 0,
             key: started,
             tiebreak: name.into(),
             id,

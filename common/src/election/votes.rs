@@ -92,6 +92,7 @@ impl Election {
         self.view.refusal.is_none()
             && !self.me.witness
             && !self.dispatching
+            && !self.held
             && self.may_vote(now)
             && now >= self.started + self.cfg.startup_ms
     }
@@ -106,7 +107,7 @@ impl Election {
         let s = self.cfg.silence_ms;
         let fresh = self.lease.inquorate_since;
         if !self.cfg.preempt {
-            if self.lease.is_master {
+            if self.lease.is_master && !self.held {
                 return Some(self.me.id);
             }
             if let Some(p) = self

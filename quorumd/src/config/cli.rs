@@ -146,6 +146,17 @@ pub(super) struct Cli {
     #[arg(long, env = "QUORUMD_WITNESS", action = ArgAction::SetTrue, help_heading = "Election")]
     pub witness: bool,
 
+    /// Preferred master: a higher priority wins the vote first, then the strategy's order
+    /// (default: 0).
+    #[arg(
+        long,
+        env = "QUORUMD_PRIORITY",
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Election"
+    )]
+    pub priority: Option<i32>,
+
     /// A sitting master keeps the role when a better-ranked node joins (default: off).
     #[arg(long, env = "QUORUMD_NO_PREEMPT", action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,
@@ -185,6 +196,37 @@ pub(super) struct Cli {
         help_heading = "Hooks"
     )]
     pub notify: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (default: off).
+    #[arg(
+        long,
+        env = "QUORUMD_METRICS_LISTEN",
+        value_name = "ADDR:PORT",
+        help_heading = "Control"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// A health-check command run with `sh -c`; repeatable. While one fails this node is
+    /// not eligible for mastership (it still votes) (default: none).
+    #[arg(id = "check", long = "check", env = "QUORUMD_CHECK", value_name = "CMD", action = ArgAction::Append, help_heading = "Health checks")]
+    pub check: Vec<String>,
+
+    /// Run each check this often (default: 2s).
+    #[arg(long, env = "QUORUMD_CHECK_INTERVAL", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Health checks")]
+    pub check_interval: Option<Duration>,
+
+    /// Kill a check (its process group) running longer than this; counts as a failure
+    /// (default: 2s).
+    #[arg(long, env = "QUORUMD_CHECK_TIMEOUT", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Health checks")]
+    pub check_timeout: Option<Duration>,
+
+    /// Successes in a row that make a failing check pass again (default: 2).
+    #[arg(long, env = "QUORUMD_CHECK_RISE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Health checks")]
+    pub check_rise: Option<u32>,
+
+    /// Failures in a row that make a passing check fail (default: 2).
+    #[arg(long, env = "QUORUMD_CHECK_FALL", value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Health checks")]
+    pub check_fall: Option<u32>,
 
     /// Kill a hook (its whole process group) running longer than this (default: 30s).
     #[arg(long, env = "QUORUMD_HOOK_TIMEOUT", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Hooks")]

@@ -76,7 +76,12 @@ fn verb(request: &Request) -> &'static str {
         Request::Rename { .. } => "rename",
         Request::Dispatch => "dispatch",
         Request::Forget { .. } => "forget",
-        Request::Status | Request::Role | Request::Members | Request::Follow => "this request",
+        Request::StepDown { .. } => "step-down",
+        Request::Resume => "resume",
+        Request::Maintenance { .. } => "maintenance",
+        Request::Status | Request::Role | Request::Members | Request::Follow | Request::Metrics => {
+            "this request"
+        }
     }
 }
 

@@ -2,12 +2,13 @@
 
 use super::auth::Policy;
 use super::lines::{Line, LineReader};
-use super::{Command, ControlHandle, WRITE_TIMEOUT};
+use super::{Command, ControlHandle, HoldChange, WRITE_TIMEOUT};
 use common::control::{
     ControlError, ErrorKind, Event, MAX_LINE, Reply, Request, Response, decode_request, encode_line,
 };
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -109,6 +110,27 @@ impl Client {
             Request::Rename { name } => self.forward(|reply| Command::Rename { name, reply }).await,
             Request::Dispatch => self.forward(|reply| Command::Dispatch { reply }).await,
             Request::Forget { name } => self.forward(|reply| Command::Forget { name, reply }).await,
+            Request::StepDown { for_ms } => {
+                let change = HoldChange::StepDown(for_ms.map(Duration::from_millis));
+                self.forward(|reply| Command::Hold { change, reply }).await
+            }
+            Request::Metrics => Ok(Response::Metrics {
+                text: crate::metrics::METRICS.encode(),
+            }),
+            Request::Resume => {
+                self.forward(|reply| Command::Hold {
+                    change: HoldChange::Resume,
+                    reply,
+                })
+                .await
+            }
+            Request::Maintenance { on } => {
+                self.forward(|reply| Command::Hold {
+                    change: HoldChange::Maintenance(on),
+                    reply,
+                })
+                .await
+            }
             Request::Follow => Err(ControlError::new(
                 ErrorKind::BadRequest,
                 "follow is answered by a stream",

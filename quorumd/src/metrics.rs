@@ -1,0 +1,209 @@
+//! Prometheus metrics: `quorumctl metrics` and the optional `--metrics-listen` endpoint
+//! serve the same text (encoded by `prometheus-client`).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::LazyLock;
+use std::sync::atomic::AtomicU64;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric the daemon keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// 1 for the current role, 0 for the others.
+    pub role: Family<Labels, Gauge>,
+    /// The epoch this node knows.
+    pub epoch: Gauge<u64, AtomicU64>,
+    /// Members by state (alive, lost, dispatched) and counted.
+    pub members: Family<Labels, Gauge>,
+    /// Times this node became master.
+    pub elections: Counter,
+    /// Times this node stopped being master.
+    pub handovers: Counter,
+    /// Hook runs by hook and outcome.
+    pub hook_runs: Family<Labels, Counter>,
+    /// Hook durations in seconds.
+    pub hook_seconds: Histogram,
+    /// Check results by check and outcome.
+    pub check_results: Family<Labels, Counter>,
+    /// Milliseconds left on this master's lease (0 when not master).
+    pub lease_margin_ms: Gauge,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("quorumd");
+        let m = Metrics {
+            registry: Registry::default(),
+            role: Family::default(),
+            epoch: Gauge::default(),
+            members: Family::default(),
+            elections: Counter::default(),
+            handovers: Counter::default(),
+            hook_runs: Family::default(),
+            hook_seconds: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            check_results: Family::default(),
+            lease_margin_ms: Gauge::default(),
+        };
+        registry.register("role", "1 for this node's current role", m.role.clone());
+        registry.register(
+            "epoch",
+            "The cluster epoch this node knows",
+            m.epoch.clone(),
+        );
+        registry.register("members", "Members by state and counted", m.members.clone());
+        registry.register(
+            "elections",
+            "Times this node became master",
+            m.elections.clone(),
+        );
+        registry.register(
+            "handovers",
+            "Times this node stopped being master",
+            m.handovers.clone(),
+        );
+        registry.register(
+            "hook_runs",
+            "Hook runs by hook and result",
+            m.hook_runs.clone(),
+        );
+        registry.register(
+            "hook_duration_seconds",
+            "How long hooks ran",
+            m.hook_seconds.clone(),
+        );
+        registry.register(
+            "check_results",
+            "Health check runs by check and result",
+            m.check_results.clone(),
+        );
+        registry.register(
+            "lease_margin_milliseconds",
+            "Time left on this master's lease",
+            m.lease_margin_ms.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Sets the role gauge: 1 for `role`, 0 for every other.
+    pub fn set_role(&self, role: &str) {
+        for r in ["starting", "master", "slave", "inquorate", "dispatching"] {
+            self.role
+                .get_or_create(&labels(&[("role", r)]))
+                .set(i64::from(r == role));
+        }
+    }
+
+    /// Sets the members gauges from (state, counted) pairs.
+    pub fn set_members(&self, members: &[(String, bool)]) {
+        for state in ["alive", "lost", "dispatched"] {
+            for counted in [true, false] {
+                let n = members
+                    .iter()
+                    .filter(|(s, c)| s == state && *c == counted)
+                    .count();
+                let c = if counted { "true" } else { "false" };
+                self.members
+                    .get_or_create(&labels(&[("state", state), ("counted", c)]))
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// Counts a hook run.
+    pub fn hook_run(&self, hook: &str, ok: bool, seconds: f64) {
+        let result = if ok { "ok" } else { "failed" };
+        self.hook_runs
+            .get_or_create(&labels(&[("hook", hook), ("result", result)]))
+            .inc();
+        self.hook_seconds.observe(seconds);
+    }
+
+    /// Counts a check result.
+    pub fn check_result(&self, check: &str, ok: bool) {
+        let result = if ok { "pass" } else { "fail" };
+        self.check_results
+            .get_or_create(&labels(&[("check", check), ("result", result)]))
+            .inc();
+    }
+
+    /// The Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            warn!("encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// The daemon's metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// Serves `GET /metrics` on `listener` (HTTP/1.1, one request per connection).
+pub async fn serve(listener: TcpListener) {
+    loop {
+        let Ok((mut conn, peer)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            let read = async {
+                while len < buf.len() {
+                    let n = conn.read(&mut buf[len..]).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    len += n;
+                    if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                        return Some(());
+                    }
+                }
+                None
+            };
+            let got = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+            if !matches!(got, Ok(Some(()))) {
+                debug!(%peer, "metrics: incomplete request");
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..len]);
+            let line = head.lines().next().unwrap_or("");
+            let (status, ctype, body) =
+                if line.starts_with("GET /metrics ") || line.starts_with("GET /metrics?") {
+                    (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        METRICS.encode(),
+                    )
+                } else {
+                    (
+                        "404 Not Found",
+                        "text/plain",
+                        "not found: try /metrics\n".to_string(),
+                    )
+                };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
