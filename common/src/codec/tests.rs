@@ -9,6 +9,7 @@ fn info() -> MemberInfo {
         addr: "127.0.0.1".into(),
         port: 8080,
         rank: Rank {
+            priority: 0,
             key: 1,
             tiebreak: "alice".into(),
             id: 7,
