@@ -77,23 +77,10 @@ pub async fn fetch_role(client: &mut Client) -> Result<Role, Failure> {
         Response::Role {
             role: Role::Master,
             valid_until_ns: Some(until),
-        } if monotonic_ns() >= until => Ok(Role::Inquorate),
+        } if quorumd::control::monotonic_ns() >= until => Ok(Role::Inquorate),
         Response::Role { role, .. } => Ok(role),
         other => Err(unexpected(client, &other)),
     }
-}
-
-/// This host's `CLOCK_MONOTONIC` in ns (the daemon dates leases on the same clock).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec to a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// `role`.
