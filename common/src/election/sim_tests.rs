@@ -353,6 +353,53 @@ fn preemption_hands_over_cleanly_to_a_better_node() {
 }
 
 #[test]
+fn a_hand_over_demotes_the_old_master_well_before_the_new_one_wins() {
+    // The old master's demotion (its hook) comes well before alice's promotion, even on a
+    // fast network: alice needs the released votes first.
+    let mut sim = Sim::new(
+        3,
+        NetConfig {
+            latency: (0, 1),
+            ..NetConfig::default()
+        },
+        Strategy::Port,
+    );
+    for (i, n) in ["alice", "bob", "peter"].iter().enumerate() {
+        let opts = NodeOpts {
+            port: Some(8000 + i as u16),
+            ..Default::default()
+        };
+        sim.add(n, cfg(), opts);
+    }
+    sim.start(1);
+    sim.start(2);
+    assert_eq!(sim.settle(5_000).as_deref(), Some("bob"), "{}", sim.trail());
+    sim.run_for(1_000);
+    sim.start(0);
+    assert_master(&mut sim, "alice", 3_000);
+    sim.assert_ok("hand-over");
+    let demoted = sim.nodes[1]
+        .role_log
+        .iter()
+        .rev()
+        .find(|r| r.1 == Role::Master && r.2 != Role::Master)
+        .map(|r| r.0)
+        .expect("bob stepped down");
+    let promoted = sim.nodes[0]
+        .role_log
+        .iter()
+        .rev()
+        .find(|r| r.2 == Role::Master)
+        .map(|r| r.0)
+        .expect("alice became master");
+    assert!(
+        promoted.0 >= demoted.0 + 20,
+        "alice master at {promoted:?}, only {} ms after bob stepped down",
+        promoted.since(demoted)
+    );
+}
+
+#[test]
 fn no_preempt_keeps_the_sitting_master() {
     let c = Config {
         preempt: false,
