@@ -124,6 +124,20 @@ impl Checker {
         port: u16,
         extra: &[&str],
     ) {
+        // A restart waits for the previous process of this node to be gone: one that was
+        // asked to leave (SIGTERM) still hands over, runs its hook and holds its socket for
+        // a moment, and a second daemon on that socket is refused (exit 2), as it should be.
+        let what = format!("the previous {label} has exited");
+        self.wait_until(&what, Duration::from_secs(30), || {
+            let mut sh = self.shared.lock().expect("lock");
+            let running = sh
+                .nodes
+                .iter_mut()
+                .find(|n| n.name == label)
+                .and_then(|n| n.child.as_mut())
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            (!running).then_some(())
+        });
         let socket = self.dir.path().join(format!("{label}.sock"));
         let log = self.dir.path().join(format!("{label}.log"));
         let hooks = self.dir.path().join(format!("{label}.hooks"));
