@@ -646,7 +646,7 @@ async fn an_unprivileged_user_gets_status_but_not_dispatch() {
     let h = Harness::start(status(Role::Slave)).await;
     std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let copy = reachable_copy(h.dir.path());
+    let copy = testkit::reachable_copy(Path::new(BIN), h.dir.path());
     let as_nobody = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(&copy);
         cmd.env_remove("QUORUMD_SOCKET")
@@ -740,7 +740,8 @@ async fn a_user_who_cannot_open_the_socket_exits_4_naming_the_group_to_join() {
     let h = Harness::start(status(Role::Slave)).await;
     std::fs::set_permissions(h.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o660)).expect("chmod");
-    let mut cmd = tokio::process::Command::new(reachable_copy(h.dir.path()));
+    let mut cmd =
+        tokio::process::Command::new(testkit::reachable_copy(Path::new(BIN), h.dir.path()));
     cmd.env_remove("QUORUMD_SOCKET")
         .arg("--socket")
         .arg(&h.path)
@@ -900,15 +901,4 @@ async fn a_master_answer_read_after_its_lease_ended_reads_as_inquorate() {
     let out = run(ctl(&["is-master"])).await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     server.abort();
-}
-
-/// A copy of quorumctl in `dir` (0755): the checkout may sit in a directory that uid 65534
-/// cannot enter (a root home, a 0700 temporary directory).
-fn reachable_copy(dir: &Path) -> PathBuf {
-    let copy = dir.join("quorumctl");
-    if !copy.exists() {
-        std::fs::copy(BIN, &copy).expect("copy quorumctl");
-    }
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    copy
 }

@@ -607,12 +607,7 @@ async fn an_unprivileged_client_is_refused_dispatch_but_gets_status() {
     }
     std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     // The checkout may sit in a directory "nobody" cannot enter: run a copy from the temp dir.
-    let bin = {
-        let copy = h._dir.path().join("quorumctl");
-        std::fs::copy(&bin, &copy).expect("copy quorumctl");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        copy
-    };
+    let bin = testkit::reachable_copy(&bin, h._dir.path());
     let run = |args: &'static [&'static str]| {
         let bin = bin.clone();
         let path = h.path.clone();

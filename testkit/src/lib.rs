@@ -2,10 +2,12 @@
 //!
 //! - [`wait_until`]: one polling loop with a deadline instead of hand-written ones;
 //! - [`ChildGuard`]: a child process killed and reaped on drop (also on panic);
-//! - [`free_tcp_port`] / [`free_udp_port`]: ports the kernel just handed out.
+//! - [`free_tcp_port`] / [`free_udp_port`]: ports the kernel just handed out;
+//! - [`reachable_copy`]: a copy of a binary that another uid can run.
 
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Child, ExitStatus};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// How often [`wait_until`] polls.
@@ -73,4 +75,30 @@ pub fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .expect("a free udp port")
         .port()
+}
+
+/// Copies the executable `bin` into `dir` (mode 0755) so that a test can run it as another
+/// uid: the checkout may sit in a 0700 directory that uid cannot enter.
+///
+/// The copy is written by a child process (`install`), never through a file opened in this
+/// process: a test binary runs many tests on threads, and a write descriptor open here while
+/// another thread forks would be inherited by that child until it execs, so running the copy
+/// would fail with "Text file busy" (ETXTBSY).
+pub fn reachable_copy(bin: &Path, dir: &Path) -> PathBuf {
+    let name = bin.file_name().expect("binary path has a file name");
+    let copy = dir.join(name);
+    let status = Command::new("install")
+        .arg("-m")
+        .arg("0755")
+        .arg(bin)
+        .arg(&copy)
+        .status()
+        .expect("run install(1)");
+    assert!(
+        status.success(),
+        "install {} {}: {status}",
+        bin.display(),
+        copy.display()
+    );
+    copy
 }

@@ -349,9 +349,7 @@ fn a_non_root_user_may_read_status_but_not_dispatch() {
     std::fs::set_permissions(alpha.socket(), std::fs::Permissions::from_mode(0o666))
         .expect("chmod the socket");
     // The checkout may sit in a directory "nobody" cannot enter: run a copy from the temp dir.
-    let copy = c.dir().join("quorumctl");
-    std::fs::copy(quorum_tests::quorumctl_bin(), &copy).expect("copy quorumctl");
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let copy = testkit::reachable_copy(&quorum_tests::quorumctl_bin(), c.dir());
     let as_nobody = |args: &[&str]| {
         let mut cmd = std::process::Command::new(&copy);
         cmd.arg("--socket")
