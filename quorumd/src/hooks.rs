@@ -355,7 +355,7 @@ async fn run_one(which: Which, script: &Path, event: &HookEvent, timeout: Durati
         .process_group(0)
         .kill_on_drop(true);
     let started = Instant::now();
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn_when_not_busy(&mut cmd).await {
         Ok(child) => child,
         Err(e) => {
             warn!(hook, script = %shown, %role, error = %e, "hook failed to start");
@@ -495,4 +495,22 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&paths)
         .map(|dir| dir.join(name))
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && is_executable(&m)))
+}
+
+/// Spawns `cmd`, trying again a few times (up to ~630 ms in all) while the kernel answers
+/// "Text file busy": the script is open for writing somewhere, which lasts a moment while a
+/// deploy tool or editor replaces it, or while any process that inherited the writer's
+/// descriptor in a fork has not exec'd yet. Any other error is returned at once.
+async fn spawn_when_not_busy(cmd: &mut Command) -> std::io::Result<Child> {
+    let mut pause = Duration::from_millis(10);
+    for _ in 0..6 {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    cmd.spawn()
 }

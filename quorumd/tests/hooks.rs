@@ -92,6 +92,29 @@ async fn master_script_runs_with_the_cluster_environment() {
 }
 
 #[tokio::test]
+async fn a_hook_held_open_for_writing_a_moment_still_runs() {
+    // A deploy tool replacing the script (or a fork that inherited its descriptor) keeps it
+    // open for writing for a moment; exec answers "Text file busy" until it closes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = recorder(&dir, "master");
+    let writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&master)
+        .expect("open the script for writing");
+    let runner = HookRunner::spawn(HookScripts {
+        master: Some(master),
+        slave: None,
+        notify: None,
+        timeout: Duration::from_secs(10),
+    });
+    runner.submit(event(Role::Master, Role::Slave, Some("alice"), 7));
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    drop(writer);
+    runner.drain().await;
+    assert_eq!(log_lines(&dir).len(), 1, "the master hook ran once");
+}
+
+#[tokio::test]
 async fn slave_script_runs_for_slave_inquorate_and_dispatching() {
     let dir = tempfile::tempdir().expect("tempdir");
     let runner = HookRunner::spawn(HookScripts {
