@@ -73,6 +73,7 @@ impl Election {
 
     fn send_beats_to(&mut self, now: Millis, to: &[MemberId]) {
         let seq = self.next_seq(now);
+        self.note_shown_view(now, to);
         let view = self.digests();
         for &id in to {
             if let Some(p) = self.peers.get(&id) {

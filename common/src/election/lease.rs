@@ -43,6 +43,14 @@ impl Election {
             // The votes ran out: we could not renew a quorum. Drop the candidacy (voters are
             // released by it) and stay inquorate until contacts are fresh again.
             debug!("lease expired; stepping down");
+            #[cfg(test)]
+            if std::env::var("SIM_DEBUG").is_ok() {
+                eprintln!(
+                    "{} {now} lease lost: {}",
+                    self.me.name,
+                    self.debug_tallies(now)
+                );
+            }
             self.cand.current = None;
             self.lease.inquorate_since = Some(now);
         }
@@ -68,7 +76,7 @@ impl Election {
         let mut ends: Vec<Millis> = self
             .peers
             .values()
-            .filter(|p| self.in_view(p, now) && p.support_until > now)
+            .filter(|p| p.support_until > now)
             .map(|p| p.support_until)
             .collect();
         ends.sort();
@@ -93,7 +101,7 @@ impl Election {
             return 1 + self
                 .peers
                 .values()
-                .filter(|p| self.in_view(p, now) && p.support_until > now)
+                .filter(|p| p.support_until > now)
                 .count();
         }
         let Some(m) = self.roles.master else {

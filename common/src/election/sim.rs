@@ -1030,10 +1030,11 @@ impl Sim {
                 if let Some(c) = &n.core {
                     let st = c.status(self.now);
                     eprintln!(
-                        "{} {:?} {:?} members {:?}",
+                        "{} {:?} {:?} {} members {:?}",
                         n.name,
                         st.role,
                         st.quorum,
+                        c.debug_sets(),
                         st.members
                             .iter()
                             .map(|m| (m.name.clone(), m.state, m.counted))

@@ -23,6 +23,11 @@
 //! * **The tie-break needs agreement.** An exact half wins only with the best-ranked member,
 //!   and in the view only when every pending member showed our view: otherwise that member
 //!   may count itself with others we do not know, and their half could win too.
+//! * **Shown views bind.** Every view a node showed in a beat since its last commit may have
+//!   been committed by a peer on the strength of that beat, so until the node commits itself
+//!   a candidate needs a quorum in each of those views too (members that left for good
+//!   dropped), and the base digest it shows covers them: a voter only helps a candidate bound
+//!   by the same views. A commit clears the list.
 //! * **Take-overs replace.** A newer incarnation that takes over the name of a member that is
 //!   only silent (it may be alive behind a partition) is pending; the old entry keeps counting
 //!   in the base (hidden from status) until the newcomer is committed.
@@ -50,7 +55,18 @@ pub(super) struct ViewState {
     pub pause_look: Option<Millis>,
     /// Newcomers whose name clashed with a live member (logged once each; bounded).
     pub clashing: std::collections::BTreeSet<MemberId>,
+    /// Every view we showed in a beat since our last commit (member ids, sorted, ourselves
+    /// included) that differed from our base then: a peer may have committed any of them on
+    /// the strength of our beats, so until we commit ourselves a candidate we help needs a
+    /// quorum in each (see "Shown views" in docs/ALGORITHM.md).
+    pub shown: Vec<Vec<MemberId>>,
+    /// More distinct views were shown than [`MAX_SHOWN`]: we stop voting for anyone (our
+    /// digest is unique) until a commit clears the list.
+    pub shown_overflow: bool,
 }
+
+/// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
+pub(super) const MAX_SHOWN: usize = 32;
 
 /// One count to win in: its size, whether the exact-half win is ruled out, the votes, and
 /// whether the best-ranked member is among them.
@@ -145,7 +161,91 @@ impl Election {
             view.add(self.me.id);
             base.add(self.me.id);
         }
+        // The views we showed bind us (module docs): they are part of what a voter must share.
+        for config in self.shown_configs(now) {
+            base.add(MemberId::MAX);
+            for id in config {
+                base.add(id);
+            }
+        }
+        if self.view.shown_overflow {
+            base.add(MemberId::MAX);
+            base.add(self.me.id);
+            base.add(MemberId::MAX);
+        }
         (view.finish(), base.finish())
+    }
+
+    /// Sorted ids of the base (ourselves included), as [`Self::shown`] stores views.
+    fn base_ids(&self, now: Millis) -> Vec<MemberId> {
+        let mut ids: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| self.in_base(p, now) && !p.superseded)
+            .map(|p| p.info.id)
+            .chain(std::iter::once(self.me.id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Sorted ids of the view (ourselves included).
+    fn view_ids(&self, now: Millis) -> Vec<MemberId> {
+        let mut ids: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| self.in_view(p, now))
+            .map(|p| p.info.id)
+            .chain(std::iter::once(self.me.id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The shown views as they bind now: members that left for good (a certain crash, a
+    /// dispatch, `forget`: that incarnation votes nowhere any more) dropped, duplicates and
+    /// views equal to the base removed, in a canonical order.
+    fn shown_configs(&self, now: Millis) -> std::collections::BTreeSet<Vec<MemberId>> {
+        let base = self.base_ids(now);
+        self.view
+            .shown
+            .iter()
+            .map(|config| {
+                config
+                    .iter()
+                    .copied()
+                    .filter(|&id| {
+                        id == self.me.id
+                            || self
+                                .peers
+                                .get(&id)
+                                .is_some_and(|p| p.counted(self.cfg.expect))
+                    })
+                    .collect::<Vec<MemberId>>()
+            })
+            .filter(|c| *c != base)
+            .collect()
+    }
+
+    /// Records the view we are about to show in beats to `to` (before each round of beats).
+    /// Only a member of a view can commit it (its own view includes itself), so a view none
+    /// of the recipients is in binds nobody: a lone node's view of itself, say.
+    pub(super) fn note_shown_view(&mut self, now: Millis, to: &[MemberId]) {
+        let view = self.view_ids(now);
+        if !to.iter().any(|id| view.binary_search(id).is_ok()) {
+            return;
+        }
+        if !self.fresh() && view == self.base_ids(now) {
+            return;
+        }
+        if self.view.shown.contains(&view) {
+            return;
+        }
+        if self.view.shown.len() >= MAX_SHOWN {
+            self.view.shown_overflow = true;
+            return;
+        }
+        self.view.shown.push(view);
     }
 
     /// Whether the members for which `votes_for` holds (and our own vote, if `me_votes`)
@@ -157,7 +257,48 @@ impl Election {
         votes_for: &dyn Fn(&Peer) -> bool,
     ) -> bool {
         let (base, view) = self.tallies(now, me_votes, votes_for);
-        base.decides() && view.decides()
+        base.decides()
+            && view.decides()
+            && self
+                .shown_configs(now)
+                .iter()
+                .all(|config| self.config_tally(config, me_votes, votes_for).decides())
+    }
+
+    /// The tally in one shown view: its members still counted; superseded entries count
+    /// and never vote; an exact half wins with the best-ranked member, unless a member was
+    /// never heard in this run.
+    fn config_tally(
+        &self,
+        config: &[MemberId],
+        me_votes: bool,
+        votes_for: &dyn Fn(&Peer) -> bool,
+    ) -> Tally {
+        let mut t = Tally {
+            counted: 0,
+            no_tie: false,
+            votes: 0,
+            top_in: false,
+        };
+        let mut top: Option<&crate::types::Rank> = None;
+        for &id in config {
+            let (rank, votes) = if id == self.me.id {
+                (&self.me.rank, me_votes)
+            } else {
+                let Some(p) = self.peers.get(&id) else {
+                    continue;
+                };
+                t.no_tie |= p.last_heard.is_none();
+                (p.rank(), votes_for(p) && !p.superseded)
+            };
+            t.counted += 1;
+            t.votes += usize::from(votes);
+            if top.is_none_or(|best| rank < best) {
+                top = Some(rank);
+                t.top_in = votes;
+            }
+        }
+        t
     }
 
     fn tallies(
@@ -239,6 +380,60 @@ impl Election {
         (view.counted, view.no_tie, best.1)
     }
 
+    /// "view [..] base [..]" by name, for the simulator's failure dumps.
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn debug_sets(&self) -> String {
+        let now = self.now;
+        let name = |p: &Peer| p.info.name.to_string();
+        let view: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| self.in_view(p, now))
+            .map(name)
+            .collect();
+        let base: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| self.in_base(p, now))
+            .map(name)
+            .collect();
+        format!(
+            "fresh={} view {view:?} base {base:?} digests {:?}",
+            self.fresh(),
+            self.digests()
+        )
+    }
+
+    /// The tallies of the lease, for the simulator's failure dumps.
+    #[cfg(test)]
+    pub(crate) fn debug_tallies(&self, now: Millis) -> String {
+        let f = |p: &Peer| p.support_until > now;
+        let (b, v) = self.tallies(now, true, &f);
+        let shown: Vec<String> = self
+            .shown_configs(now)
+            .iter()
+            .map(|c| {
+                let t = self.config_tally(c, true, &f);
+                format!(
+                    "{c:?}:{}/{} top {} no_tie {}",
+                    t.votes, t.counted, t.top_in, t.no_tie
+                )
+            })
+            .collect();
+        format!(
+            "base {}/{} top {} no_tie {} | view {}/{} top {} no_tie {} | shown {shown:?} | {}",
+            b.votes,
+            b.counted,
+            b.top_in,
+            b.no_tie,
+            v.votes,
+            v.counted,
+            v.top_in,
+            v.no_tie,
+            self.debug_sets()
+        )
+    }
+
     /// Whether the base differs from the view (pending members, superseded entries).
     fn has_pending(&self, now: Millis) -> bool {
         !self.fresh()
@@ -247,6 +442,8 @@ impl Election {
                 .values()
                 .any(|p| (self.in_view(p, now) && !p.committed) || p.superseded)
             || self.fresh() && self.peers.values().any(|p| self.in_view(p, now))
+            || !self.shown_configs(now).is_empty()
+            || self.view.shown_overflow
     }
 
     /// Commits the pending members once a joint quorum, reachable both ways, has shown our
@@ -276,7 +473,17 @@ impl Election {
                 now
             }
         };
-        if now < since + self.cfg.lease_ms + self.cfg.drift_ms {
+        // The wait lets every promise the agreeing voters gave out run out. Voters that never
+        // voted nor stood in this life (a cold start: each beat shows the highest epoch its
+        // sender ever voted for or proposed) have none to wait for.
+        let unbound = self.votes.last_granted_epoch == 0
+            && self.votes.promise.is_none()
+            && self.joint_quorum(now, true, &|p: &Peer| {
+                p.reachable(now, s, fresh)
+                    && p.view() == Some(digests.0)
+                    && p.beat.as_ref().is_some_and(|b| b.voted == 0)
+            });
+        if !unbound && now < since + self.cfg.lease_ms + self.cfg.drift_ms {
             return;
         }
         let joining: Vec<MemberId> = self
@@ -293,6 +500,8 @@ impl Election {
         }
         self.peers.retain(|_, p| !p.superseded);
         self.view.agreed = None;
+        self.view.shown.clear();
+        self.view.shown_overflow = false;
         self.outputs.push_back(super::Output::Remember);
     }
 }

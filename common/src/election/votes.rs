@@ -50,6 +50,10 @@ impl Election {
                 // apart, and the base of the later one is briefly its whole view.
                 let (view, base) = p.digests()?;
                 if view != digests.0 || (!renewing && base != digests.1) {
+                    #[cfg(test)]
+                    if std::env::var("SIM_DEBUG").is_ok() {
+                        eprintln!("{} {now} no vote for {t} (renewing {renewing}): theirs {:?} ours {digests:?}", self.me.name, (view, base));
+                    }
                     return None;
                 }
                 // Backing a sitting master at its own epoch makes no new mastership, so it is
