@@ -371,6 +371,22 @@ pub enum MemberChange {
     Reaped,
 }
 
+/// Plain words for logs and human output: `joined`, `renamed from "bob"`, ...
+impl fmt::Display for MemberChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemberChange::Joined => f.write_str("joined"),
+            MemberChange::Lost => f.write_str("lost (silent, still counted)"),
+            MemberChange::Crashed => f.write_str("crashed (not counted until it returns)"),
+            MemberChange::Returned => f.write_str("returned"),
+            MemberChange::Dispatched => f.write_str("left gracefully"),
+            MemberChange::Renamed { from } => write!(f, "renamed from {from}"),
+            MemberChange::Forgotten => f.write_str("forgotten by an operator"),
+            MemberChange::Reaped => f.write_str("removed (left long ago)"),
+        }
+    }
+}
+
 /// Encodes one line (JSON plus `\n`).
 pub fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing our own plain data types cannot fail (no maps with non-string keys).

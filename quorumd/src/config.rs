@@ -126,6 +126,10 @@ pub struct Settings {
     pub notify_script: Option<PathBuf>,
     /// `-d/--debug`.
     pub debug: bool,
+    /// `--log-level`: a level or filter; wins over `RUST_LOG` and `-d`.
+    pub log_level: Option<String>,
+    /// `--log-format`.
+    pub log_format: crate::logging::LogFormat,
     /// The config file that was loaded, if any.
     pub config_file: Option<PathBuf>,
     /// Control socket path.
@@ -178,6 +182,8 @@ impl Default for Settings {
             slave_script: None,
             notify_script: None,
             debug: false,
+            log_level: None,
+            log_format: crate::logging::LogFormat::Text,
             config_file: None,
             socket: default_socket(&|_| None),
             cluster: "quorum".into(),

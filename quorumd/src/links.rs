@@ -134,7 +134,8 @@ impl Transport {
     pub fn start(&self, me: MemberInfo) {
         let (id, name) = (me.id, me.name.clone());
         if self.inner.start(me) {
-            tracing::info!(id, %name, "transport started");
+            tracing::info!(%name, "transport started");
+            tracing::debug!(%name, incarnation = id, "incarnation id");
         } else {
             tracing::warn!("transport already started");
         }

@@ -275,7 +275,7 @@ fn sighup_reloads_checks_refuses_a_bad_file_and_names_what_needs_a_restart() {
     c.wait_for(
         "the cluster change is named as needing a restart",
         DEADLINE,
-        || alice.log().contains("need a restart") && alice.log().contains("cluster"),
+        || alice.log().contains("needs a restart") && alice.log().contains("cluster"),
     );
     c.wait_master(&all, "alice");
     assert_ne!(alice.status()["cluster"], "elsewhere");

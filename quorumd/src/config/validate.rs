@@ -98,6 +98,8 @@ pub(super) fn settings(
         slave_script: c.slave_script,
         notify_script: c.notify,
         debug: c.debug,
+        log_level: c.log_level,
+        log_format: c.log_format.unwrap_or_default(),
         config_file: m.config_file,
         socket: c.socket.unwrap_or_else(|| default_socket(env)),
         cluster: c.cluster.unwrap_or(d.cluster),

@@ -115,13 +115,17 @@ pub(crate) async fn dial(
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             drop(slot);
-            tracing::debug!(%addr, peer = ?expected, "connection refused");
+            tracing::debug!(%addr, peer = expected.unwrap_or_default(), "connection refused");
             if let Some(id) = expected {
                 inner.refused(id).await;
             }
         }
-        Ok(Err(e)) => tracing::debug!(%addr, peer = ?expected, error = %e, "connecting failed"),
-        Err(_) => tracing::trace!(%addr, peer = ?expected, "connecting timed out"),
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, peer = expected.unwrap_or_default(), error = %e, "connecting failed")
+        }
+        Err(_) => {
+            tracing::trace!(%addr, peer = expected.unwrap_or_default(), "connecting timed out")
+        }
     }
 }
 
@@ -419,6 +423,9 @@ async fn handle_frame(inner: &Arc<Inner>, id: MemberId, env: Envelope) {
         }
         // Leave (and Forget) are one-shot: never dropped.
         msg => {
+            if matches!(msg, Message::Leave { .. }) {
+                inner.mark_left(id);
+            }
             inner
                 .emit_reliable(NetEvent::Message { from: id, msg })
                 .await
