@@ -130,6 +130,8 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// `--log-format`.
     pub log_format: crate::logging::LogFormat,
+    /// `--maintenance`: start (or, by a reload, go) in maintenance.
+    pub maintenance: bool,
     /// The config file that was loaded, if any.
     pub config_file: Option<PathBuf>,
     /// Control socket path.
@@ -184,6 +186,7 @@ impl Default for Settings {
             debug: false,
             log_level: None,
             log_format: crate::logging::LogFormat::Text,
+            maintenance: false,
             config_file: None,
             socket: default_socket(&|_| None),
             cluster: "quorum".into(),

@@ -222,6 +222,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         checks,
         inquorate_why: String::new(),
     };
+    driver.hold.maintenance = settings.maintenance;
     driver.flush();
 
     let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
@@ -313,6 +314,18 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                                 }
                                 settings.log_level = new.log_level.clone();
                                 settings.debug = new.debug;
+                            }
+                            if new.maintenance != settings.maintenance {
+                                driver.hold.maintenance = new.maintenance;
+                                settings.maintenance = new.maintenance;
+                                let state = if new.maintenance { "on" } else { "off" };
+                                info!(maintenance = state, "reload: maintenance changed by the config file");
+                                driver.published = Millis(0);
+                                driver.handle(Input::Tick);
+                            }
+                            if new.exit_on_minority != settings.exit_on_minority {
+                                driver.exit_on_minority = new.exit_on_minority;
+                                settings.exit_on_minority = new.exit_on_minority;
                             }
                             if new.checks != settings.checks {
                                 checks_cancel.cancel();
@@ -425,10 +438,6 @@ fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str> {
     diff("no_preempt", old.no_preempt != new.no_preempt);
     diff("key_file", old.key_file != new.key_file);
     diff("log_file", old.log_file != new.log_file);
-    diff(
-        "exit_on_minority",
-        old.exit_on_minority != new.exit_on_minority,
-    );
     diff("log_format", old.log_format != new.log_format);
     diff("metrics_listen", old.metrics_listen != new.metrics_listen);
     diff("state_dir", old.state_dir != new.state_dir);

@@ -242,7 +242,12 @@ fn hooks_see_where_the_master_is_who_counts_and_why_the_role_changed() {
 fn sighup_reloads_checks_refuses_a_bad_file_and_names_what_needs_a_restart() {
     let c = Cluster::new();
     let config = c.dir().join("alice.toml");
-    let write = |text: &str| std::fs::write(&config, text).expect("write config");
+    // Written whole, then renamed in place: a reload never reads a half-written file.
+    let write = |text: &str| {
+        let tmp = config.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &config).expect("rename config");
+    };
     write("check = [\"true\"]\ncheck_interval = \"200ms\"\ncheck_fall = 1\ncheck_rise = 1\n");
     let cfg = config.to_str().expect("utf-8 path");
     let alice = c.start("alice", &["--config", cfg]);

@@ -158,6 +158,11 @@ pub(super) struct Cli {
     )]
     pub priority: Option<i32>,
 
+    /// Start in maintenance: vote, but never become master, until `quorumctl maintenance off`
+    /// or a reload with this off (default: off).
+    #[arg(long, env = "QUORUMD_MAINTENANCE", action = ArgAction::SetTrue, help_heading = "Election")]
+    pub maintenance: bool,
+
     /// A sitting master keeps the role when a better-ranked node joins (default: off).
     #[arg(long, env = "QUORUMD_NO_PREEMPT", action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,

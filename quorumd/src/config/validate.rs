@@ -100,6 +100,7 @@ pub(super) fn settings(
         debug: c.debug,
         log_level: c.log_level,
         log_format: c.log_format.unwrap_or_default(),
+        maintenance: c.maintenance,
         config_file: m.config_file,
         socket: c.socket.unwrap_or_else(|| default_socket(env)),
         cluster: c.cluster.unwrap_or(d.cluster),
