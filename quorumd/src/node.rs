@@ -221,6 +221,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         held: false,
         checks,
         inquorate_why: String::new(),
+        rates: crate::links::Rates::default(),
     };
     driver.hold.maintenance = settings.maintenance;
     driver.flush();
@@ -520,6 +521,8 @@ struct Driver {
     checks: Vec<CheckState>,
     /// Why this node is inquorate, as last logged (empty when it is not).
     inquorate_why: String,
+    /// Per-member traffic rates for the status.
+    rates: crate::links::Rates,
 }
 
 impl Driver {
@@ -682,7 +685,12 @@ impl Driver {
         if news || due {
             self.published = now;
             let mut status = self.election.status(now);
-            status.security = Some(self.transport.security());
+            let mut security = self.transport.security();
+            let transport = &self.transport;
+            security.traffic = self
+                .rates
+                .update(std::time::Instant::now(), || transport.traffic());
+            status.security = Some(security);
             status.held = self.hold.reasons(Instant::now());
             status.checks = self.checks.clone();
             METRICS.set_role(status.role.as_str());

@@ -313,16 +313,47 @@ fn metrics_are_served_over_http_and_by_quorumctl() {
     c.wait_for("the scrape shows alice as master", DEADLINE, || {
         scrape().contains("quorumd_role{role=\"master\"} 1")
     });
+    // A garbage datagram on the discovery port is refused and counted.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+    udp.set_broadcast(true).expect("SO_BROADCAST");
+    udp.send_to(
+        b"not a quorumd datagram",
+        ("127.255.255.255", c.broadcast_port()),
+    )
+    .expect("send junk");
+    c.wait_for("the junk is counted", DEADLINE, || {
+        scrape().contains("quorumd_frames_refused_total{reason=\"malformed\"}")
+    });
     let text = scrape();
     for needle in [
         "quorumd_elections_total 1",
         "quorumd_epoch ",
         "quorumd_members{state=\"alive\",counted=\"true\"} 2",
         "quorumd_lease_margin_milliseconds ",
+        "quorumd_frames_total{direction=\"in\",transport=\"link\"} ",
+        "quorumd_frames_total{direction=\"out\",transport=\"link\"} ",
+        "quorumd_frames_total{direction=\"in\",transport=\"datagram\"} ",
+        "quorumd_bytes_total{direction=\"in\",transport=\"link\"} ",
+        "quorumd_bytes_total{direction=\"out\",transport=\"datagram\"} ",
+        "# TYPE quorumd_frames_dropped counter",
+        "# TYPE quorumd_frames_refused counter",
         "# EOF",
     ] {
         assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
     }
+    // Per-member traffic in status: totals and rates over the last second.
+    c.wait_for("alice shows bob's traffic rates", DEADLINE, || {
+        alice.status()["security"]["traffic"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == "bob").cloned())
+            .is_some_and(|t| {
+                t["messages_in_per_s"].as_u64().unwrap_or(0) > 0
+                    && t["bytes_out_per_s"].as_u64().unwrap_or(0) > 0
+                    && t["messages_in"].as_u64().unwrap_or(0) > 0
+            })
+    });
+    let human = ctl_ok(&alice, &["status"]);
+    assert!(human.contains("traffic  bob: in "), "{human}");
     let ctl = ctl_ok(&alice, &["metrics"]);
     assert!(ctl.contains("quorumd_role{role=\"master\"} 1"), "{ctl}");
     // Anything but /metrics is a 404.

@@ -276,6 +276,9 @@ async fn run_link(
             Ok(body) => match opener.open(&body) {
                 Ok(env) => {
                     last_read.store(inner.now_ms(), Ordering::Relaxed);
+                    let len = body.len().saturating_add(4);
+                    crate::metrics::METRICS.frame("in", "link", len);
+                    inner.traffic.inbound(id, len);
                     handle_frame(&inner, id, env).await;
                 }
                 // Dropped without touching the link: the next genuine frame still carries

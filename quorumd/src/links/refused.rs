@@ -27,12 +27,13 @@ impl Refused {
     /// [`LOG_EVERY`].
     pub(crate) fn note(&self, from: Option<SocketAddr>, what: &str, e: &OpenError) {
         let from = from.map_or_else(|| "a peer link".to_string(), |a| a.to_string());
-        let counter = match e {
-            OpenError::Unauthenticated => &self.unauthenticated,
-            OpenError::BadTag => &self.bad_key,
-            OpenError::Replay => &self.replayed,
-            _ => &self.malformed,
+        let (counter, reason) = match e {
+            OpenError::Unauthenticated => (&self.unauthenticated, "unauthenticated"),
+            OpenError::BadTag => (&self.bad_key, "bad_key"),
+            OpenError::Replay => (&self.replayed, "replayed"),
+            _ => (&self.malformed, "malformed"),
         };
+        crate::metrics::METRICS.refused(reason);
         counter.fetch_add(1, Ordering::Relaxed);
         if !e.is_auth() {
             tracing::debug!(%from, error = %e, "{what} dropped");
@@ -63,6 +64,7 @@ impl Refused {
             bad_key: self.bad_key.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
+            traffic: Vec::new(),
         }
     }
 }

@@ -118,6 +118,8 @@ pub(crate) struct Inner {
     pub(crate) udp: Arc<UdpSocket>,
     /// Refused traffic, counted for `quorumctl status`.
     pub(crate) refused: Refused,
+    /// Frames and bytes per linked member.
+    pub(crate) traffic: super::traffic::Traffic,
 }
 
 /// Wall clock, ms since the Unix epoch (datagram time stamps).
@@ -167,6 +169,7 @@ impl Inner {
             listener: Mutex::new(Some(listener)),
             udp: Arc::new(udp),
             refused: Refused::default(),
+            traffic: Default::default(),
         }
     }
 
@@ -300,6 +303,7 @@ impl Inner {
             .await
             .is_err()
         {
+            crate::metrics::METRICS.dropped("driver_busy");
             tracing::debug!("event queue full: event dropped");
         }
     }
@@ -425,6 +429,7 @@ impl Inner {
             },
         );
         st.crashed.remove(&info.id);
+        self.traffic.linked(info.id, &info.name);
         st.known.insert(
             info.id,
             Known {
@@ -485,6 +490,7 @@ impl Inner {
             return false;
         }
         st.links.remove(&id);
+        self.traffic.unlinked(id);
         if let Some(k) = st.known.get_mut(&id) {
             k.unlinked_since = Some(Instant::now());
         }
