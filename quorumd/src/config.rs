@@ -281,6 +281,16 @@ pub fn command() -> clap::Command {
     <cli::Cli as clap::CommandFactory>::command()
 }
 
+/// Every config file key (`timers.heartbeat` for a key of the `[timers]` table), derived from
+/// the options' declarations: for tests that check the docs and the example config.
+pub fn file_keys() -> Vec<String> {
+    command()
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        .filter_map(|a| cli::file_key(a.get_id().as_str()))
+        .collect()
+}
+
 /// The default control socket: `/run/quorumd/quorumd.sock` for root, else
 /// `$XDG_RUNTIME_DIR/quorumd/quorumd.sock`, else `/tmp/quorumd-<uid>/quorumd.sock`.
 pub fn default_socket(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
