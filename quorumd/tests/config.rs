@@ -483,6 +483,11 @@ fn the_systemd_unit_verifies() {
     )
     .expect("read unit");
     assert!(unit.contains("ExecStart=/usr/local/bin/quorumd "), "{unit}");
+    // `systemctl reload` = SIGHUP = re-read the config (never fatal).
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
+        "{unit}"
+    );
     let unit = unit.replace("/usr/local/bin/quorumd", env!("CARGO_BIN_EXE_quorumd"));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("quorumd.service");

@@ -370,3 +370,61 @@ fn metrics_are_served_over_http_and_by_quorumctl() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
+
+#[test]
+fn a_failing_check_is_the_reason_in_hooks_and_follow_and_with_no_preempt_the_node_waits() {
+    let c = Cluster::new();
+    let flag = c.dir().join("alice-healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let check = format!("test -e {}", flag.display());
+    let (script, out) = env_hook(&c, "alice-check");
+    let s = script.to_str().expect("utf-8 path");
+    let fast = [
+        "--check-interval",
+        "200ms",
+        "--check-rise",
+        "1",
+        "--check-fall",
+        "1",
+        "--no-preempt",
+    ];
+    let mut args = vec!["--check", check.as_str(), "-m", s, "-s", s];
+    args.extend(fast);
+    let alice = c.start("alice", &args);
+    let bob = c.start("bob", &["--no-preempt"]);
+    let peter = c.start("peter", &["--no-preempt"]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+    let epoch = alice.status()["epoch"].as_u64().expect("epoch");
+    let mut follow = alice.ctl_spawn(&["--json", "follow"]);
+    let lines = follow.stdout_lines();
+
+    std::fs::remove_file(&flag).expect("rm flag");
+    c.wait_master(&all, "bob");
+    assert!(bob.status()["epoch"].as_u64().expect("epoch") > epoch);
+    let reason = format!("check {check} failing");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let event = loop {
+        let line = lines
+            .next_before(deadline)
+            .expect("a role event to slave in follow");
+        let ev: serde_json::Value = serde_json::from_str(&line).expect("JSON event");
+        if ev["type"] == "role" && ev["role"] == "slave" {
+            break ev;
+        }
+    };
+    assert_eq!(event["reason"], reason.as_str(), "{event}");
+    c.wait_for("the slave hook saw the reason", DEADLINE, || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("slave|{reason}|")))
+    });
+
+    // Healthy again, but --no-preempt: bob keeps the role.
+    std::fs::write(&flag, "").expect("flag");
+    c.wait_for("alice's check passes", DEADLINE, || held(&alice).is_empty());
+    c.hold("bob stays master", Duration::from_secs(2), || {
+        bob.role().as_deref() == Some("master") && alice.role().as_deref() == Some("slave")
+    });
+}
