@@ -4,19 +4,24 @@ use common::control::Status;
 use common::election::Memory;
 use common::types::MemberState;
 
-/// Why a node is inquorate: which counted members it can reach and which it cannot. One line,
-/// the same while nothing changes (the driver logs it when it changes).
-pub fn inquorate(status: &Status) -> String {
+/// Why a node is inquorate: which counted members it can reach (heard within `lease_ms`) and
+/// which it cannot. One line, the same while nothing changes (the driver logs it when it
+/// changes).
+pub fn inquorate(status: &Status, lease_ms: u64) -> String {
+    let heard = |m: &common::control::Member| {
+        m.is_self
+            || (m.state == MemberState::Alive && m.last_heard_ms.is_some_and(|ms| ms < lease_ms))
+    };
     let counted: Vec<&common::control::Member> =
         status.members.iter().filter(|m| m.counted).collect();
     let reach: Vec<&str> = counted
         .iter()
-        .filter(|m| m.is_self || m.state == MemberState::Alive)
+        .filter(|m| heard(m))
         .map(|m| m.name.as_str())
         .collect();
     let cannot: Vec<&str> = counted
         .iter()
-        .filter(|m| !m.is_self && m.state != MemberState::Alive)
+        .filter(|m| !heard(m))
         .map(|m| m.name.as_str())
         .collect();
     let q = &status.quorum;
@@ -27,13 +32,15 @@ pub fn inquorate(status: &Status) -> String {
         String::new()
     };
     format!(
-        "counts {} member(s): {}{expect}; reaches {}: {}; cannot reach: {}; a majority needs {}",
+        "counts {} member(s): {}{expect}; reaches {}: {}; cannot reach: {}; a majority needs {} \
+         votes, it has {}",
         q.counted,
         list(counted.iter().map(|m| m.name.as_str())),
         reach.len(),
         list(reach.iter().copied()),
         list(cannot.iter().copied()),
         q.needed,
+        q.votes,
     )
 }
 

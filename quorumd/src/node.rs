@@ -222,6 +222,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         checks,
         inquorate_why: String::new(),
         rates: crate::links::Rates::default(),
+        lease_ms: settings.timers.lease_ms,
     };
     driver.hold.maintenance = settings.maintenance;
     driver.flush();
@@ -523,6 +524,8 @@ struct Driver {
     inquorate_why: String,
     /// Per-member traffic rates for the status.
     rates: crate::links::Rates,
+    /// The master lease: a member not heard within it does not count as reachable in logs.
+    lease_ms: u64,
 }
 
 impl Driver {
@@ -709,7 +712,7 @@ impl Driver {
                 .set(i64::try_from(margin).unwrap_or(i64::MAX));
             self.notify_status(&status);
             if status.role == Role::Inquorate {
-                let why = crate::explain::inquorate(&status);
+                let why = crate::explain::inquorate(&status, self.lease_ms);
                 if why != self.inquorate_why {
                     warn!(why = %why, "inquorate: no majority of the counted members reachable");
                     self.inquorate_why = why;
