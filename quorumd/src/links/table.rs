@@ -334,8 +334,9 @@ impl Inner {
             unlinked_since: None,
         });
         k.addr = addr;
+        // `left` stays: a hello still in flight after a Leave does not undo it (a restarted
+        // member comes back under a new id).
         k.name.clone_from(&info.name);
-        k.left = false;
         if !linked && k.unlinked_since.is_none() {
             k.unlinked_since = Some(Instant::now());
         }
@@ -430,12 +431,13 @@ impl Inner {
         );
         st.crashed.remove(&info.id);
         self.traffic.linked(info.id, &info.name);
+        let left = st.known.get(&info.id).is_some_and(|k| k.left);
         st.known.insert(
             info.id,
             Known {
                 addr,
                 name: info.name.clone(),
-                left: false,
+                left,
                 unlinked_since: None,
             },
         );
