@@ -288,6 +288,34 @@ pub struct Security {
     pub replayed: u64,
     /// Garbage, other versions, bad names.
     pub malformed: u64,
+    /// Traffic on the link to each linked member: totals since the link came up and rates
+    /// over about the last second. (Kept here, the block the daemon fills in, beside the
+    /// counts of refused messages.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<PeerTraffic>,
+}
+
+/// Frames and bytes exchanged with one member over its link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerTraffic {
+    /// The member's name.
+    pub name: String,
+    /// Frames (messages) received from it since the link came up.
+    pub messages_in: u64,
+    /// Bytes received from it (frames with their length prefix).
+    pub bytes_in: u64,
+    /// Frames queued to it.
+    pub messages_out: u64,
+    /// Bytes queued to it (before sealing).
+    pub bytes_out: u64,
+    /// Messages per second received, over about the last second.
+    pub messages_in_per_s: u64,
+    /// Bytes per second received.
+    pub bytes_in_per_s: u64,
+    /// Messages per second sent.
+    pub messages_out_per_s: u64,
+    /// Bytes per second sent.
+    pub bytes_out_per_s: u64,
 }
 
 /// One health check's state in [`Status`].
@@ -369,6 +397,22 @@ pub enum MemberChange {
     /// Removed from the table some time after it was dispatched (quorumd `--reap-dispatched`,
     /// 24 h by default). It counted no more since it left.
     Reaped,
+}
+
+/// Plain words for logs and human output: `joined`, `renamed from "bob"`, ...
+impl fmt::Display for MemberChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemberChange::Joined => f.write_str("joined"),
+            MemberChange::Lost => f.write_str("lost (silent, still counted)"),
+            MemberChange::Crashed => f.write_str("crashed (not counted until it returns)"),
+            MemberChange::Returned => f.write_str("returned"),
+            MemberChange::Dispatched => f.write_str("left gracefully"),
+            MemberChange::Renamed { from } => write!(f, "renamed from {from}"),
+            MemberChange::Forgotten => f.write_str("forgotten by an operator"),
+            MemberChange::Reaped => f.write_str("removed (left long ago)"),
+        }
+    }
 }
 
 /// Encodes one line (JSON plus `\n`).

@@ -59,6 +59,17 @@ pub fn status(s: &Status) -> String {
                 sec.bad_key, sec.unauthenticated, sec.replayed
             );
         }
+        for t in &sec.traffic {
+            let _ = writeln!(
+                out,
+                "traffic  {}: in {} msg/s {} B/s, out {} msg/s {} B/s",
+                t.name,
+                t.messages_in_per_s,
+                t.bytes_in_per_s,
+                t.messages_out_per_s,
+                t.bytes_out_per_s
+            );
+        }
     }
     out.push('\n');
     out.push_str(&members(&s.members));

@@ -839,12 +839,19 @@ async fn make_install_stages_man_pages_of_both_programs_and_three_completions() 
         "usr/share/fish/vendor_completions.d/quorumctl.fish",
         "usr/bin/quorumd",
         "usr/bin/quorumctl",
+        "usr/share/quorumd/hooks/vip",
     ] {
         assert!(
             stage.path().join(file).is_file(),
             "make install lacks {file}"
         );
     }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(stage.path().join("usr/share/quorumd/hooks/vip"))
+        .expect("stat the VIP hook")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "the VIP hook is executable: {mode:o}");
 }
 
 #[tokio::test]

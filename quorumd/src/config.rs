@@ -126,6 +126,12 @@ pub struct Settings {
     pub notify_script: Option<PathBuf>,
     /// `-d/--debug`.
     pub debug: bool,
+    /// `--log-level`: a level or filter; wins over `RUST_LOG` and `-d`.
+    pub log_level: Option<String>,
+    /// `--log-format`.
+    pub log_format: crate::logging::LogFormat,
+    /// `--maintenance`: start (or, by a reload, go) in maintenance.
+    pub maintenance: bool,
     /// The config file that was loaded, if any.
     pub config_file: Option<PathBuf>,
     /// Control socket path.
@@ -178,6 +184,9 @@ impl Default for Settings {
             slave_script: None,
             notify_script: None,
             debug: false,
+            log_level: None,
+            log_format: crate::logging::LogFormat::Text,
+            maintenance: false,
             config_file: None,
             socket: default_socket(&|_| None),
             cluster: "quorum".into(),
@@ -270,6 +279,16 @@ impl Settings {
 /// quorumd's clap command (for generating a man page or completions for `quorumd`).
 pub fn command() -> clap::Command {
     <cli::Cli as clap::CommandFactory>::command()
+}
+
+/// Every config file key (`timers.heartbeat` for a key of the `[timers]` table), derived from
+/// the options' declarations: for tests that check the docs and the example config.
+pub fn file_keys() -> Vec<String> {
+    command()
+        .get_arguments()
+        .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+        .filter_map(|a| cli::file_key(a.get_id().as_str()))
+        .collect()
 }
 
 /// The default control socket: `/run/quorumd/quorumd.sock` for root, else

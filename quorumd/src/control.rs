@@ -141,6 +141,19 @@ pub enum HoldChange {
     Maintenance(bool),
 }
 
+/// Plain words for logs: `step-down for 30s`, `maintenance on`, ...
+impl std::fmt::Display for HoldChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HoldChange::StepDown(None) => f.write_str("step-down until resume"),
+            HoldChange::StepDown(Some(d)) => write!(f, "step-down for {}s", d.as_secs_f64()),
+            HoldChange::Resume => f.write_str("resume"),
+            HoldChange::Maintenance(true) => f.write_str("maintenance on"),
+            HoldChange::Maintenance(false) => f.write_str("maintenance off"),
+        }
+    }
+}
+
 /// The server's view of the driver: status to read, events to relay, commands to forward.
 #[derive(Clone)]
 pub struct ControlHandle {
@@ -225,7 +238,7 @@ impl ControlServer {
                 // Reap finished clients so the set stays as small as the live connections.
                 Some(done) = clients.join_next(), if !clients.is_empty() => {
                     match done {
-                        Err(e) if e.is_panic() => warn!(error = ?e, "a control client task panicked"),
+                        Err(e) if e.is_panic() => warn!(error = %e, "a control client task panicked"),
                         _ => {}
                     }
                     continue;

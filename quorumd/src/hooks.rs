@@ -453,7 +453,8 @@ fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
     }
 }
 
-/// Logs each line of a hook's stdout (info) or stderr (warn), cutting lines at [`MAX_LINE`].
+/// Logs each line of a hook's stdout and stderr at INFO with the hook's name, cutting lines at
+/// [`MAX_LINE`].
 async fn log_lines(
     pipe: impl AsyncRead + Unpin,
     hook: &'static str,
@@ -473,8 +474,10 @@ async fn log_lines(
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\n', '\r']);
+        // Both at INFO: hooks write progress to stderr as often as errors; a failure shows
+        // in the exit code, logged at WARN.
         if stderr {
-            warn!(hook, script = %script.display(), %role, line, "hook stderr");
+            info!(hook, script = %script.display(), %role, line, "hook stderr");
         } else {
             info!(hook, script = %script.display(), %role, line, "hook stdout");
         }

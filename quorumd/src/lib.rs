@@ -8,11 +8,13 @@
 //! - `control`: the Unix-socket control server quorumctl talks to.
 //! - `hooks`: runs master/slave/notify scripts, one at a time, never blocking heartbeats.
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
+//! - `explain`: plain-text reasons for the log (why inquorate, remembered members).
 //! - `state`: the election memory and a renamed name, kept across restarts.
 
 pub mod checks;
 pub mod config;
 pub mod control;
+pub mod explain;
 pub mod hold;
 pub mod hooks;
 pub mod keyfile;

@@ -28,9 +28,13 @@ mod discovery;
 mod frame;
 mod refused;
 mod table;
+mod traffic;
+
+pub use traffic::{PeerCount, Rates};
 
 pub(crate) use table::{Inner, member_addr, unix_ms};
 
+use crate::metrics::METRICS;
 use common::codec::Keyring;
 use common::control::Security;
 use common::types::{MemberId, MemberInfo};
@@ -134,7 +138,8 @@ impl Transport {
     pub fn start(&self, me: MemberInfo) {
         let (id, name) = (me.id, me.name.clone());
         if self.inner.start(me) {
-            tracing::info!(id, %name, "transport started");
+            tracing::info!(%name, "transport started");
+            tracing::debug!(%name, incarnation = id, "incarnation id");
         } else {
             tracing::warn!("transport already started");
         }
@@ -153,14 +158,27 @@ impl Transport {
         let Some(frame) = self.inner.frame(msg) else {
             return;
         };
+        let len = frame.len();
         match self.inner.link_tx(to) {
-            None => tracing::trace!(to, "no link: message dropped"),
+            None => {
+                METRICS.dropped("no_link");
+                tracing::trace!(to, "no link: message dropped");
+            }
             Some(tx) => {
                 if tx.try_send(frame).is_err() {
+                    METRICS.dropped("queue_full");
                     tracing::trace!(to, "link queue full: message dropped");
+                } else {
+                    METRICS.frame("out", "link", len);
+                    self.inner.traffic.outbound(to, len);
                 }
             }
         }
+    }
+
+    /// Frames and bytes per linked member since its link came up.
+    pub fn traffic(&self) -> Vec<(MemberId, PeerCount)> {
+        self.inner.traffic.snapshot()
     }
 
     /// Authentication state and counts of refused messages (for `quorumctl status`).

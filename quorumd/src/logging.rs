@@ -1,16 +1,40 @@
 //! Logging setup: `tracing` to stderr (journald under systemd), optionally also to a file
-//! rotated daily by `tracing-appender`.
+//! rotated daily by `tracing-appender`; lines as readable text or as JSON objects
+//! (`--log-format json`, one per line).
 //!
-//! Level: `info`, or `debug` for quorumd's own crates with `-d`; `RUST_LOG` overrides both.
+//! Level, first found: `--log-level` (flag, `QUORUMD_LOG_LEVEL` or the `log_level` key), then
+//! `RUST_LOG`, then `-d` (debug for quorumd's own crates), else `info`. A reload (SIGHUP)
+//! applies a changed `--log-level` at once ([`set_filter`]).
 
 use anyhow::Context;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::OnceLock;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-01-01T00:00:00Z  INFO role changed role=master ...`
+    #[default]
+    Text,
+    /// `{"timestamp":"...","level":"INFO","message":"role changed","role":"master",...}`
+    Json,
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
 
 /// Keeps the log file writer alive; drop it only at exit (dropping flushes the file).
 #[must_use = "dropping the guard stops writing the log file"]
@@ -18,7 +42,7 @@ pub struct LogGuard {
     _file: Option<WorkerGuard>,
 }
 
-/// The filter used when `RUST_LOG` is not set.
+/// The filter used when neither `--log-level` nor `RUST_LOG` is set.
 pub fn default_filter(debug: bool) -> &'static str {
     if debug {
         "info,quorumd=debug,common=debug"
@@ -27,42 +51,84 @@ pub fn default_filter(debug: bool) -> &'static str {
     }
 }
 
-/// stderr always (readable lines with time, level, target-less message and fields); `debug`
-/// => debug level for quorumd/common (RUST_LOG overrides when set); `log_file` => also written
-/// by tracing-appender with daily rotation (directory + file prefix from the path), non-ANSI.
-/// Returns the guard(s) to keep alive until exit.
-pub fn init(debug: bool, log_file: Option<&Path>) -> anyhow::Result<LogGuard> {
-    let filter = || match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => {
-            EnvFilter::try_new(spec.trim()).with_context(|| format!("invalid RUST_LOG {spec:?}"))
-        }
-        _ => Ok(EnvFilter::new(default_filter(debug))),
-    };
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_filter(filter()?);
+/// The filter in force: `level` (`--log-level`), else `rust_log` (`RUST_LOG`), else `-d`'s or
+/// the default.
+pub fn filter_spec(level: Option<&str>, debug: bool, rust_log: Option<&str>) -> String {
+    match (level, rust_log.map(str::trim).filter(|s| !s.is_empty())) {
+        (Some(l), _) => l.to_string(),
+        (None, Some(r)) => r.to_string(),
+        (None, None) => default_filter(debug).to_string(),
+    }
+}
 
-    let (file_layer, guard) = match log_file {
+/// Checks a filter (a level such as `debug`, or `RUST_LOG` syntax such as
+/// `info,quorumd=debug`).
+pub fn check_filter(spec: &str) -> Result<(), String> {
+    EnvFilter::builder()
+        .parse(spec)
+        .map(drop)
+        .map_err(|e| format!("not a log level or filter: {e}"))
+}
+
+type Base = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+type Output = Box<dyn Layer<Base> + Send + Sync>;
+
+static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Replaces the filter of the installed logger (a reload). Refused (nothing changes) if the
+/// filter does not parse or no logger was installed by [`init`].
+pub fn set_filter(spec: &str) -> Result<(), String> {
+    let filter = EnvFilter::builder()
+        .parse(spec)
+        .map_err(|e| format!("not a log level or filter: {e}"))?;
+    let handle = FILTER.get().ok_or("no logger installed")?;
+    handle.reload(filter).map_err(|e| e.to_string())
+}
+
+fn output<W>(format: LogFormat, writer: W, ansi: bool) -> Output
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+    }
+}
+
+/// Installs the logger: stderr always (ANSI colours only on a terminal and in text); with
+/// `log_file`, also that file (daily rotation, directory + file prefix from the path, never
+/// ANSI). `spec` is the filter ([`filter_spec`]). Returns the guard to keep alive until exit.
+pub fn init(spec: &str, format: LogFormat, log_file: Option<&Path>) -> anyhow::Result<LogGuard> {
+    let filter = EnvFilter::builder()
+        .parse(spec)
+        .with_context(|| format!("invalid log filter {spec:?}"))?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
+    let mut outputs: Vec<Output> = vec![output(format, std::io::stderr, ansi)];
+    let guard = match log_file {
         Some(path) => {
             let appender = rolling_appender(path)?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let layer = tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_target(false)
-                .with_ansi(false)
-                .with_filter(filter()?);
-            (Some(layer), Some(guard))
+            outputs.push(output(format, writer, false));
+            Some(guard)
         }
-        None => (None, None),
+        None => None,
     };
-
     tracing_subscriber::registry()
-        .with(stderr)
-        .with(file_layer)
+        .with(filter)
+        .with(outputs)
         .try_init()
         .context("a logger is already installed")?;
+    let _ = FILTER.set(handle);
     Ok(LogGuard { _file: guard })
 }
 

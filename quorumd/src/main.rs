@@ -41,7 +41,14 @@ fn main() -> ExitCode {
         quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));
         return ExitCode::from(2);
     }
-    let _guard = match quorumd::logging::init(settings.debug, settings.log_file.as_deref()) {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let spec = quorumd::logging::filter_spec(
+        settings.log_level.as_deref(),
+        settings.debug,
+        rust_log.as_deref(),
+    );
+    let logged = quorumd::logging::init(&spec, settings.log_format, settings.log_file.as_deref());
+    let _guard = match logged {
         Ok(g) => g,
         Err(e) => {
             quorumd::logging::eprint_line(&format!("quorumd: {e:#}"));

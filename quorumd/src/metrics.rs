@@ -36,6 +36,14 @@ pub struct Metrics {
     pub check_results: Family<Labels, Counter>,
     /// Milliseconds left on this master's lease (0 when not master).
     pub lease_margin_ms: Gauge,
+    /// Frames by direction (in, out) and transport (link, datagram).
+    pub frames: Family<Labels, Counter>,
+    /// Bytes by direction and transport.
+    pub bytes: Family<Labels, Counter>,
+    /// Frames dropped by this node, by reason (link queue full, no link, driver busy).
+    pub dropped: Family<Labels, Counter>,
+    /// Frames refused on arrival, by reason (unauthenticated, bad_key, replayed, malformed).
+    pub refused: Family<Labels, Counter>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -59,6 +67,10 @@ impl Metrics {
             hook_seconds: Histogram::new([0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             check_results: Family::default(),
             lease_margin_ms: Gauge::default(),
+            frames: Family::default(),
+            bytes: Family::default(),
+            dropped: Family::default(),
+            refused: Family::default(),
         };
         registry.register("role", "1 for this node's current role", m.role.clone());
         registry.register(
@@ -97,7 +109,49 @@ impl Metrics {
             "Time left on this master's lease",
             m.lease_margin_ms.clone(),
         );
+        registry.register(
+            "frames",
+            "Frames by direction (in, out) and transport (link, datagram)",
+            m.frames.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Bytes by direction (in, out) and transport (link, datagram)",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "frames_dropped",
+            "Frames dropped by this node (queue_full, no_link, driver_busy)",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "frames_refused",
+            "Frames refused on arrival (unauthenticated, bad_key, replayed, malformed)",
+            m.refused.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Counts one frame of `bytes` going `direction` ("in", "out") on `transport` ("link",
+    /// "datagram").
+    pub fn frame(&self, direction: &str, transport: &str, bytes: usize) {
+        let l = labels(&[("direction", direction), ("transport", transport)]);
+        self.frames.get_or_create(&l).inc();
+        self.bytes.get_or_create(&l).inc_by(bytes as u64);
+    }
+
+    /// Counts a frame this node dropped.
+    pub fn dropped(&self, reason: &str) {
+        self.dropped
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+    }
+
+    /// Counts a frame refused on arrival.
+    pub fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
     }
 
     /// Sets the role gauge: 1 for `role`, 0 for every other.

@@ -156,7 +156,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     let election = Election::new(cfg, me.clone(), saved.memory.clone(), Millis(0));
     info!(
         name = %me.name, addr = %me.addr, port = me.port, cluster = %settings.cluster,
-        strategy = %settings.strategy, witness = settings.witness, socket = %settings.socket.display(),
+        strategy = %settings.strategy, witness = settings.witness, priority = settings.priority,
+        socket = %settings.socket.display(), remembered = %crate::explain::remembered(&saved.memory),
         "quorumd starting"
     );
 
@@ -219,7 +220,11 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         hold: Hold::default(),
         held: false,
         checks,
+        inquorate_why: String::new(),
+        rates: crate::links::Rates::default(),
+        lease_ms: settings.timers.lease_ms,
     };
+    driver.hold.maintenance = settings.maintenance;
     driver.flush();
 
     let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
@@ -282,7 +287,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 Some(Command::Hold { change, reply }) => {
                     driver.hold.apply(change, Instant::now());
                     let held = driver.hold.reasons(Instant::now());
-                    info!(?change, held = %held.join(", "), "eligibility changed by the operator");
+                    info!(%change, held = %held.join(", "), "eligibility changed by the operator");
                     driver.handle(Input::Tick);
                     let _ = reply.send(Ok(Response::Held { held }));
                 }
@@ -299,9 +304,31 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                         Ok(new) => {
                             let restart = needs_restart(&settings, &new);
                             if !restart.is_empty() {
-                                warn!(options = %restart.join(", "), "reload: these changes need a restart and were left as they were");
+                                warn!(options = %restart.join(", "), "reload: changing these needs a restart; they were left as they were");
                             }
                             driver.hooks.set_scripts(hook_scripts(&new));
+                            if (&new.log_level, new.debug) != (&settings.log_level, settings.debug) {
+                                let rust_log = std::env::var("RUST_LOG").ok();
+                                let spec = crate::logging::filter_spec(new.log_level.as_deref(), new.debug, rust_log.as_deref());
+                                match crate::logging::set_filter(&spec) {
+                                    Ok(()) => info!(filter = %spec, "reload: log level changed"),
+                                    Err(e) => warn!(error = %e, "reload: log level unchanged"),
+                                }
+                                settings.log_level = new.log_level.clone();
+                                settings.debug = new.debug;
+                            }
+                            if new.maintenance != settings.maintenance {
+                                driver.hold.maintenance = new.maintenance;
+                                settings.maintenance = new.maintenance;
+                                let state = if new.maintenance { "on" } else { "off" };
+                                info!(maintenance = state, "reload: maintenance changed by the config file");
+                                driver.published = Millis(0);
+                                driver.handle(Input::Tick);
+                            }
+                            if new.exit_on_minority != settings.exit_on_minority {
+                                driver.exit_on_minority = new.exit_on_minority;
+                                settings.exit_on_minority = new.exit_on_minority;
+                            }
                             if new.checks != settings.checks {
                                 checks_cancel.cancel();
                                 checks_cancel = cancel.child_token();
@@ -411,12 +438,10 @@ fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str> {
     diff("witness", old.witness != new.witness);
     diff("priority", old.priority != new.priority);
     diff("no_preempt", old.no_preempt != new.no_preempt);
-    diff(
-        "exit_on_minority",
-        old.exit_on_minority != new.exit_on_minority,
-    );
     diff("key_file", old.key_file != new.key_file);
     diff("log_file", old.log_file != new.log_file);
+    diff("log_format", old.log_format != new.log_format);
+    diff("metrics_listen", old.metrics_listen != new.metrics_listen);
     diff("state_dir", old.state_dir != new.state_dir);
     let mut t_old = old.timers.clone();
     t_old.hook_timeout_ms = new.timers.hook_timeout_ms;
@@ -495,6 +520,12 @@ struct Driver {
     held: bool,
     /// Health checks' latest states.
     checks: Vec<CheckState>,
+    /// Why this node is inquorate, as last logged (empty when it is not).
+    inquorate_why: String,
+    /// Per-member traffic rates for the status.
+    rates: crate::links::Rates,
+    /// The master lease: a member not heard within it does not count as reachable in logs.
+    lease_ms: u64,
 }
 
 impl Driver {
@@ -624,7 +655,7 @@ impl Driver {
                     let _ = self.events.send(Event::Master { master, epoch });
                 }
                 Output::Member { name, change } => {
-                    info!(member = %name, change = ?change, "membership");
+                    info!(member = %name, %change, "membership");
                     let _ = self.events.send(Event::Member { name, change });
                 }
                 Output::Refused { name, addr, reason } => {
@@ -657,7 +688,12 @@ impl Driver {
         if news || due {
             self.published = now;
             let mut status = self.election.status(now);
-            status.security = Some(self.transport.security());
+            let mut security = self.transport.security();
+            let transport = &self.transport;
+            security.traffic = self
+                .rates
+                .update(std::time::Instant::now(), || transport.traffic());
+            status.security = Some(security);
             status.held = self.hold.reasons(Instant::now());
             status.checks = self.checks.clone();
             METRICS.set_role(status.role.as_str());
@@ -675,6 +711,15 @@ impl Driver {
                 .lease_margin_ms
                 .set(i64::try_from(margin).unwrap_or(i64::MAX));
             self.notify_status(&status);
+            if status.role == Role::Inquorate {
+                let why = crate::explain::inquorate(&status, self.lease_ms);
+                if why != self.inquorate_why {
+                    warn!(why = %why, "inquorate: no majority of the counted members reachable");
+                    self.inquorate_why = why;
+                }
+            } else {
+                self.inquorate_why.clear();
+            }
             self.status.send_modify(|s| {
                 s.status = status;
                 s.master_until = master_until;

@@ -10,7 +10,7 @@ use tracing::debug;
 fn send(state: &[NotifyState]) {
     // unset_env = false: we notify many times over the process lifetime.
     if let Err(e) = sd_notify::notify(false, state) {
-        debug!(error = %e, ?state, "sd_notify failed");
+        debug!(error = %e, "sd_notify failed");
     }
 }
 

@@ -483,6 +483,11 @@ fn the_systemd_unit_verifies() {
     )
     .expect("read unit");
     assert!(unit.contains("ExecStart=/usr/local/bin/quorumd "), "{unit}");
+    // `systemctl reload` = SIGHUP = re-read the config (never fatal).
+    assert!(
+        unit.contains("ExecReload=/bin/kill -HUP $MAINPID"),
+        "{unit}"
+    );
     let unit = unit.replace("/usr/local/bin/quorumd", env!("CARGO_BIN_EXE_quorumd"));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("quorumd.service");
@@ -518,6 +523,38 @@ fn every_option_is_declared_once_with_its_variable_and_documented() {
             .into_owned();
         assert!(env.starts_with("QUORUMD_"), "{id}: {env}");
         assert!(docs.contains(&env), "docs/CONFIG.md does not mention {env}");
+    }
+}
+
+#[test]
+fn every_config_key_is_in_the_docs_and_in_the_example_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let docs = std::fs::read_to_string(root.join("docs/CONFIG.md")).expect("read docs");
+    let example = std::fs::read_to_string(example_config()).expect("read example");
+    let (head, timers) = example.split_once("\n[timers]").expect("a [timers] table");
+    // `key = ...` or, for options without a default, `#key = ...`.
+    let has = |text: &str, key: &str| {
+        text.lines().any(|l| {
+            let l = l.trim_start_matches('#');
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(" ="))
+        })
+    };
+    let keys = quorumd::config::file_keys();
+    assert!(keys.len() > 30, "{keys:?}");
+    for key in &keys {
+        let (documented, in_example) = match key.strip_prefix("timers.") {
+            Some(t) => (docs.contains(&format!("`[timers] {t}`")), has(timers, t)),
+            None => (
+                docs.contains(&format!("`{key}`")) || docs.contains(&format!("`{key} =")),
+                has(head, key),
+            ),
+        };
+        assert!(documented, "docs/CONFIG.md does not document the key {key}");
+        assert!(
+            in_example,
+            "systemd/quorumd.toml does not carry the key {key}"
+        );
     }
 }
 

@@ -538,10 +538,12 @@ async fn hook_outcomes_and_output_are_logged_with_script_and_role() {
             m.as_str(),
             "role=master",
         ],
+        // stderr is progress as often as errors: INFO, with the hook's name.
         vec![
-            "WARN",
+            "INFO",
             "hook stderr",
             "to-stderr",
+            "hook=\"master\"",
             m.as_str(),
             "role=master",
         ],

@@ -242,7 +242,12 @@ fn hooks_see_where_the_master_is_who_counts_and_why_the_role_changed() {
 fn sighup_reloads_checks_refuses_a_bad_file_and_names_what_needs_a_restart() {
     let c = Cluster::new();
     let config = c.dir().join("alice.toml");
-    let write = |text: &str| std::fs::write(&config, text).expect("write config");
+    // Written whole, then renamed in place: a reload never reads a half-written file.
+    let write = |text: &str| {
+        let tmp = config.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &config).expect("rename config");
+    };
     write("check = [\"true\"]\ncheck_interval = \"200ms\"\ncheck_fall = 1\ncheck_rise = 1\n");
     let cfg = config.to_str().expect("utf-8 path");
     let alice = c.start("alice", &["--config", cfg]);
@@ -275,7 +280,7 @@ fn sighup_reloads_checks_refuses_a_bad_file_and_names_what_needs_a_restart() {
     c.wait_for(
         "the cluster change is named as needing a restart",
         DEADLINE,
-        || alice.log().contains("need a restart") && alice.log().contains("cluster"),
+        || alice.log().contains("needs a restart") && alice.log().contains("cluster"),
     );
     c.wait_master(&all, "alice");
     assert_ne!(alice.status()["cluster"], "elsewhere");
@@ -308,16 +313,47 @@ fn metrics_are_served_over_http_and_by_quorumctl() {
     c.wait_for("the scrape shows alice as master", DEADLINE, || {
         scrape().contains("quorumd_role{role=\"master\"} 1")
     });
+    // A garbage datagram on the discovery port is refused and counted.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+    udp.set_broadcast(true).expect("SO_BROADCAST");
+    udp.send_to(
+        b"not a quorumd datagram",
+        ("127.255.255.255", c.broadcast_port()),
+    )
+    .expect("send junk");
+    c.wait_for("the junk is counted", DEADLINE, || {
+        scrape().contains("quorumd_frames_refused_total{reason=\"malformed\"}")
+    });
     let text = scrape();
     for needle in [
         "quorumd_elections_total 1",
         "quorumd_epoch ",
         "quorumd_members{state=\"alive\",counted=\"true\"} 2",
         "quorumd_lease_margin_milliseconds ",
+        "quorumd_frames_total{direction=\"in\",transport=\"link\"} ",
+        "quorumd_frames_total{direction=\"out\",transport=\"link\"} ",
+        "quorumd_frames_total{direction=\"in\",transport=\"datagram\"} ",
+        "quorumd_bytes_total{direction=\"in\",transport=\"link\"} ",
+        "quorumd_bytes_total{direction=\"out\",transport=\"datagram\"} ",
+        "# TYPE quorumd_frames_dropped counter",
+        "# TYPE quorumd_frames_refused counter",
         "# EOF",
     ] {
         assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
     }
+    // Per-member traffic in status: totals and rates over the last second.
+    c.wait_for("alice shows bob's traffic rates", DEADLINE, || {
+        alice.status()["security"]["traffic"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == "bob").cloned())
+            .is_some_and(|t| {
+                t["messages_in_per_s"].as_u64().unwrap_or(0) > 0
+                    && t["bytes_out_per_s"].as_u64().unwrap_or(0) > 0
+                    && t["messages_in"].as_u64().unwrap_or(0) > 0
+            })
+    });
+    let human = ctl_ok(&alice, &["status"]);
+    assert!(human.contains("traffic  bob: in "), "{human}");
     let ctl = ctl_ok(&alice, &["metrics"]);
     assert!(ctl.contains("quorumd_role{role=\"master\"} 1"), "{ctl}");
     // Anything but /metrics is a 404.
@@ -333,4 +369,62 @@ fn metrics_are_served_over_http_and_by_quorumctl() {
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+}
+
+#[test]
+fn a_failing_check_is_the_reason_in_hooks_and_follow_and_with_no_preempt_the_node_waits() {
+    let c = Cluster::new();
+    let flag = c.dir().join("alice-healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let check = format!("test -e {}", flag.display());
+    let (script, out) = env_hook(&c, "alice-check");
+    let s = script.to_str().expect("utf-8 path");
+    let fast = [
+        "--check-interval",
+        "200ms",
+        "--check-rise",
+        "1",
+        "--check-fall",
+        "1",
+        "--no-preempt",
+    ];
+    let mut args = vec!["--check", check.as_str(), "-m", s, "-s", s];
+    args.extend(fast);
+    let alice = c.start("alice", &args);
+    let bob = c.start("bob", &["--no-preempt"]);
+    let peter = c.start("peter", &["--no-preempt"]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+    let epoch = alice.status()["epoch"].as_u64().expect("epoch");
+    let mut follow = alice.ctl_spawn(&["--json", "follow"]);
+    let lines = follow.stdout_lines();
+
+    std::fs::remove_file(&flag).expect("rm flag");
+    c.wait_master(&all, "bob");
+    assert!(bob.status()["epoch"].as_u64().expect("epoch") > epoch);
+    let reason = format!("check {check} failing");
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let event = loop {
+        let line = lines
+            .next_before(deadline)
+            .expect("a role event to slave in follow");
+        let ev: serde_json::Value = serde_json::from_str(&line).expect("JSON event");
+        if ev["type"] == "role" && ev["role"] == "slave" {
+            break ev;
+        }
+    };
+    assert_eq!(event["reason"], reason.as_str(), "{event}");
+    c.wait_for("the slave hook saw the reason", DEADLINE, || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("slave|{reason}|")))
+    });
+
+    // Healthy again, but --no-preempt: bob keeps the role.
+    std::fs::write(&flag, "").expect("flag");
+    c.wait_for("alice's check passes", DEADLINE, || held(&alice).is_empty());
+    c.hold("bob stays master", Duration::from_secs(2), || {
+        bob.role().as_deref() == Some("master") && alice.role().as_deref() == Some("slave")
+    });
 }

@@ -375,6 +375,25 @@ fn a_non_root_user_may_read_status_but_not_dispatch() {
     );
     let out = as_nobody(&["rename", "mallory"]);
     assert_eq!(out.status.code(), Some(4), "rename as nobody: {out:?}");
+    // step-down, resume and maintenance need the same rights as dispatch; metrics is a read.
+    for args in [
+        &["step-down"][..],
+        &["step-down", "--for", "1m"],
+        &["resume"],
+        &["maintenance", "on"],
+        &["maintenance", "off"],
+    ] {
+        let out = as_nobody(args);
+        assert_eq!(out.status.code(), Some(4), "{args:?} as nobody: {out:?}");
+        assert!(
+            stderr(&out).contains("permission denied"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = as_nobody(&["metrics"]);
+    assert_eq!(out.status.code(), Some(0), "metrics as nobody: {out:?}");
+    assert!(alpha.status()["held"].is_null(), "nobody held alpha back");
 
     // Nothing changed: still running, same name, still master.
     assert!(alpha.try_exit().is_none(), "alpha exited\n{}", c.logs());

@@ -9,6 +9,7 @@
 //! through an injectable lookup, so tests never depend on the process environment.
 
 use super::Profile;
+use crate::logging::LogFormat;
 use clap::{ArgAction, Parser};
 use common::types::Strategy;
 use std::net::{IpAddr, SocketAddr};
@@ -157,6 +158,11 @@ pub(super) struct Cli {
     )]
     pub priority: Option<i32>,
 
+    /// Start in maintenance: vote, but never become master, until `quorumctl maintenance off`
+    /// or a reload with this off (default: off).
+    #[arg(long, env = "QUORUMD_MAINTENANCE", action = ArgAction::SetTrue, help_heading = "Election")]
+    pub maintenance: bool,
+
     /// A sitting master keeps the role when a better-ranked node joins (default: off).
     #[arg(long, env = "QUORUMD_NO_PREEMPT", action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,
@@ -267,6 +273,15 @@ pub(super) struct Cli {
     #[arg(short = 'd', long, env = "QUORUMD_DEBUG", action = ArgAction::SetTrue, help_heading = "Logging and files")]
     pub debug: bool,
 
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter such as
+    /// info,quorumd=debug; wins over RUST_LOG and -d (default: info).
+    #[arg(long, env = "QUORUMD_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_log_level, help_heading = "Logging and files")]
+    pub log_level: Option<String>,
+
+    /// Log lines as readable text or as JSON objects, one per line (default: text).
+    #[arg(long, env = "QUORUMD_LOG_FORMAT", value_name = "text|json", value_parser = parse_log_format, help_heading = "Logging and files")]
+    pub log_format: Option<LogFormat>,
+
     /// Also log to this file, rotated daily (default: none; stderr always).
     #[arg(
         long,
@@ -306,6 +321,18 @@ pub(super) fn parse_strategy(s: &str) -> Result<Strategy, String> {
         "age" => Ok(Strategy::Age),
         "port" => Ok(Strategy::Port),
         _ => Err(format!("unknown strategy {s:?} (expected age or port)")),
+    }
+}
+
+pub(super) fn parse_log_level(s: &str) -> Result<String, String> {
+    crate::logging::check_filter(s).map(|()| s.to_string())
+}
+
+pub(super) fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("unknown log format {s:?} (expected text or json)")),
     }
 }
 

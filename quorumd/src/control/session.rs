@@ -69,7 +69,7 @@ impl Client {
                 match request.and_then(|r| self.policy.check(peer.as_ref(), &r).map(|()| r)) {
                     Ok(request) => request,
                     Err(e) => {
-                        debug!(kind = ?e.kind, message = %e.message, "control request refused");
+                        debug!(kind = %e.kind, message = %e.message, "control request refused");
                         if write_line(&mut writer, &Err::<Response, _>(e))
                             .await
                             .is_err()
@@ -79,7 +79,7 @@ impl Client {
                         continue;
                     }
                 };
-            debug!(?request, "control request");
+            debug!(request = %serde_json::to_string(&request).unwrap_or_default(), "control request");
             if request == Request::Follow {
                 self.follow(reader, writer).await;
                 return;

@@ -115,13 +115,17 @@ pub(crate) async fn dial(
         }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             drop(slot);
-            tracing::debug!(%addr, peer = ?expected, "connection refused");
+            tracing::debug!(%addr, peer = expected.unwrap_or_default(), "connection refused");
             if let Some(id) = expected {
                 inner.refused(id).await;
             }
         }
-        Ok(Err(e)) => tracing::debug!(%addr, peer = ?expected, error = %e, "connecting failed"),
-        Err(_) => tracing::trace!(%addr, peer = ?expected, "connecting timed out"),
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, peer = expected.unwrap_or_default(), error = %e, "connecting failed")
+        }
+        Err(_) => {
+            tracing::trace!(%addr, peer = expected.unwrap_or_default(), "connecting timed out")
+        }
     }
 }
 
@@ -272,6 +276,9 @@ async fn run_link(
             Ok(body) => match opener.open(&body) {
                 Ok(env) => {
                     last_read.store(inner.now_ms(), Ordering::Relaxed);
+                    let len = body.len().saturating_add(4);
+                    crate::metrics::METRICS.frame("in", "link", len);
+                    inner.traffic.inbound(id, len);
                     handle_frame(&inner, id, env).await;
                 }
                 // Dropped without touching the link: the next genuine frame still carries
@@ -419,6 +426,9 @@ async fn handle_frame(inner: &Arc<Inner>, id: MemberId, env: Envelope) {
         }
         // Leave (and Forget) are one-shot: never dropped.
         msg => {
+            if matches!(msg, Message::Leave { .. }) {
+                inner.mark_left(id);
+            }
             inner
                 .emit_reliable(NetEvent::Message { from: id, msg })
                 .await

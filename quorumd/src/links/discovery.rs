@@ -99,7 +99,10 @@ pub(crate) async fn announce_loop(inner: Arc<Inner>) {
             continue;
         };
         match inner.udp.send_to(&bytes, inner.cfg.broadcast).await {
-            Ok(_) => tracing::trace!(to = %inner.cfg.broadcast, "hello sent"),
+            Ok(n) => {
+                crate::metrics::METRICS.frame("out", "datagram", n);
+                tracing::trace!(to = %inner.cfg.broadcast, "hello sent")
+            }
             Err(e) => {
                 tracing::debug!(to = %inner.cfg.broadcast, error = %e, "sending hello failed")
             }
@@ -125,6 +128,7 @@ pub(crate) async fn recv_loop(inner: Arc<Inner>) {
             }
         };
         let Some(data) = buf.get(..n) else { continue };
+        crate::metrics::METRICS.frame("in", "datagram", n);
         let env = match codec::open_datagram(&inner.cfg.keys, super::unix_ms(), data) {
             Ok(env) => env,
             Err(e) => {

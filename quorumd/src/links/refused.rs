@@ -26,28 +26,30 @@ impl Refused {
     /// Counts a refused message and warns about authentication failures, at most once per
     /// [`LOG_EVERY`].
     pub(crate) fn note(&self, from: Option<SocketAddr>, what: &str, e: &OpenError) {
-        let counter = match e {
-            OpenError::Unauthenticated => &self.unauthenticated,
-            OpenError::BadTag => &self.bad_key,
-            OpenError::Replay => &self.replayed,
-            _ => &self.malformed,
+        let from = from.map_or_else(|| "a peer link".to_string(), |a| a.to_string());
+        let (counter, reason) = match e {
+            OpenError::Unauthenticated => (&self.unauthenticated, "unauthenticated"),
+            OpenError::BadTag => (&self.bad_key, "bad_key"),
+            OpenError::Replay => (&self.replayed, "replayed"),
+            _ => (&self.malformed, "malformed"),
         };
+        crate::metrics::METRICS.refused(reason);
         counter.fetch_add(1, Ordering::Relaxed);
         if !e.is_auth() {
-            tracing::debug!(from = ?from, error = %e, "{what} dropped");
+            tracing::debug!(%from, error = %e, "{what} dropped");
             return;
         }
         let now = Instant::now();
         let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
-            tracing::debug!(from = ?from, error = %e, "{what} dropped");
+            tracing::debug!(%from, error = %e, "{what} dropped");
             return;
         }
         *last = Some(now);
         drop(last);
         let s = self.snapshot(true);
         tracing::warn!(
-            from = ?from, error = %e,
+            %from, error = %e,
             unauthenticated = s.unauthenticated, bad_key = s.bad_key, replayed = s.replayed,
             "{what} refused (authentication); further ones are counted in quorumctl status \
              and logged at most every 10 s"
@@ -62,6 +64,7 @@ impl Refused {
             bad_key: self.bad_key.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
+            traffic: Vec::new(),
         }
     }
 }

@@ -77,6 +77,10 @@ fn takes_over(old: Existing, dialer: MemberId, addr: SocketAddr, smaller: Member
 /// A member we heard of, linked or not.
 struct Known {
     addr: SocketAddr,
+    /// Its name, for logs.
+    name: String,
+    /// It said it leaves (dispatch): its port closing next is no crash.
+    left: bool,
     /// When its link ended (or since when we wait for one); None while linked.
     unlinked_since: Option<Instant>,
 }
@@ -114,6 +118,8 @@ pub(crate) struct Inner {
     pub(crate) udp: Arc<UdpSocket>,
     /// Refused traffic, counted for `quorumctl status`.
     pub(crate) refused: Refused,
+    /// Frames and bytes per linked member.
+    pub(crate) traffic: super::traffic::Traffic,
 }
 
 /// Wall clock, ms since the Unix epoch (datagram time stamps).
@@ -163,6 +169,7 @@ impl Inner {
             listener: Mutex::new(Some(listener)),
             udp: Arc::new(udp),
             refused: Refused::default(),
+            traffic: Default::default(),
         }
     }
 
@@ -296,6 +303,7 @@ impl Inner {
             .await
             .is_err()
         {
+            crate::metrics::METRICS.dropped("driver_busy");
             tracing::debug!("event queue full: event dropped");
         }
     }
@@ -321,9 +329,14 @@ impl Inner {
         let linked = st.links.contains_key(&info.id);
         let k = st.known.entry(info.id).or_insert(Known {
             addr,
+            name: info.name.clone(),
+            left: false,
             unlinked_since: None,
         });
         k.addr = addr;
+        // `left` stays: a hello still in flight after a Leave does not undo it (a restarted
+        // member comes back under a new id).
+        k.name.clone_from(&info.name);
         if !linked && k.unlinked_since.is_none() {
             k.unlinked_since = Some(Instant::now());
         }
@@ -380,7 +393,7 @@ impl Inner {
         }
         if st.links.len() >= MAX_LINKS && !st.links.contains_key(&info.id) {
             tracing::warn!(
-                peer = info.id,
+                member = %info.name,
                 "{MAX_LINKS} links already: new link refused"
             );
             return None;
@@ -417,10 +430,14 @@ impl Inner {
             },
         );
         st.crashed.remove(&info.id);
+        self.traffic.linked(info.id, &info.name);
+        let left = st.known.get(&info.id).is_some_and(|k| k.left);
         st.known.insert(
             info.id,
             Known {
                 addr,
+                name: info.name.clone(),
+                left,
                 unlinked_since: None,
             },
         );
@@ -475,6 +492,7 @@ impl Inner {
             return false;
         }
         st.links.remove(&id);
+        self.traffic.unlinked(id);
         if let Some(k) = st.known.get_mut(&id) {
             k.unlinked_since = Some(Instant::now());
         }
@@ -487,19 +505,37 @@ impl Inner {
         let report = {
             let mut st = self.state();
             if st.links.contains_key(&id) || st.crashed.contains(&id) || st.shutting_down {
-                false
+                None
             } else {
                 if st.crashed.len() >= MAX_CRASHED {
                     st.crashed.clear();
                 }
                 st.crashed.insert(id);
-                st.known.remove(&id);
-                true
+                let k = st.known.remove(&id);
+                Some(k.map_or((None, false), |k| (Some(k.name), k.left)))
             }
         };
-        if report {
-            tracing::info!(peer = id, "member crashed: its port refuses connections");
-            self.emit_reliable(NetEvent::Crashed(id)).await;
+        match report {
+            // A member that said it leaves closes its port: that is the end of a dispatch.
+            Some((name, true)) => {
+                let name = name.unwrap_or_default();
+                tracing::debug!(member = %name, "the port of a member that left is closed");
+            }
+            Some((Some(name), false)) => {
+                tracing::info!(member = %name, "member crashed: its port refuses connections");
+            }
+            Some((None, false)) => {
+                tracing::debug!(peer = id, "a member never heard from refuses connections");
+            }
+            None => return,
+        }
+        self.emit_reliable(NetEvent::Crashed(id)).await;
+    }
+
+    /// Member `id` said it leaves (a dispatch).
+    pub(crate) fn mark_left(&self, id: MemberId) {
+        if let Some(k) = self.state().known.get_mut(&id) {
+            k.left = true;
         }
     }
 
