@@ -126,6 +126,12 @@ pub struct Beat {
     /// count are counted from then on (before, their vote cannot back anyone).
     #[serde(default)]
     pub voting: bool,
+    /// While not voting: milliseconds until the sender may vote (its quiet period after
+    /// start). A member that cannot vote yet cannot help any candidate anywhere before then,
+    /// so a sitting master may keep an exact half that this newcomer does not agree with yet,
+    /// up to that instant.
+    #[serde(default)]
+    pub quiet_ms: u64,
     /// Digest of the sender's view: every member it counts or has pending, itself included.
     /// A voter votes only for a candidate whose view equals its own, and a pending member
     /// is committed once a quorum of the base shows the same view (0: unknown).

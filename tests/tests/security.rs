@@ -71,6 +71,7 @@ fn huge_beat(candidate: MemberId) -> Message {
         epoch: u64::MAX,
         voted: u64::MAX,
         voting: true,
+        quiet_ms: 0,
         view: 0,
         base: 0,
         following: Some(candidate),

@@ -35,6 +35,7 @@ fn beat() -> Message {
         epoch: 4,
         voted: 4,
         voting: true,
+        quiet_ms: 0,
         view: 11,
         base: 12,
         following: Some(7),

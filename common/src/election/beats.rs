@@ -53,6 +53,7 @@ impl Election {
             epoch: self.cand.max_epoch,
             voted: self.votes.last_granted_epoch,
             voting: self.may_vote(now),
+            quiet_ms: (self.started + self.quiet_ms()).since(now),
             following: self.roles.master,
             view: digests.0,
             base: digests.1,
@@ -102,6 +103,10 @@ impl Election {
 
     pub(super) fn handle_beat(&mut self, now: Millis, from: MemberId, beat: Beat) {
         let lease = self.cfg.lease_ms;
+        let quiet_bound = beat
+            .quiet_ms
+            .min(self.quiet_ms())
+            .saturating_sub(self.cfg.drift_ms);
         let sent_at = self.sent_at(beat.echo);
         let Some(p) = self.peers.get_mut(&from) else {
             debug!(from, "beat from an unknown member ignored");
@@ -196,6 +201,13 @@ impl Election {
                 self.votes.promise = None;
             }
         }
+        // Until when it surely cannot vote: it sent this beat after we sent the one it echoes,
+        // quiet for `quiet_ms` more (capped at our own quiet period, less a drift for clock
+        // rates).
+        p.quiet_until = match sent_at {
+            Some(t) if !beat.voting => t + quiet_bound,
+            _ => Millis(0),
+        };
         p.beat = Some(beat);
         if echo_missing {
             // It has not heard us (yet, or since long): answer at once so that both sides

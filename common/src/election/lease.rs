@@ -35,6 +35,12 @@ impl Election {
                 // never runs out) holds the quorum: a master frozen after its last tick must
                 // find its lease expired when it thaws, whatever backed it.
                 self.lease.until = self.lease_end(now).min(now + self.cfg.lease_ms);
+                // A sitting master may keep an exact half that a newcomer does not agree with
+                // yet while that newcomer cannot vote, never past the instant it may.
+                if was_master && self.lease.until <= now {
+                    let sitting = self.lease_end_for(now, true).min(self.quiet_cap(now));
+                    self.lease.until = sitting.min(now + self.cfg.lease_ms);
+                }
                 self.lease.until > now && (was_master || self.everyone_spoke())
             }
             _ => false,
@@ -69,7 +75,14 @@ impl Election {
     /// The instant our current candidacy stops holding a joint quorum of valid votes (≤ now:
     /// none). Our own vote never runs out while we are a candidate.
     pub(super) fn lease_end(&self, now: Millis) -> Millis {
-        let holds_after = |t: Millis| self.joint_quorum(now, true, &|p: &Peer| p.support_until > t);
+        self.lease_end_for(now, false)
+    }
+
+    /// [`Self::lease_end`]; `sitting`: with a sitting master's relaxed exact half
+    /// ([`Self::joint_quorum_for`]).
+    fn lease_end_for(&self, now: Millis, sitting: bool) -> Millis {
+        let holds_after =
+            |t: Millis| self.joint_quorum_for(now, true, &|p: &Peer| p.support_until > t, sitting);
         if !holds_after(now) {
             return now;
         }

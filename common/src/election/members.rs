@@ -39,6 +39,9 @@ pub(crate) struct Peer {
     pub first_heard: Millis,
     /// We received at least one beat from it (its view is known).
     pub had_beat: bool,
+    /// Until when it surely cannot vote (its quiet period after start, from its newest beat;
+    /// 0 when it votes or we cannot tell).
+    pub quiet_until: Millis,
     /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
     pub left_at: Option<Millis>,
     /// A `forget` that arrived while its last vote could still be binding somewhere: it
@@ -63,6 +66,7 @@ impl Peer {
             superseded: false,
             first_heard: now.unwrap_or(Millis(0)),
             had_beat: false,
+            quiet_until: Millis(0),
             left_at: None,
             forget_at: None,
         }

@@ -1035,3 +1035,54 @@ fn no_preempt_a_master_elected_moments_ago_keeps_the_role_when_a_better_node_joi
         assert_eq!(sim.agreed_master().as_deref(), Some("bob"));
     }
 }
+
+#[test]
+fn a_lone_master_keeps_its_role_when_members_join_one_by_one() {
+    // A master alone, then a second, third and fourth node join (each after the cluster
+    // settled): the master never changes role and its epoch stays (no hook, no VIP flap).
+    for (strategy, preempt) in [
+        (Strategy::Age, true),
+        (Strategy::Port, true),
+        (Strategy::Age, false),
+    ] {
+        let c = Config { preempt, ..cfg() };
+        let mut sim = Sim::new(7, NetConfig::default(), strategy);
+        for (n, port) in [
+            ("alice", 8000u16),
+            ("bob", 8001),
+            ("carol", 8002),
+            ("dave", 8003),
+        ] {
+            let opts = NodeOpts {
+                port: Some(port),
+                ..Default::default()
+            };
+            sim.add(n, c.clone(), opts);
+        }
+        sim.start(0);
+        assert_eq!(
+            sim.settle(5_000).as_deref(),
+            Some("alice"),
+            "{}",
+            sim.trail()
+        );
+        let before = sim.nodes[0].role_log.len();
+        for joiner in 1..4 {
+            sim.start(joiner);
+            sim.run_for(3_000);
+            sim.assert_ok("join");
+            assert_eq!(
+                sim.nodes[0].role_log.len(),
+                before,
+                "alice's role changed when node {joiner} joined ({strategy:?}, preempt {preempt})\n{}",
+                sim.trail()
+            );
+            assert_eq!(
+                sim.agreed_master().as_deref(),
+                Some("alice"),
+                "{}",
+                sim.trail()
+            );
+        }
+    }
+}

@@ -69,6 +69,7 @@ fn beat(seq: u64, echo: u64) -> Beat {
         epoch: 0,
         voted: 0,
         voting: true,
+        quiet_ms: 0,
         following: None,
         view: 0,
         base: 0,
@@ -301,8 +302,8 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
     // are old enough to count.
     v.handle(Millis(t - 1), Input::Tick);
     drain(&mut v);
-    let view = v.digests();
-    let candidate = |seq, echo, epoch| {
+    // Candidates show the voter's current digests (a commit may change its base).
+    let candidate = |seq, echo, epoch, view: (u64, u64)| {
         let mut b = beat(seq, echo);
         b.candidacy = Some(epoch);
         (b.view, b.base) = view;
@@ -317,14 +318,25 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
         };
         v.handle(Millis(at), Input::Message { from, msg });
     };
-    // Both beat once (zoe answers them), then again echoing zoe's answers.
-    deliver(&mut v, t, 1, candidate(1, 0, 1));
-    deliver(&mut v, t, 2, candidate(1, 0, 2));
+    // Both beat as candidates (zoe answers them), then again echoing zoe's answers.
+    let shown = v.digests();
+    deliver(&mut v, t, 1, candidate(1, 0, 1, shown));
+    let shown = v.digests();
+    deliver(&mut v, t, 2, candidate(1, 0, 2, shown));
     let outs = drain(&mut v);
     let to_alice = sent_beats(&outs, 1).last().cloned().expect("beat to alice");
     let to_bob = sent_beats(&outs, 2).last().cloned().expect("beat to bob");
-    deliver(&mut v, t + 5, 1, candidate(2, to_alice.seq, 1));
-    deliver(&mut v, t + 5, 2, candidate(2, to_bob.seq, 2));
+    let shown = v.digests();
+    deliver(&mut v, t + 5, 1, candidate(2, to_alice.seq, 1, shown));
+    let shown = v.digests();
+    deliver(&mut v, t + 5, 2, candidate(2, to_bob.seq, 2, shown));
+    // Those echoes made both reachable both ways: zoe committed the view it shares with
+    // them (none of the three ever voted), so its base digest changed; once more with it.
+    drain(&mut v);
+    let shown = v.digests();
+    deliver(&mut v, t + 5, 1, candidate(3, to_alice.seq, 1, shown));
+    let shown = v.digests();
+    deliver(&mut v, t + 5, 2, candidate(3, to_bob.seq, 2, shown));
     drain(&mut v);
     let (g, until) = v.promise().expect("zoe promised a vote");
     assert_eq!(
@@ -343,7 +355,7 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
     }
     // ...and bob keeps beating meanwhile; once alice is lost, zoe is free for bob.
     let mut now = t + 5;
-    let mut seq = 3;
+    let mut seq = 4;
     let mut granted_bob_at = None;
     let mut last = to_bob.seq;
     while now < t + 5 + 3 * cfg.silence_ms {
@@ -352,7 +364,8 @@ fn a_voter_keeps_its_promise_until_it_runs_out_then_may_vote_again() {
         if let Some(b) = sent_beats(&outs, 2).last() {
             last = b.seq;
         }
-        deliver(&mut v, now, 2, candidate(seq, last, 2));
+        let shown = v.digests();
+        deliver(&mut v, now, 2, candidate(seq, last, 2, shown));
         seq += 1;
         outs.extend(drain(&mut v));
         if sent_beats(&outs, 2)

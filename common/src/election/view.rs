@@ -23,6 +23,9 @@
 //! * **The tie-break needs agreement.** An exact half wins only with the best-ranked member,
 //!   and in the view only when every pending member showed our view: otherwise that member
 //!   may count itself with others we do not know, and their half could win too.
+//! * **A sitting master keeps its exact half** while a pending member shows its view (even
+//!   before that member may vote) or cannot vote yet (its beat says how long its quiet
+//!   period lasts; the lease is capped there): a join never unseats a master.
 //! * **Shown views bind.** Every view a node showed in a beat since its last commit may have
 //!   been committed by a peer on the strength of that beat, so until the node commits itself
 //!   a candidate needs a quorum in each of those views too (members that left for good
@@ -107,14 +110,19 @@ impl Digest {
 impl Election {
     /// In the view: counted (alive, or lost without a certain crash), not replaced by a newer
     /// incarnation, and known well (a beat received, committed, remembered) or heard of for
-    /// two heartbeats (a hello whose link never carried a beat counts against winning then).
+    /// two heartbeats (a hello whose link never carried a beat counts against winning then),
+    /// or heard of at all by a newcomer still in its quiet period.
     pub(super) fn in_view(&self, p: &Peer, now: Millis) -> bool {
         !p.superseded
             && p.counted(self.cfg.expect)
             && (p.had_beat
                 || p.committed
                 || p.last_heard.is_none()
-                || now >= p.first_heard + 2 * self.cfg.heartbeat_ms)
+                || now >= p.first_heard + 2 * self.cfg.heartbeat_ms
+                // A newcomer counts whom it hears at once (it cannot vote yet, and counting
+                // more only makes winning harder): its first beats then show the sitting
+                // members their own view, and a sitting master keeps its exact half.
+                || p.first_heard < self.started + self.quiet_ms())
     }
 
     /// In the base tally: committed and still counted (a superseded entry too).
@@ -256,13 +264,43 @@ impl Election {
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
     ) -> bool {
-        let (base, view) = self.tallies(now, me_votes, votes_for);
+        self.joint_quorum_for(now, me_votes, votes_for, false)
+    }
+
+    /// [`Self::joint_quorum`]; `sitting`: for the lease of a sitting master, whose end is
+    /// capped by [`Self::quiet_cap`]: a pending member that cannot vote yet does not spoil
+    /// the exact half (module docs).
+    pub(super) fn joint_quorum_for(
+        &self,
+        now: Millis,
+        me_votes: bool,
+        votes_for: &dyn Fn(&Peer) -> bool,
+        sitting: bool,
+    ) -> bool {
+        let (base, view) = self.tallies(now, me_votes, votes_for, sitting);
         base.decides()
             && view.decides()
             && self
                 .shown_configs(now)
                 .iter()
                 .all(|config| self.config_tally(config, me_votes, votes_for).decides())
+    }
+
+    /// The lease end a sitting master may not pass: the earliest instant a pending member
+    /// that does not show our view may start voting (module docs).
+    pub(super) fn quiet_cap(&self, now: Millis) -> Millis {
+        let (my_view, _) = self.digests();
+        self.peers
+            .values()
+            .filter(|p| {
+                self.in_view(p, now)
+                    && !p.committed
+                    && p.view() != Some(my_view)
+                    && p.quiet_until > now
+            })
+            .map(|p| p.quiet_until)
+            .min()
+            .unwrap_or(Millis::NEVER)
     }
 
     /// The tally in one shown view: its members still counted; superseded entries count
@@ -306,6 +344,7 @@ impl Election {
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
+        sitting: bool,
     ) -> (Tally, Tally) {
         let expect = self.cfg.expect;
         let (my_view, _) = self.digests();
@@ -345,7 +384,12 @@ impl Election {
                 // already: a tie-break won before it can vote would be lost (a flap) as soon
                 // as the next member joins.
                 let voting = p.beat.as_ref().is_some_and(|b| b.voting);
-                if !p.committed && (p.view() != Some(my_view) || !voting) {
+                // For a sitting master: one that shows our view agrees even before it may
+                // vote, and one that cannot vote yet cannot help anyone win elsewhere before
+                // its quiet period ends (the lease is capped there).
+                let agrees = p.view() == Some(my_view) && (voting || sitting);
+                let quiet = sitting && p.quiet_until > now;
+                if !p.committed && !agrees && !quiet {
                     pending_agree = false;
                 }
             }
@@ -370,7 +414,7 @@ impl Election {
     /// (counted, exact half ruled out, best-ranked counted member) of the view: for
     /// invariant checks and status.
     pub(super) fn view_summary(&self, now: Millis) -> (usize, bool, MemberId) {
-        let (_, view) = self.tallies(now, false, &|_| false);
+        let (_, view) = self.tallies(now, false, &|_| false, self.lease.is_master);
         let mut best = (&self.me.rank, self.me.id);
         for p in self.peers.values() {
             if self.in_view(p, now) && p.rank() < best.0 {
@@ -408,7 +452,21 @@ impl Election {
     #[cfg(test)]
     pub(crate) fn debug_tallies(&self, now: Millis) -> String {
         let f = |p: &Peer| p.support_until > now;
-        let (b, v) = self.tallies(now, true, &f);
+        let (b, v) = self.tallies(now, true, &f, true);
+        let peers: Vec<String> = self
+            .peers
+            .values()
+            .map(|p| {
+                format!(
+                    "{} committed {} view {:?} quiet_until {} voting {:?}",
+                    p.info.name,
+                    p.committed,
+                    p.view(),
+                    p.quiet_until,
+                    p.beat.as_ref().map(|b| b.voting)
+                )
+            })
+            .collect();
         let shown: Vec<String> = self
             .shown_configs(now)
             .iter()
@@ -421,7 +479,7 @@ impl Election {
             })
             .collect();
         format!(
-            "base {}/{} top {} no_tie {} | view {}/{} top {} no_tie {} | shown {shown:?} | {}",
+            "(sitting) base {}/{} top {} no_tie {} | view {}/{} top {} no_tie {} | shown {shown:?} | {} | {peers:?}",
             b.votes,
             b.counted,
             b.top_in,

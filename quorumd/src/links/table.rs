@@ -344,6 +344,10 @@ impl Inner {
 
     /// A UDP hello: report it and make sure a link exists. The smaller id dials at once; the
     /// other waits a heartbeat for that dial (halving duplicate connections), then dials too.
+    /// A hello from a member we never heard, once we are past our first heartbeats, is a
+    /// newcomer that does not know us yet: we dial at once whatever the ids, so its first
+    /// beats reach us within a round trip (a sitting master keeps its exact half only while
+    /// a newcomer it counts shows it the same view).
     pub(crate) fn on_udp_hello(self: &Arc<Self>, info: MemberInfo) {
         let Some(me) = self.my_id() else { return };
         if info.id == me {
@@ -360,13 +364,15 @@ impl Inner {
             }
         }
         let addr = member_addr(&info);
+        let newcomer =
+            !self.state().known.contains_key(&info.id) && self.origin.elapsed() > 2 * self.hb();
         self.emit_hello_nowait(info.clone());
         let Some(addr) = addr else {
             tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
             return;
         };
         self.learn(&info, addr);
-        if me < info.id && !self.state().links.contains_key(&info.id) {
+        if (me < info.id || newcomer) && !self.state().links.contains_key(&info.id) {
             self.dial(addr, Some(info.id));
         }
     }
