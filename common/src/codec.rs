@@ -65,6 +65,10 @@ pub const DATAGRAM_WINDOW_MS: u64 = 120_000;
 /// Most addresses in one `Peers` frame.
 pub const MAX_PEERS: usize = 1024;
 
+/// Most members listed in one [`Message::Members`] frame (about 330 bytes each at most, so a
+/// full list stays under [`MAX_FRAME`]).
+pub const MAX_GOSSIP: usize = 128;
+
 const HEADER: usize = 5;
 const FLAG_TAG: u8 = 1;
 const KIND_DATAGRAM: u8 = 0;
@@ -272,6 +276,9 @@ pub fn decode_body(body: &[u8]) -> Result<Envelope, OpenError> {
         }
         Message::Peers { peers } if peers.len() > MAX_PEERS => {
             return Err(OpenError::Malformed("peers list too long".into()));
+        }
+        Message::Members { members } if members.len() > MAX_GOSSIP => {
+            return Err(OpenError::Malformed("members list too long".into()));
         }
         _ => {}
     }

@@ -83,6 +83,14 @@ pub enum Message {
         /// The forgotten member's incarnation id.
         id: MemberId,
     },
+    /// The members the sender counts, sent to a peer whose beat shows another view: a member
+    /// only the sender ever heard (one that was frozen or cut off when the peer joined) then
+    /// counts for the peer too, so the two cannot agree on a count without it. At most
+    /// [`crate::codec::MAX_GOSSIP`] entries.
+    Members {
+        /// The sender's counted members (itself and the receiver excluded).
+        members: Vec<MemberInfo>,
+    },
 }
 
 /// A promise of support: "I vote for `candidate` in `epoch`, and I will support nobody else

@@ -214,5 +214,10 @@ impl Election {
             // see the link working within one round trip.
             self.send_beat_to(now, from);
         }
+        // It counts other members than we do: tell it whom we count (membership.rs).
+        let theirs = self.peers.get(&from).and_then(|p| p.view());
+        if theirs.is_some_and(|v| v != self.digests().0) {
+            self.gossip_members(now, from);
+        }
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct Peer {
     /// Until when it surely cannot vote (its quiet period after start, from its newest beat;
     /// 0 when it votes or we cannot tell).
     pub quiet_until: Millis,
+    /// Learned from a peer's list of members, not heard yet ourselves.
+    pub gossiped: bool,
     /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
     pub left_at: Option<Millis>,
     /// A `forget` that arrived while its last vote could still be binding somewhere: it
@@ -67,6 +69,7 @@ impl Peer {
             first_heard: now.unwrap_or(Millis(0)),
             had_beat: false,
             quiet_until: Millis(0),
+            gossiped: false,
             left_at: None,
             forget_at: None,
         }

@@ -6,6 +6,7 @@ use super::{Election, MAX_REFUSED, Output};
 use crate::control::MemberChange;
 use crate::time::Millis;
 use crate::types::{MemberId, MemberInfo, MemberState};
+use crate::wire::Message;
 use tracing::debug;
 
 impl Election {
@@ -49,6 +50,12 @@ impl Election {
             }
             p.info.addr = info.addr;
             p.info.port = info.port;
+            // A member we knew only from a peer's list: now heard, so we beat to it (its
+            // beats then make it alive).
+            if p.gossiped && p.last_heard.is_none() {
+                p.last_heard = Some(now);
+                p.first_heard = now;
+            }
             return;
         }
         if info.name == self.me.name {
@@ -283,6 +290,7 @@ impl Election {
     }
 
     fn forget_now(&mut self, id: MemberId) {
+        self.note_forgotten(id);
         if let Some(p) = self.peers.remove(&id) {
             self.outputs.push_back(Output::Member {
                 name: p.info.name,
@@ -334,5 +342,87 @@ impl Election {
                 });
             }
         }
+    }
+}
+
+impl Election {
+    /// Remembers that `id` was forgotten, so a peer's list never brings it back.
+    pub(super) fn note_forgotten(&mut self, id: MemberId) {
+        if self.view.forgotten.len() >= MAX_REFUSED {
+            self.view.forgotten.pop_first();
+        }
+        self.view.forgotten.insert(id);
+    }
+
+    /// A peer's list of the members it counts: each one we never heard of (by id or name)
+    /// counts for us too from now on, as lost until we hear it ourselves; it was never heard
+    /// in this run, so no exact half wins while it is counted. A list from a member we do not
+    /// count is ignored.
+    pub(super) fn handle_members(&mut self, now: Millis, from: MemberId, members: Vec<MemberInfo>) {
+        if !self
+            .peers
+            .get(&from)
+            .is_some_and(|p| p.counted(self.cfg.expect) && !p.superseded)
+        {
+            debug!(from, "members list from a member we do not count ignored");
+            return;
+        }
+        for info in members.into_iter().take(crate::codec::MAX_GOSSIP) {
+            if info.id == self.me.id
+                || info.name == self.me.name
+                || info.strategy != self.cfg.strategy
+                || self.refused.contains(&info.id)
+                || self.view.forgotten.contains(&info.id)
+                || self.peers.contains_key(&info.id)
+                || self.peers.values().any(|p| p.info.name == info.name)
+                || self.peers.len() >= super::MAX_MEMBERS
+                || crate::types::check_name(&info.name).is_err()
+            {
+                continue;
+            }
+            debug!(name = %info.name, from, "member learned from a peer's list");
+            let name = info.name.clone();
+            let mut peer = Peer::new(info, MemberState::Lost, None);
+            peer.first_heard = now;
+            peer.gossiped = true;
+            self.peers.insert(peer.info.id, peer);
+            self.view.agreed = None;
+            self.outputs.push_back(Output::Member {
+                name,
+                change: MemberChange::Joined,
+            });
+            self.outputs.push_back(Output::Remember);
+        }
+    }
+
+    /// Sends `to` the members we count, when its beat shows another view than ours (at most
+    /// once per silence window per peer).
+    pub(super) fn gossip_members(&mut self, now: Millis, to: MemberId) {
+        if self
+            .view
+            .gossip_at
+            .get(&to)
+            .is_some_and(|&t| now < t + self.cfg.silence_ms)
+        {
+            return;
+        }
+        let members: Vec<MemberInfo> = self
+            .peers
+            .values()
+            .filter(|p| p.info.id != to && self.in_view(p, now))
+            .take(crate::codec::MAX_GOSSIP)
+            .map(|p| p.info.clone())
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        self.view
+            .gossip_at
+            .retain(|id, _| self.peers.contains_key(id));
+        self.view.gossip_at.insert(to, now);
+        self.outputs.push_back(Output::Send {
+            to,
+            msg: Message::Members { members },
+        });
     }
 }

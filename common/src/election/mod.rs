@@ -77,6 +77,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 const MAX_SENT: usize = 4096;
 /// Most refused incarnations remembered (bounded against floods).
 const MAX_REFUSED: usize = 1024;
+/// Bound on the member table (members learned from a peer's list stop there).
+const MAX_MEMBERS: usize = 1024;
 /// Highest epoch accepted from the network (see `handle_beat`).
 const MAX_EPOCH: u64 = u64::MAX / 4;
 
@@ -182,6 +184,7 @@ impl Election {
                 Message::Beat(beat) => self.handle_beat(now, from, beat),
                 Message::Leave { epoch } => self.handle_leave(now, from, epoch),
                 Message::Forget { id } => self.handle_forget_msg(from, id),
+                Message::Members { members } => self.handle_members(now, from, members),
                 Message::Hello(_) | Message::Peers { .. } => {}
             },
             Input::Crashed(id) => self.handle_crashed(id),
@@ -422,6 +425,7 @@ impl Election {
         }
         let id = p.info.id;
         self.peers.remove(&id);
+        self.note_forgotten(id);
         self.outputs.push_back(Output::Member {
             name: name.to_string(),
             change: MemberChange::Forgotten,

@@ -11,6 +11,8 @@
 //! immediate: that process can vote nowhere any more. Every beat shows two digests, of the
 //! view and of the base. The rules:
 //!
+//! * **Members lists.** A peer whose beat shows another view gets the list of members we
+//!   count (membership.rs): one it never heard of counts for it too, as lost until heard.
 //! * **Joint quorums.** A candidate needs a quorum in its base **and** in its view. A member
 //!   that only some nodes count yet never helps a candidate whose base does not count it.
 //! * **Votes need equal digests.** A voter votes only for a candidate showing the same view
@@ -66,6 +68,10 @@ pub(super) struct ViewState {
     /// More distinct views were shown than [`MAX_SHOWN`]: we stop voting for anyone (our
     /// digest is unique) until a commit clears the list.
     pub shown_overflow: bool,
+    /// Members forgotten here (bounded): a peer's list of members never brings them back.
+    pub forgotten: std::collections::BTreeSet<MemberId>,
+    /// When we last sent each peer our list of members (bounded by the member table).
+    pub gossip_at: std::collections::BTreeMap<MemberId, Millis>,
 }
 
 /// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
@@ -458,8 +464,11 @@ impl Election {
             .values()
             .map(|p| {
                 format!(
-                    "{} committed {} view {:?} quiet_until {} voting {:?}",
+                    "{} {:?} crashed {} heard {:?} committed {} view {:?} quiet_until {} voting {:?}",
                     p.info.name,
+                    p.state,
+                    p.crashed,
+                    p.last_heard,
                     p.committed,
                     p.view(),
                     p.quiet_until,
