@@ -567,8 +567,13 @@ fn poll_loop(shared: &Mutex<Shared>, stop: &AtomicBool) {
                 .collect()
         };
         for (name, sock) in targets {
+            // The answer shows the role at some instant between the question and the answer
+            // (spawning quorumctl alone takes milliseconds): it is dated at the question, the
+            // earliest such instant, so a master that stepped down while answering is never
+            // taken for one that overlapped its successor.
+            let asked = now_ns();
             if let Some(role) = ctl(&sock, &["role"]) {
-                let t = now_ns();
+                let t = asked;
                 let mut sh = shared.lock().expect("lock");
                 // A freeze between the question and the answer voids the answer.
                 if sh.nodes.iter().any(|n| n.name == name && n.frozen) {
