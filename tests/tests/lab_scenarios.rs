@@ -345,3 +345,224 @@ fn seven_split_3_4() {
     heal_and_check(&lab, &ck, &before);
     ck.finish();
 }
+
+/// The members named `who` in node `observer`'s status (empty when it does not answer).
+fn entries(ck: &Checker, observer: &str, who: &str) -> Vec<serde_json::Value> {
+    ck.status(observer)
+        .and_then(|s| s["members"].as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["name"] == who)
+        .collect()
+}
+
+/// Waits until every node in `observers` lists exactly one `who` with `pred` true of it.
+fn wait_entry(
+    ck: &Checker,
+    what: &str,
+    observers: &[&str],
+    who: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) {
+    ck.wait_until(what, CONVERGE, || {
+        observers
+            .iter()
+            .all(|o| {
+                let e = entries(ck, o, who);
+                e.len() == 1 && pred(&e[0])
+            })
+            .then_some(())
+    });
+}
+
+#[test]
+fn s5_two_nodes_alice_dispatches_and_rejoins_as_one_entry() {
+    let Some((lab, ck)) = lab("s5", 2) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.signal("alice", libc::SIGTERM);
+    ck.note("alice dispatches (SIGTERM)");
+    wait_entry(&ck, "bob sees alice dispatched", &["bob"], "alice", |m| {
+        m["state"] == "dispatched"
+    });
+    assert_eq!(ck.wait_master(CONVERGE).0, "bob");
+    ck.start(&lab, 0, "alice", &[]);
+    ck.note("a new alice starts");
+    wait_entry(
+        &ck,
+        "one alive alice on both nodes",
+        &["alice", "bob"],
+        "alice",
+        |m| m["state"] == "alive",
+    );
+    // The new alice is the youngest: bob keeps the mastership.
+    assert_eq!(ck.wait_master(CONVERGE).0, "bob");
+    ck.finish();
+}
+
+#[test]
+fn s6_three_nodes_late_joiner_all_report_alice() {
+    let Some((lab, ck)) = lab("s6", 3) else {
+        return;
+    };
+    start(&lab, &ck, 2, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.start(&lab, 2, "peter", &[]);
+    ck.note("peter joins late");
+    ck.wait_until("peter answers", CONVERGE, || {
+        ck.roles()
+            .into_iter()
+            .find(|(n, r)| n == "peter" && r.as_deref().is_some_and(|r| r != "starting"))
+    });
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s7_three_nodes_bob_dispatches_and_rejoins_on_another_port() {
+    let Some((lab, ck)) = lab("s7", 3) else {
+        return;
+    };
+    let names = start(&lab, &ck, 3, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.signal("bob", libc::SIGTERM);
+    ck.note("bob dispatches (SIGTERM)");
+    wait_entry(
+        &ck,
+        "alice and dieter see bob dispatched",
+        &["alice", "dieter"],
+        "bob",
+        |m| m["state"] == "dispatched",
+    );
+    ck.spawn(&lab, host_of(&names, "bob"), "bob", "bob", 7001, &[]);
+    ck.note("bob rejoins on port 7001");
+    ck.wait_until(
+        "one alive bob on port 7001, nothing dispatched, anywhere",
+        CONVERGE,
+        || {
+            names
+                .iter()
+                .all(|o| {
+                    let ms = ck
+                        .status(o)
+                        .and_then(|s| s["members"].as_array().cloned())
+                        .unwrap_or_default();
+                    let bobs: Vec<_> = ms.iter().filter(|m| m["name"] == "bob").collect();
+                    ms.len() == 3
+                        && bobs.len() == 1
+                        && bobs[0]["state"] == "alive"
+                        && bobs[0]["port"].as_u64() == Some(7001)
+                        && ms.iter().all(|m| m["state"] != "dispatched")
+                })
+                .then_some(())
+        },
+    );
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s9_three_nodes_peter_dispatches_not_counted() {
+    let Some((lab, ck)) = lab("s9", 3) else {
+        return;
+    };
+    // Three nodes: alice, dieter, bob; the youngest (bob here, DESIGN's peter) dispatches.
+    start(&lab, &ck, 3, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.signal("bob", libc::SIGTERM);
+    ck.note("bob (the youngest) dispatches");
+    wait_entry(
+        &ck,
+        "alice and dieter see bob dispatched, not counted",
+        &["alice", "dieter"],
+        "bob",
+        |m| m["state"] == "dispatched" && m["counted"] == false,
+    );
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s10_four_nodes_by_port_alice_killed() {
+    let Some((lab, ck)) = lab("s10p", 4) else {
+        return;
+    };
+    // Ports decide: alice has the lowest, then dieter, bob, peter; started youngest port
+    // first so that age alone would pick peter.
+    let names = ["alice", "dieter", "bob", "peter"];
+    for (i, name) in names.iter().enumerate().rev() {
+        let port = 7001 + u16::try_from(i).expect("small");
+        ck.spawn(
+            &lab,
+            i,
+            name,
+            name,
+            port,
+            &["--use-port-instead-of-life-time"],
+        );
+        ck.wait_until(&format!("{name} answers"), CONVERGE, || {
+            ck.roles()
+                .into_iter()
+                .find(|(n, r)| n == name && r.as_deref().is_some_and(|r| r != "starting"))
+        });
+    }
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.signal("alice", libc::SIGKILL);
+    ck.note("alice SIGKILLed");
+    assert_eq!(ck.wait_master(CONVERGE).0, "dieter");
+    ck.finish();
+}
+
+#[test]
+fn s11_four_nodes_bob_killed_alice_stays() {
+    let Some((lab, ck)) = lab("s11", 4) else {
+        return;
+    };
+    start(&lab, &ck, 4, &[]);
+    let before = ck.wait_master(CONVERGE);
+    assert_eq!(before.0, "alice");
+    ck.signal("bob", libc::SIGKILL);
+    ck.note("bob SIGKILLed");
+    wait_entry(&ck, "alice sees bob gone", &["alice"], "bob", |m| {
+        m["state"] != "alive"
+    });
+    let after = ck.wait_master(CONVERGE);
+    assert_eq!(after.0, "alice");
+    ck.finish();
+}
+
+#[test]
+fn s12_four_nodes_alice_dispatches_dieter_master() {
+    let Some((lab, ck)) = lab("s12", 4) else {
+        return;
+    };
+    start(&lab, &ck, 4, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.signal("alice", libc::SIGTERM);
+    ck.note("alice dispatches (SIGTERM)");
+    assert_eq!(ck.wait_master(CONVERGE).0, "dieter");
+    wait_entry(
+        &ck,
+        "the others see alice dispatched",
+        &["dieter", "bob", "peter"],
+        "alice",
+        |m| m["state"] == "dispatched",
+    );
+    ck.finish();
+}
+
+#[test]
+fn s13_four_nodes_alice_and_bob_killed_dieter_master() {
+    let Some((lab, ck)) = lab("s13k", 4) else {
+        return;
+    };
+    start(&lab, &ck, 4, &[]);
+    assert_eq!(ck.wait_master(CONVERGE).0, "alice");
+    ck.signal("alice", libc::SIGKILL);
+    ck.signal("bob", libc::SIGKILL);
+    ck.note("alice and bob SIGKILLed");
+    assert_eq!(ck.wait_master(CONVERGE).0, "dieter");
+    ck.finish();
+}
