@@ -102,6 +102,12 @@ pub enum Command {
     },
     /// Print the daemon's metrics in the Prometheus text format
     Metrics,
+    /// Write a new cluster key file (mode 0600, never overwriting a file) for --key-file; without
+    /// PATH print it (same format as `quorumd --generate-key`)
+    Keygen {
+        /// Where to write the key file, e.g. /etc/quorumd/cluster.key
+        path: Option<PathBuf>,
+    },
     /// Print the shell completion script for quorumctl (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell to complete for

@@ -43,6 +43,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut Cli::command(), "quorumctl", &mut script);
             return commands::print(&String::from_utf8_lossy(&script));
         }
+        Command::Keygen { path: Some(path) } => {
+            // Refused (the file exists, no directory, ...): exit 1 with the reason.
+            quorumd::keyfile::generate(&path)
+                .map_err(|e| Failure::Negative(Some(format!("{e:#}"))))?;
+            return commands::print(&format!(
+                "wrote a new cluster key to {} (mode 0600)\n",
+                path.display()
+            ));
+        }
+        Command::Keygen { path: None } => {
+            let text = quorumd::keyfile::new_key_file()
+                .map_err(|e| Failure::Negative(Some(format!("{e:#}"))))?;
+            return commands::print(&text);
+        }
         Command::Manpage { out_dir } => {
             std::fs::create_dir_all(&out_dir)?;
             clap_mangen::generate_to(Cli::command(), &out_dir)?;
@@ -73,6 +87,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Maintenance { state } => {
             commands::hold(client, Request::Maintenance { on: state }, json).await
         }
-        Command::Completions { .. } | Command::Manpage { .. } => Ok(()),
+        Command::Completions { .. } | Command::Manpage { .. } | Command::Keygen { .. } => Ok(()),
     }
 }

@@ -909,3 +909,48 @@ async fn a_master_answer_read_after_its_lease_ended_reads_as_inquorate() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     server.abort();
 }
+
+/// `quorumctl keygen PATH` writes a key file with mode 0600 in the format `--key-file` loads,
+/// never overwrites one, and prints a fresh key without PATH.
+#[tokio::test]
+async fn keygen_writes_a_0600_key_file_that_quorumd_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("cluster.key");
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("keygen").arg(&key);
+    let out = run(cmd).await;
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("cluster.key"), "{}", stdout(&out));
+    let meta = std::fs::metadata(&key).expect("key file written");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let keys = quorumd::keyfile::load(&key).expect("quorumd loads the key file");
+    assert_eq!(keys.len(), 1);
+    let written = std::fs::read_to_string(&key).expect("read");
+
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.arg("keygen").arg(&key);
+    let out = run(cmd).await;
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("cluster.key"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&key).expect("read"),
+        written,
+        "never overwritten"
+    );
+
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("keygen");
+        let out = run(cmd).await;
+        assert_exit(&out, 0);
+        let text = stdout(&out);
+        assert!(
+            common::codec::Keyring::parse(&text).is_ok_and(|k| k.len() == 1),
+            "{text}"
+        );
+        printed.push(text);
+    }
+    assert_ne!(printed[0], printed[1], "every key is new");
+    assert!(!printed.contains(&written));
+}

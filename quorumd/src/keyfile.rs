@@ -1,5 +1,6 @@
 //! The cluster key file (`--key-file`): loading with the same care ssh takes with a private
-//! key, and `quorumd --generate-key PATH`.
+//! key, and new key files (`quorumd --generate-key PATH` and `quorumctl keygen [PATH]` share
+//! [`generate`] and [`new_key_file`]).
 //!
 //! Format: one key per line, 64 hexadecimal digits (32 random bytes); blank lines and `#`
 //! comments are ignored; at most [`common::codec::MAX_KEYS`] keys. The first key signs, every
@@ -53,7 +54,7 @@ pub fn load(path: &Path) -> anyhow::Result<Keyring> {
     Keyring::parse(&text).with_context(|| {
         format!(
             "key file {}: expected one key per line, 64 hex digits (create one with \
-             `quorumd --generate-key PATH`)",
+             `quorumctl keygen PATH`)",
             path.display()
         )
     })
@@ -66,9 +67,17 @@ pub fn new_key_line() -> anyhow::Result<String> {
     Ok(key_to_hex(&key))
 }
 
+/// The text of a new key file: a comment line and one new random key.
+pub fn new_key_file() -> anyhow::Result<String> {
+    Ok(format!(
+        "# quorumd cluster key: copy this file (mode 0600) to every member.\n{}\n",
+        new_key_line()?
+    ))
+}
+
 /// Writes a new key file at `path` with mode 0600; refuses to overwrite an existing file.
 pub fn generate(path: &Path) -> anyhow::Result<()> {
-    let line = new_key_line()?;
+    let text = new_key_file()?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -78,10 +87,7 @@ pub fn generate(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating key file {}", path.display()))?;
     // The umask may only have removed bits; make sure of 0600 anyway.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    writeln!(
-        f,
-        "# quorumd cluster key: copy this file (mode 0600) to every member.\n{line}"
-    )?;
+    f.write_all(text.as_bytes())?;
     f.sync_all()?;
     Ok(())
 }

@@ -98,7 +98,7 @@ pub(super) struct Cli {
 
     /// Cluster key file authenticating all cluster traffic (HMAC-SHA256; mode 0600; one key
     /// per line, the first signs, all verify). Without it traffic is unauthenticated.
-    /// Create one with `quorumd --generate-key FILE`.
+    /// Create one with `quorumctl keygen FILE` (or `quorumd --generate-key FILE`).
     #[arg(
         long,
         env = "QUORUMD_KEY_FILE",
