@@ -484,78 +484,268 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Resident memory a daemon stays below under the flood (README, Security: bounds).
-const RSS_BOUND_KIB: u64 = 64 * 1024;
+/// Resident memory each daemon stays below under the flood (README, Security: bounds).
+/// Measured: about 9 MiB before and at most 13 MiB during the flood (debug build).
+const RSS_BOUND_KIB: u64 = 32 * 1024;
 
-/// A bounded flood (a few seconds): hellos with fresh ids, garbage datagrams, hundreds of idle
-/// TCP connections, forged beats. No panic, no failover, members and memory bounded.
+/// How long the flood lasts.
+const FLOOD: Duration = Duration::from_secs(30);
+
+/// File descriptors alice may open: the flood opens more connections than that.
+const ALICE_NOFILE: u64 = 256;
+
+/// One flood of datagrams for `secs`: per round 100 fresh-id hellos with the oldest rank
+/// (each a hint to dial an address where nothing listens) and forged beats with `echo = 0`,
+/// each unauthenticated, sealed with a wrong key and sealed with `signing` (the cluster key
+/// when the flood plays a key holder: then the hellos are authentic), and garbage of every
+/// length up to 1400 bytes. Returns the datagrams sent.
+fn flood_datagrams(
+    signing: Keyring,
+    bport: u16,
+    secs: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> u64 {
+    use std::sync::atomic::Ordering;
+    let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("udp");
+    udp.set_broadcast(true).expect("broadcast");
+    let wrong = Keyring::new(vec![[0xee; KEY_LEN]]).expect("a key");
+    let start = Instant::now();
+    let (mut next_id, mut sent) = (1_000_000u64, 0u64);
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < secs {
+        for i in 0..100u64 {
+            next_id += 1;
+            let id = next_id;
+            // Ports 1..=1000 on loopback: nothing listens, a dial is refused at once.
+            let hello = Envelope::new(
+                "quorum",
+                id,
+                Message::Hello(oldest(id, &format!("x{id}"), (i % 1000 + 1) as u16)),
+            );
+            let mut beat = huge_beat(id);
+            if let Message::Beat(b) = &mut beat {
+                b.seq = id;
+                b.echo = 0;
+            }
+            let beat = Envelope::new("quorum", id, beat);
+            for (keys, env) in [
+                (&Keyring::none(), &hello),
+                (&wrong, &hello),
+                (&signing, &hello),
+                (&Keyring::none(), &beat),
+                (&wrong, &beat),
+                (&signing, &beat),
+            ] {
+                if let Ok(b) = codec::seal_datagram(keys, unix_ms(), env) {
+                    let _ = udp.send_to(&b, (BROADCAST, bport));
+                    sent += 1;
+                }
+            }
+            let garbage: Vec<u8> = (0..(id % 1400)).map(|j| (j ^ id) as u8).collect();
+            let _ = udp.send_to(&garbage, (BROADCAST, bport));
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sent
+}
+
+/// Connections to `port`, bounded by `FLOOD`: up to 600 held open at once (more than
+/// `ALICE_NOFILE`), renewed by 50 every round; every third one opens a handshake without the
+/// key and sends forged `echo = 0` beats. Returns the connections opened.
+fn flood_connections(port: u16, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    use std::sync::atomic::Ordering;
+    let start = Instant::now();
+    let mut conns = std::collections::VecDeque::new();
+    let mut opened = 0u64;
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD {
+        for _ in 0..50 {
+            if conns.len() >= 600 {
+                conns.pop_front();
+            }
+            let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+                continue;
+            };
+            opened += 1;
+            if opened.is_multiple_of(3) {
+                let id = 2_000_000 + opened;
+                let ours = [opened as u8; NONCE_LEN];
+                let hello = Envelope::new("quorum", id, Message::Hello(oldest(id, "m", 1)));
+                if let Ok(open) = codec::seal_open(&Keyring::none(), &ours, &hello) {
+                    let _ = s.write_all(&prefixed(&open));
+                }
+                let mut sealer = LinkSealer::new(Keyring::none(), &ours, &[0; NONCE_LEN]);
+                for seq in 0..20 {
+                    let mut beat = huge_beat(id);
+                    if let Message::Beat(b) = &mut beat {
+                        b.seq = seq;
+                        b.echo = 0;
+                    }
+                    if let Ok(body) = codec::encode_body(&Envelope::new("quorum", id, beat)) {
+                        let _ = s.write_all(&prefixed(&sealer.seal(&body)));
+                    }
+                }
+            }
+            conns.push_back(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    opened
+}
+
+/// A 30 s flood (bounded in time and rate) of a three-node keyed cluster by a rogue without
+/// the key: fresh-id hellos, forged `echo = 0` beats (unauthenticated and with a wrong key), garbage datagrams, and more TCP
+/// connections than alice may open files. No panic, no failover (same master, same epoch),
+/// every member table stays at the three members, resident memory stays below the bound.
 #[test]
 fn a_bounded_flood_changes_nothing_and_memory_stays_bounded() {
+    // The default timers (150 ms beats, 600 ms lease): see README, Security, on floods.
+    let c = Cluster::with_profile(quorum_tests::Profile::Default);
+    let key = key_file(c.dir(), "cluster.key", &[[1; KEY_LEN]]);
+    let k = key.to_str().expect("utf-8 path");
+    let port = c.tcp_port();
+    let mut cmd = c.command("alice", port, &["--key-file", k]);
+    // SAFETY: setrlimit(2) is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: ALICE_NOFILE,
+                rlim_max: ALICE_NOFILE,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut alice = c.wait_up(c.spawn_command("alice", port, c.socket_path("alice"), cmd));
+    let mut bob = c.start("bob", &["--key-file", k]);
+    let mut carol = c.start("carol", &["--key-file", k]);
+    c.wait_master(&[&alice, &bob, &carol], "alice");
+    let epoch = alice.status()["epoch"].clone();
+    let seen = std::cell::RefCell::new(String::new());
+    let steady = || {
+        [&alice, &bob, &carol].iter().all(|n| {
+            let status = n.status_json();
+            let ok = status.as_ref().is_some_and(|s| {
+                s["master"] == "alice"
+                    && s["epoch"] == epoch
+                    && s["members"].as_array().is_some_and(|m| m.len() == 3)
+            });
+            if !ok {
+                *seen.borrow_mut() = match status {
+                    Some(s) => format!(
+                        "{}: master {}, epoch {}, {} members, quorum {}",
+                        n.name(),
+                        s["master"],
+                        s["epoch"],
+                        s["members"].as_array().map_or(0, |m| m.len()),
+                        s["quorum"]
+                    ),
+                    None => format!("{}: no status answer", n.name()),
+                };
+            }
+            ok
+        })
+    };
+    c.wait_for("all three agree on alice and her epoch", DEADLINE, steady);
+    let before: Vec<u64> = [&alice, &bob, &carol]
+        .iter()
+        .map(|n| rss_kib(n.pid()))
+        .collect();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A rogue without the key: its "signing" key is none.
+    let datagrams = {
+        let (stop, bport) = (stop.clone(), c.broadcast_port());
+        std::thread::spawn(move || flood_datagrams(Keyring::none(), bport, FLOOD, &stop))
+    };
+    let connections = {
+        let (stop, port) = (stop.clone(), alice.port());
+        std::thread::spawn(move || flood_connections(port, &stop))
+    };
+    let mut peak = [0u64; 3];
+    let started = Instant::now();
+    // Any failing check stops the flood threads too (they end by `FLOOD` at the latest).
+    let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.hold(
+            "alice stays master of the same epoch, every node lists three members",
+            FLOOD,
+            || {
+                for (p, n) in peak.iter_mut().zip([&alice, &bob, &carol]) {
+                    *p = (*p).max(rss_kib(n.pid()));
+                }
+                steady()
+            },
+        )
+    }));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let datagrams = datagrams.join().expect("datagram flood");
+    let connections = connections.join().expect("connection flood");
+    eprintln!(
+        "flood of {:?}: {datagrams} datagrams, {connections} connections; RSS KiB before \
+         {before:?}, peak {peak:?}",
+        started.elapsed()
+    );
+    if let Err(e) = held {
+        eprintln!("last observation: {}", seen.borrow());
+        std::panic::resume_unwind(e);
+    }
+    for n in [&mut alice, &mut bob, &mut carol] {
+        assert!(n.try_exit().is_none(), "{} exited\n{}", n.name(), c.logs());
+    }
+    assert!(
+        peak.iter().all(|&p| p > 0 && p < RSS_BOUND_KIB),
+        "peak RSS {peak:?} KiB, bound {RSS_BOUND_KIB}"
+    );
+    assert!(counter(&alice, "unauthenticated") > 0);
+    assert!(counter(&alice, "bad_key") > 0);
+    assert!(connections > ALICE_NOFILE, "{connections} connections");
+    c.wait_master(&[&alice, &bob, &carol], "alice");
+    assert_eq!(alice.status()["epoch"], epoch);
+    assert!(!c.logs().contains("panicked"), "{}", c.logs());
+}
+
+/// KNOWN FAILURE (kept for the fix): a *key holder* broadcasting authentic hellos with fresh
+/// ids (addresses where nothing listens, so no link ever forms) unseats the master within a
+/// fraction of a second. Every node takes each hello to its election core at once
+/// (`on_udp_hello` emits it before any link), the fake members enter the count, and the
+/// quorum needed grows past the votes there are (seen: `counted 17, needed 9, votes 0` on
+/// alice 150 ms into the flood). A hello is meant as a hint to dial; a member no link ever
+/// proved should not count, or should expire quickly. Run with `--ignored`.
+#[test]
+#[ignore = "a key holder's hello flood unseats the master (known failure)"]
+fn a_key_holders_hello_flood_does_not_unseat_the_master() {
     let c = Cluster::new();
     let key = key_file(c.dir(), "cluster.key", &[[1; KEY_LEN]]);
     let k = key.to_str().expect("utf-8 path");
-    let alice = c.start("alice", &["--key-file", k]);
-    let bob = c.start("bob", &["--key-file", k]);
-    c.wait_master(&[&alice, &bob], "alice");
+    let nodes = c.start_all(&["alice", "bob", "carol"], &["--key-file", k]);
+    let [alice, bob, carol] = [&nodes[0], &nodes[1], &nodes[2]];
+    c.wait_master(&[alice, bob, carol], "alice");
     let epoch = alice.status()["epoch"].clone();
-
+    let keys = Keyring::parse(&std::fs::read_to_string(&key).expect("key")).expect("keyring");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flood = {
-        let (stop, port, bport) = (stop.clone(), alice.port(), c.broadcast_port());
-        std::thread::spawn(move || {
-            use std::sync::atomic::Ordering;
-            let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("udp");
-            udp.set_broadcast(true).expect("broadcast");
-            let mut conns = Vec::new();
-            let mut sent = 0u64;
-            let start = Instant::now();
-            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(20) {
-                for i in 0..200u64 {
-                    let id = sent + i + 1_000_000;
-                    let hello = Envelope::new("quorum", id, Message::Hello(oldest(id, "x", 1)));
-                    let beat = Envelope::new("quorum", id, huge_beat(id));
-                    for env in [hello, beat] {
-                        if let Ok(b) = codec::seal_datagram(&Keyring::none(), unix_ms(), &env) {
-                            let _ = udp.send_to(&b, (BROADCAST, bport));
-                        }
-                    }
-                    let garbage: Vec<u8> = (0..(id % 1400)).map(|j| (j * id) as u8).collect();
-                    let _ = udp.send_to(&garbage, (BROADCAST, bport));
-                }
-                sent += 200;
-                if conns.len() < 400 {
-                    for _ in 0..40 {
-                        if let Ok(s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-                            conns.push(s);
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (sent, conns.len())
-        })
+        let (stop, bport) = (stop.clone(), c.broadcast_port());
+        std::thread::spawn(move || flood_datagrams(keys, bport, Duration::from_secs(5), &stop))
     };
-    let mut peak = 0;
-    c.hold(
-        "alice stays master of the same epoch with two members during the flood",
-        Duration::from_secs(6),
-        || {
-            peak = peak.max(rss_kib(alice.pid()));
-            [&alice, &bob].iter().all(|n| {
-                n.status_json().is_some_and(|s| {
-                    s["master"] == "alice"
-                        && s["epoch"] == epoch
-                        && s["members"].as_array().is_some_and(|m| m.len() == 2)
+    let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.hold(
+            "alice stays master of the same epoch",
+            Duration::from_secs(5),
+            || {
+                [alice, bob, carol].iter().all(|n| {
+                    n.status_json()
+                        .is_some_and(|s| s["master"] == "alice" && s["epoch"] == epoch)
                 })
-            })
-        },
-    );
+            },
+        )
+    }));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (sent, conns) = flood.join().expect("flood thread");
-    eprintln!("flood: {sent} datagram rounds, {conns} connections, alice peak RSS {peak} KiB");
-    assert!(peak < RSS_BOUND_KIB, "alice RSS {peak} KiB");
-    assert!(counter(&alice, "unauthenticated") > 0);
-    c.wait_master(&[&alice, &bob], "alice");
+    flood.join().expect("flood thread");
+    if let Err(e) = held {
+        std::panic::resume_unwind(e);
+    }
 }
 
 /// The key is taken from the flag, the environment and the config file alike.
