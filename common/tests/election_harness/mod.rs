@@ -208,6 +208,13 @@ impl Harness {
         if let Input::Message { from, .. } = &input {
             self.introduced.insert(*from);
         }
+        if let Input::Message {
+            msg: Message::Members { members },
+            ..
+        } = &input
+        {
+            self.introduced.extend(members.iter().map(|i| i.id));
+        }
         self.e.handle(Millis(self.now), input);
     }
 
@@ -234,6 +241,7 @@ impl Harness {
             epoch: b.epoch(known),
             voted: b.epoch(known),
             voting: b.bool(),
+            quiet_ms: u64::from(b.u8()) * 8,
             view: if b.bool() { 0 } else { b.u64() },
             base: if b.bool() { 0 } else { b.u64() },
             following: b
@@ -290,6 +298,19 @@ impl Harness {
                 self.input(Input::Message {
                     from,
                     msg: Message::Forget { id },
+                });
+            }
+            12 if b.bool() => {
+                let from = self.sender(b);
+                let members = (0..b.u8() % 4)
+                    .map(|_| {
+                        let id = self.sender(b);
+                        info(b, id)
+                    })
+                    .collect();
+                self.input(Input::Message {
+                    from,
+                    msg: Message::Members { members },
                 });
             }
             12 => {
