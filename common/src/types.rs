@@ -32,7 +32,10 @@ impl fmt::Display for Strategy {
 
 /// A member's place in the vote order. Smaller ranks first: the best candidate is the minimum.
 ///
-/// Fixed when the process starts, so a rename does not move a node in the order.
+/// `key`, `tiebreak` and `id` are fixed when the process starts (a rename does not move a
+/// node in the order); `priority` may change at runtime (a reload), so it orders whom nodes
+/// vote for but never the exact-half tie-break, which needs an order every node agrees on
+/// whatever it heard last (see [`Rank::tie_order`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rank {
     /// `--priority`: a higher priority ranks first, before `key`. Absent on the wire = 0.
@@ -54,6 +57,15 @@ impl Ord for Rank {
             &other.tiebreak,
             other.id,
         ))
+    }
+}
+
+impl Rank {
+    /// The order of the exact-half tie-break: the fixed part of the rank, without `priority`.
+    /// Two nodes that count the same members agree on its minimum even when one of them has
+    /// not heard a member's new priority yet.
+    pub fn tie_order(&self) -> (u64, &str, MemberId) {
+        (self.key, &self.tiebreak, self.id)
     }
 }
 

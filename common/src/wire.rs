@@ -118,6 +118,9 @@ pub struct Beat {
     /// The sender may become master now (past its discovery window, not a witness, not
     /// leaving): voters only vote for eligible members.
     pub eligible: bool,
+    /// The sender's `--priority` now (a reload may change it): peers rank it by this from
+    /// this beat on, so whom they vote for follows the change without a restart.
+    pub priority: i32,
     /// The epoch the sender proposes or holds as master; None when it is not a candidate.
     /// Seeing None (or another epoch) tells voters the sender renounced earlier votes.
     pub candidacy: Option<u64>,

@@ -325,6 +325,13 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                                 driver.published = Millis(0);
                                 driver.handle(Input::Tick);
                             }
+                            if new.priority != settings.priority {
+                                info!(from = settings.priority, to = new.priority, "reload: priority changed");
+                                settings.priority = new.priority;
+                                let now = driver.now();
+                                driver.election.set_priority(now, new.priority);
+                                driver.flush();
+                            }
                             if new.exit_on_minority != settings.exit_on_minority {
                                 driver.exit_on_minority = new.exit_on_minority;
                                 settings.exit_on_minority = new.exit_on_minority;
@@ -436,7 +443,6 @@ fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str> {
     diff("advertise", old.advertise != new.advertise);
     diff("expect", old.expect != new.expect);
     diff("witness", old.witness != new.witness);
-    diff("priority", old.priority != new.priority);
     diff("no_preempt", old.no_preempt != new.no_preempt);
     diff("key_file", old.key_file != new.key_file);
     diff("log_file", old.log_file != new.log_file);

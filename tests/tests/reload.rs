@@ -1,5 +1,5 @@
-//! SIGHUP (`systemctl reload`) re-reads the config file: the log level and maintenance apply at
-//! once, what cannot change at runtime is named as needing a restart and left as it was, and
+//! SIGHUP (`systemctl reload`) re-reads the config file: the log level, maintenance and
+//! priority apply at once, what cannot change at runtime is named as needing a restart and left as it was, and
 //! a bad file changes nothing. (Checks and hooks: tests/tests/operator.rs.)
 
 use quorum_tests::{Cluster, DEADLINE, Node};
@@ -81,7 +81,7 @@ fn sighup_applies_log_level_and_maintenance_and_names_what_needs_a_restart() {
 
     // What cannot change at runtime is named and left as it was.
     write(
-        "log_level = \"info\"\npriority = 7\ncluster = \"other\"\nstrategy = \"port\"\n\
+        "log_level = \"info\"\ncluster = \"other\"\nstrategy = \"port\"\n\
          advertise = \"127.0.0.9\"\n[timers]\nheartbeat = \"30ms\"\n",
     );
     hup(&alice);
@@ -89,20 +89,50 @@ fn sighup_applies_log_level_and_maintenance_and_names_what_needs_a_restart() {
         alice
             .log()
             .lines()
-            .any(|l| l.contains("needs a restart") && l.contains("priority"))
+            .any(|l| l.contains("needs a restart") && l.contains("cluster"))
     });
     let log = alice.log();
     let line = log
         .lines()
         .find(|l| l.contains("needs a restart"))
         .expect("the line");
-    for option in ["priority", "cluster", "strategy", "advertise", "timers"] {
+    for option in ["cluster", "strategy", "advertise", "timers"] {
         assert!(line.contains(option), "{option} not named: {line}");
     }
     assert_eq!(alice.status()["cluster"], "quorum");
     c.hold("alice stays master", Duration::from_secs(1), || {
         alice.role().as_deref() == Some("master")
     });
+}
+
+#[test]
+fn a_priority_reload_moves_mastership_there_and_back() {
+    let c = Cluster::new();
+    let config = c.dir().join("peter.toml");
+    let write = |text: &str| {
+        let tmp = config.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, &config).expect("rename config");
+    };
+    write("priority = 0\n");
+    let cfg = config.to_str().expect("utf-8 path");
+    let alice = c.start("alice", &[]);
+    let bob = c.start("bob", &[]);
+    let peter = c.start("peter", &["--config", cfg]);
+    let all = [&alice, &bob, &peter];
+    c.wait_master(&all, "alice");
+    // The preferred master by a reload: peter takes over (a clean hand-over), no restart.
+    let pid = peter.pid();
+    write("priority = 10\n");
+    hup(&peter);
+    c.wait_master(&all, "peter");
+    assert!(peter.log().contains("reload: priority changed"));
+    assert!(!peter.log().contains("needs a restart"));
+    assert_eq!(peter.pid(), pid);
+    // Back to the default: alice, the oldest, is preferred again.
+    write("priority = 0\n");
+    hup(&peter);
+    c.wait_master(&all, "alice");
 }
 
 #[test]

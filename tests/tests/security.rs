@@ -62,6 +62,7 @@ fn huge_beat(candidate: MemberId) -> Message {
         echo: 0,
         role: Role::Master,
         eligible: true,
+        priority: i32::MAX,
         candidacy: Some(u64::MAX),
         master: true,
         grant: Some(Grant {

@@ -26,6 +26,7 @@ fn beat() -> Message {
         echo: 2,
         role: Role::Slave,
         eligible: true,
+        priority: 0,
         candidacy: None,
         master: false,
         grant: Some(Grant {

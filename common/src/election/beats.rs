@@ -47,6 +47,7 @@ impl Election {
             echo: to.their_seq,
             role: self.roles.role,
             eligible: self.eligible_now(now),
+            priority: self.me.rank.priority,
             candidacy: self.cand.current,
             master: self.lease.is_master,
             grant: self.votes.grant,
@@ -133,6 +134,8 @@ impl Election {
             return;
         }
         p.had_beat = true;
+        // Only whom we vote for follows a new priority; the tie-break ignores it (types.rs).
+        p.info.rank.priority = beat.priority;
         if p.state == MemberState::Lost {
             p.state = MemberState::Alive;
             p.crashed = false;

@@ -50,6 +50,7 @@ impl Election {
             }
             p.info.addr = info.addr;
             p.info.port = info.port;
+            p.info.rank.priority = info.rank.priority;
             // A member we knew only from a peer's list: now heard, so we beat to it (its
             // beats then make it alive).
             if p.gossiped && p.last_heard.is_none() {

@@ -391,6 +391,20 @@ impl Election {
         Ok(())
     }
 
+    /// Changes this node's `--priority` (a reload). Peers rank it by the new priority from its
+    /// next hello or beat on, so votes move to the best-ranked eligible member as after a join:
+    /// a master that now ranks below an eligible member hands over (unless `--no-preempt`),
+    /// a member that now ranks first takes over. Safety does not depend on the order of
+    /// votes, and the exact-half tie-break ignores priorities (see `Rank::tie_order`).
+    pub fn set_priority(&mut self, now: Millis, priority: i32) {
+        if self.me.rank.priority == priority {
+            return;
+        }
+        self.me.rank.priority = priority;
+        self.outputs.push_back(Output::Announce(self.me.clone()));
+        self.update(now);
+    }
+
     /// Removes a lost member from the count on this node and tells the peers to do the same.
     pub fn forget(&mut self, now: Millis, name: &str) -> Result<(), ControlError> {
         if name == self.me.name {

@@ -798,6 +798,19 @@ impl Sim {
         self.note(format!("hold {name} {held}"));
     }
 
+    /// A reload that changes `--priority` on `slot` (kept for its later restarts too).
+    pub fn set_priority(&mut self, slot: usize, priority: i32) {
+        let now = self.now;
+        self.nodes[slot].opts.priority = priority;
+        if let Some(c) = self.nodes[slot].core.as_mut() {
+            c.set_priority(now, priority);
+        }
+        self.pump(slot);
+        self.check_node(slot);
+        let name = self.nodes[slot].name.clone();
+        self.note(format!("priority {name} {priority}"));
+    }
+
     /// `quorumctl forget NAME` on `slot`.
     pub fn forget(&mut self, slot: usize, name: &str) -> Result<(), crate::control::ControlError> {
         let now = self.now;

@@ -467,14 +467,27 @@ pub(super) fn change_run(seed: u64) -> Option<String> {
     change_run_traced(seed).0
 }
 
-/// [`change_run`], also returning the schedule it ran.
-fn change_run_traced(seed: u64) -> (Option<String>, Vec<String>) {
+/// [`change_run`] where nodes start with random priorities and reloads change them while
+/// everything else happens (issue 12: priority changes at runtime).
+fn priority_run(seed: u64) -> (Option<String>, Vec<String>) {
     let mut schedule = Vec::new();
-    let r = change_schedule(seed, &mut schedule);
+    let r = change_schedule(seed, &mut schedule, true);
     (r, schedule)
 }
 
-fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
+/// [`change_run`], also returning the schedule it ran.
+fn change_run_traced(seed: u64) -> (Option<String>, Vec<String>) {
+    let mut schedule = Vec::new();
+    let r = change_schedule(seed, &mut schedule, false);
+    (r, schedule)
+}
+
+/// Priorities a reload may set in a `priorities` schedule.
+const PRIORITIES: [i32; 5] = [0, 0, 5, 10, -3];
+
+/// `priorities`: nodes start with random priorities and event 15 changes one (without it,
+/// the schedules are exactly those of the known-failure list).
+fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> Option<String> {
     let mut rng = Rng::new(seed.wrapping_mul(0x9E6C_63D0_676A_9A99) ^ 0x5EED);
     let n = rng.range(2, 6) as usize;
     let strategy = if rng.chance(0.3) {
@@ -508,11 +521,14 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
     let mut sim = Sim::new(seed, net, strategy);
     sim.check_answers = true;
     for i in 0..n {
-        let opts = NodeOpts {
+        let mut opts = NodeOpts {
             witness: Some(i) == witness,
             port: Some(7000 + rng.range(0, 500) as u16),
             ..Default::default()
         };
+        if priorities {
+            opts.priority = PRIORITIES[rng.range(0, 4) as usize];
+        }
         sim.add(&format!("n{i}"), c.clone(), opts);
     }
     schedule.push(format!(
@@ -654,6 +670,11 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>) -> Option<String> {
                 let r = sim.rename(victim, &new);
                 format!("rename {vname} -> {new}: {}", r.is_ok())
             }
+            15 if priorities && running => {
+                let p = PRIORITIES[rng.range(0, 4) as usize];
+                sim.set_priority(victim, p);
+                format!("priority {vname} {p}")
+            }
             _ => continue,
         };
         schedule.push(format!("{t} {what}"));
@@ -782,6 +803,46 @@ fn random_change_schedules_keep_every_rule() {
     );
 }
 
+/// Default number of schedules with priority reloads in `cargo test`.
+const PRIORITY_SEEDS: u64 = 4_000;
+
+/// Priority schedules of the default range that fail, open work listed in docs/ALGORITHM.md
+/// ("Known limits"): 3247 is the restart-behind-a-partition hole (two members that left the
+/// count restart with memory away from the survivor; reproduced without any priority by the
+/// ignored `two_certain_crashes_then_restarts_behind_a_partition_never_overlap`), 650 is a
+/// liveness and 1360, 2594 stability failures after the faults stop.
+const PRIORITY_KNOWN: &[u64] = &[650, 1360, 2594, 3247];
+
+#[test]
+fn random_priority_reloads_keep_every_rule() {
+    // The change schedules again, with random priorities changed by reloads among the faults:
+    // a priority moves whom nodes vote for, never the tie-break, so no rule may break.
+    let mut failures = Vec::new();
+    let mut reloads = 0;
+    for seed in seeds(PRIORITY_SEEDS) {
+        let (f, schedule) = priority_run(seed);
+        reloads += schedule.iter().filter(|l| l.contains(" priority ")).count();
+        if let Some(f) = f {
+            if failures.is_empty() {
+                eprintln!("---- failing schedule ----\n{f}\n---- reproduce with SEED={seed} ----");
+            }
+            failures.push(seed);
+        }
+    }
+    eprintln!("{reloads} priority reloads; failing seeds: {failures:?}");
+    assert!(reloads > 0, "the generator changed no priority");
+    let single = std::env::var("SEED").is_ok();
+    let new: Vec<u64> = failures
+        .iter()
+        .copied()
+        .filter(|s| single || !PRIORITY_KNOWN.contains(s))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "failing seeds outside the known list: {new:?}"
+    );
+}
+
 #[test]
 fn random_change_schedules_exercise_every_fault_kind() {
     // The generator is only as good as what it does: every kind of event must occur.
@@ -819,4 +880,54 @@ fn random_change_schedules_exercise_every_fault_kind() {
             "{k:?} too rare: {seen:?}"
         );
     }
+}
+
+/// Three nodes; `leave` takes two of them out of the count one after the other (seen by the
+/// survivor, which is then master alone); both restart with their memory inside a partition
+/// away from it.
+fn two_leave_then_restart_behind_a_partition(leave: fn(&mut Sim, usize)) {
+    let mut sim = hosts(1, &["n0", "n1", "n2"], &[]);
+    for s in 0..3 {
+        sim.start(s);
+        sim.run_for(100);
+    }
+    let sched = vec!["n0, n1, n2 start 100 ms apart".to_string()];
+    expect_master(&mut sim, 5_000, &sched);
+    leave(&mut sim, 2);
+    run_checked(&mut sim, 1_000, &sched);
+    leave(&mut sim, 1);
+    run_checked(&mut sim, 1_000, &sched);
+    sim.partition(&[vec![0], vec![1, 2]]);
+    sim.start(1);
+    sim.start(2);
+    run_checked(&mut sim, 5_000, &sched);
+}
+
+#[test]
+fn a_crash_seen_by_one_node_then_a_restart_behind_a_partition_never_overlaps() {
+    let mut sim = hosts(1, &["n0", "n1", "n2"], &[]);
+    for s in 0..3 {
+        sim.start(s);
+        sim.run_for(100);
+    }
+    let sched = vec!["n0, n1, n2 start 100 ms apart; isolate n1; kill -9 n2".to_string()];
+    expect_master(&mut sim, 5_000, &sched);
+    sim.isolate(1);
+    sim.kill(2);
+    run_checked(&mut sim, 3_000, &sched);
+    sim.partition(&[vec![0], vec![1, 2]]);
+    sim.start(2);
+    run_checked(&mut sim, 5_000, &sched);
+}
+
+#[test]
+#[ignore = "known safety hole (docs/ALGORITHM.md, Known limits): members that left the count restart with memory behind a partition"]
+fn two_certain_crashes_then_restarts_behind_a_partition_never_overlap() {
+    two_leave_then_restart_behind_a_partition(|sim, s| sim.kill(s));
+}
+
+#[test]
+#[ignore = "known safety hole (docs/ALGORITHM.md, Known limits): members that left the count restart with memory behind a partition"]
+fn two_dispatches_then_restarts_behind_a_partition_never_overlap() {
+    two_leave_then_restart_behind_a_partition(|sim, s| sim.dispatch(s));
 }

@@ -439,6 +439,62 @@ fn priority_beats_age_and_a_restarted_preferred_node_takes_over() {
 }
 
 #[test]
+fn a_reloaded_priority_moves_mastership_cleanly_both_ways() {
+    let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
+    assert_master(&mut sim, "alice", 3_000);
+    // bob's reload raises its priority: it takes over (a clean hand-over, checked after
+    // every event), and keeps it.
+    sim.set_priority(1, 10);
+    assert_master(&mut sim, "bob", 3_000);
+    sim.run_for(3_000);
+    sim.assert_ok("raised");
+    assert_eq!(sim.agreed_master().as_deref(), Some("bob"));
+    // Lowered below everyone's: alice (oldest) is preferred again.
+    sim.set_priority(1, -1);
+    assert_master(&mut sim, "alice", 3_000);
+    // A reload while bob is cut off: the others learn it when the link heals.
+    sim.isolate(1);
+    sim.set_priority(1, 20);
+    sim.run_for(2_000);
+    sim.assert_ok("isolated");
+    assert_eq!(sim.agreed_master().as_deref(), Some("alice"));
+    sim.heal();
+    assert_master(&mut sim, "bob", 5_000);
+}
+
+#[test]
+fn with_no_preempt_a_raised_priority_waits_for_the_next_election() {
+    let c = Config {
+        preempt: false,
+        ..cfg()
+    };
+    let mut sim = cluster_with(&["alice", "bob", "peter"], Strategy::Age, c, &[]);
+    assert_master(&mut sim, "alice", 3_000);
+    sim.set_priority(2, 10);
+    sim.run_for(5_000);
+    sim.assert_ok("raised");
+    assert_eq!(sim.agreed_master().as_deref(), Some("alice"));
+    // The next election prefers peter.
+    sim.kill(0);
+    assert_master(&mut sim, "peter", 3_000);
+}
+
+#[test]
+fn a_priority_change_does_not_move_the_exact_half_tie_break() {
+    // 2|2 split of four: the half with the oldest member wins, whatever the priorities, so
+    // that both halves agree on it even if one did not hear a reload.
+    let mut sim = cluster(&["alice", "bob", "carol", "dave"], Strategy::Age);
+    assert_master(&mut sim, "alice", 3_000);
+    sim.set_priority(3, 10);
+    assert_master(&mut sim, "dave", 3_000);
+    sim.partition(&[vec![0, 1], vec![2, 3]]);
+    assert_master(&mut sim, "alice", 5_000);
+    sim.run_for(3_000);
+    sim.assert_ok("split");
+    assert_eq!(sim.master_names(), vec!["alice".to_string()]);
+}
+
+#[test]
 fn a_held_master_hands_over_cleanly_and_a_held_node_never_stands() {
     let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
     assert_master(&mut sim, "alice", 3_000);

@@ -63,6 +63,7 @@ fn beat(seq: u64, echo: u64) -> Beat {
         echo,
         role: Role::Slave,
         eligible: true,
+        priority: 0,
         candidacy: None,
         master: false,
         grant: None,

@@ -324,16 +324,16 @@ impl Election {
             votes: 0,
             top_in: false,
         };
-        let mut top: Option<&crate::types::Rank> = None;
+        let mut top = None;
         for &id in config {
             let (rank, votes) = if id == self.me.id {
-                (&self.me.rank, me_votes)
+                (self.me.rank.tie_order(), me_votes)
             } else {
                 let Some(p) = self.peers.get(&id) else {
                     continue;
                 };
                 t.no_tie |= p.last_heard.is_none();
-                (p.rank(), votes_for(p) && !p.superseded)
+                (p.rank().tie_order(), votes_for(p) && !p.superseded)
             };
             t.counted += 1;
             t.votes += usize::from(votes);
@@ -366,23 +366,23 @@ impl Election {
             votes: usize::from(me_votes),
             top_in: me_votes,
         };
-        let (mut base_top, mut view_top) = (&self.me.rank, &self.me.rank);
+        let (mut base_top, mut view_top) = (self.me.rank.tie_order(), self.me.rank.tie_order());
         let mut unheard = false;
         let mut pending_agree = true;
         for p in self.peers.values() {
             let v = votes_for(p);
             if self.ghost(p) {
                 view.counted += 1;
-                if p.rank() < view_top {
-                    view_top = p.rank();
+                if p.rank().tie_order() < view_top {
+                    view_top = p.rank().tie_order();
                     view.top_in = false;
                 }
             }
             if self.in_view(p, now) {
                 view.counted += 1;
                 view.votes += usize::from(v);
-                if p.rank() < view_top {
-                    view_top = p.rank();
+                if p.rank().tie_order() < view_top {
+                    view_top = p.rank().tie_order();
                     view.top_in = v;
                 }
                 unheard |= p.last_heard.is_none();
@@ -402,8 +402,8 @@ impl Election {
             if self.in_base(p, now) {
                 base.counted += 1;
                 base.votes += usize::from(v && !p.superseded);
-                if p.rank() < base_top {
-                    base_top = p.rank();
+                if p.rank().tie_order() < base_top {
+                    base_top = p.rank().tie_order();
                     base.top_in = v && !p.superseded;
                 }
                 unheard |= p.last_heard.is_none();
@@ -421,10 +421,10 @@ impl Election {
     /// invariant checks and status.
     pub(super) fn view_summary(&self, now: Millis) -> (usize, bool, MemberId) {
         let (_, view) = self.tallies(now, false, &|_| false, self.lease.is_master);
-        let mut best = (&self.me.rank, self.me.id);
+        let mut best = (self.me.rank.tie_order(), self.me.id);
         for p in self.peers.values() {
-            if self.in_view(p, now) && p.rank() < best.0 {
-                best = (p.rank(), p.info.id);
+            if self.in_view(p, now) && p.rank().tie_order() < best.0 {
+                best = (p.rank().tie_order(), p.info.id);
             }
         }
         (view.counted, view.no_tie, best.1)

@@ -221,7 +221,7 @@ impl Harness {
     fn beat(&mut self, b: &mut Bytes) -> Beat {
         let known = self.e.epoch();
         let candidate = self.sender(b);
-        Beat {
+        let mut beat = Beat {
             seq: b.u64(),
             echo: b.u64(),
             role: match b.u8() % 5 {
@@ -232,6 +232,7 @@ impl Harness {
                 _ => Role::Dispatching,
             },
             eligible: b.bool(),
+            priority: 0,
             candidacy: b.bool().then(|| b.epoch(known)),
             master: b.bool(),
             grant: b.bool().then(|| Grant {
@@ -247,7 +248,10 @@ impl Harness {
             following: b
                 .bool()
                 .then(|| self.pool[usize::from(b.u8()) % self.pool.len()]),
-        }
+        };
+        // Read last, so that the stored seeds keep decoding to the beats they were found as.
+        beat.priority = i32::from(b.u8() % 3) - 1;
+        beat
     }
 
     fn step(&mut self, b: &mut Bytes) {
