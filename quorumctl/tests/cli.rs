@@ -1,19 +1,14 @@
 //! Runs the real quorumctl binary against an in-process control server with a fake driver.
 
-use common::control::{
-    ControlError, ErrorKind, Event, Member, MemberChange, Quorum, Response, Status,
-};
+use common::control::{ControlError, Event, Member, MemberChange, Quorum, Response, Status};
 use common::types::{MemberState, Role, Strategy};
-use quorumd::control::{Command, ControlHandle, ControlServer, HoldChange, Snapshot};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
+use testkit::control::{FakeDaemon, FakeDriver, OnDispatch, snapshot};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
-use tokio_util::sync::CancellationToken;
 
 /// Upper bound for anything a test waits for (CI is a busy 2-core box).
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -62,68 +57,14 @@ fn status(role: Role) -> Status {
     }
 }
 
-fn snapshot(status: Status) -> Snapshot {
-    let until = (status.role == Role::Master).then(|| Instant::now() + Duration::from_secs(3600));
-    Snapshot {
-        status,
-        master_until: until,
+/// The shared fake daemon, answering like a healthy node named alice that can forget bob.
+struct Harness(FakeDaemon);
+
+impl std::ops::Deref for Harness {
+    type Target = FakeDaemon;
+    fn deref(&self) -> &FakeDaemon {
+        &self.0
     }
-}
-
-/// How the fake driver answers `dispatch`.
-#[derive(Clone, Copy, PartialEq)]
-enum OnDispatch {
-    /// Answers Dispatched.
-    Reply,
-    /// Never answers; shuts the server down (the daemon's process ends, its socket goes away).
-    Vanish,
-}
-
-async fn fake_driver(
-    mut commands: mpsc::Receiver<Command>,
-    on_dispatch: OnDispatch,
-    shutdown: CancellationToken,
-) {
-    while let Some(command) = commands.recv().await {
-        let _ = match command {
-            Command::Rename { name, reply } => reply.send(Ok(Response::Renamed {
-                from: "alice".into(),
-                to: name,
-            })),
-            Command::Dispatch { reply } if on_dispatch == OnDispatch::Vanish => {
-                // Like a daemon whose process ends before it answers: the reply is never sent
-                // (and never dropped, which would be answered `shutting_down`).
-                shutdown.cancel();
-                let _keep = reply;
-                std::future::pending::<()>().await;
-                return;
-            }
-            Command::Dispatch { reply } => reply.send(Ok(Response::Dispatched)),
-            Command::Forget { name, reply } if name == "bob" => {
-                reply.send(Ok(Response::Forgotten { name }))
-            }
-            Command::Forget { name, reply } => reply.send(Err(ControlError::new(
-                ErrorKind::NotFound,
-                format!("no member named {name}"),
-            ))),
-            Command::Hold { change, reply } => {
-                let held = match change {
-                    HoldChange::Maintenance(true) => vec!["maintenance".to_string()],
-                    _ => Vec::new(),
-                };
-                reply.send(Ok(Response::Held { held }))
-            }
-        };
-    }
-}
-
-struct Harness {
-    dir: tempfile::TempDir,
-    path: PathBuf,
-    status: watch::Sender<Snapshot>,
-    events: broadcast::Sender<Event>,
-    shutdown: CancellationToken,
-    server: JoinHandle<()>,
 }
 
 impl Harness {
@@ -132,28 +73,12 @@ impl Harness {
     }
 
     async fn start_with(status: Status, on_dispatch: OnDispatch) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("quorumd.sock");
-        let server = ControlServer::bind(&path).expect("bind");
-        let (status_tx, status_rx) = watch::channel(snapshot(status));
-        let (events, _) = broadcast::channel(64);
-        let (commands, commands_rx) = mpsc::channel(8);
-        let shutdown = CancellationToken::new();
-        tokio::spawn(fake_driver(commands_rx, on_dispatch, shutdown.clone()));
-        let handle = ControlHandle {
-            status: status_rx,
-            events: events.clone(),
-            commands,
+        let driver = FakeDriver {
+            taken_name: None,
+            forgettable: "bob".into(),
+            on_dispatch,
         };
-        let server = tokio::spawn(server.run(handle, shutdown.clone()));
-        Harness {
-            dir,
-            path,
-            status: status_tx,
-            events,
-            shutdown,
-            server,
-        }
+        Harness(FakeDaemon::start(status, Some(driver), 64, "quorumd.sock").await)
     }
 
     fn cmd(&self, args: &[&str]) -> tokio::process::Command {
@@ -172,19 +97,14 @@ impl Harness {
 
     /// Waits until `n` follow streams are subscribed (so an event sent now reaches them).
     async fn wait_for_followers(&self, n: usize) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.events.receiver_count() < n {
-            assert!(Instant::now() < deadline, "no follower subscribed in time");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        testkit::wait_until_async("followers subscribed", PATIENCE, || {
+            (self.events.receiver_count() >= n).then_some(())
+        })
+        .await;
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        timeout(PATIENCE, self.server)
-            .await
-            .expect("server stops in time")
-            .expect("server task did not panic");
+        self.0.stop().await;
     }
 }
 
@@ -596,21 +516,18 @@ async fn follow_exits_0_quietly_when_its_reader_goes_away() {
     let first = timeout(PATIENCE, lines.next_line()).await.expect("in time");
     assert!(first.expect("read").is_some());
     drop(lines);
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
+    // Events keep coming until follow notices the closed pipe and exits.
+    let status = testkit::wait_until_async("follow exits after its reader left", PATIENCE, || {
+        let exited = child.try_wait().expect("try_wait");
+        if exited.is_none() {
+            let _ = h.events.send(Event::Member {
+                name: "dora".into(),
+                change: MemberChange::Joined,
+            });
         }
-        assert!(
-            Instant::now() < deadline,
-            "follow did not exit after its reader left"
-        );
-        let _ = h.events.send(Event::Member {
-            name: "dora".into(),
-            change: MemberChange::Joined,
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        exited
+    })
+    .await;
     assert_eq!(status.code(), Some(0));
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {

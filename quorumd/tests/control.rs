@@ -5,17 +5,15 @@ use common::control::{
     ControlError, ErrorKind, Event, MAX_LINE, Member, MemberChange, Quorum, Reply, Response, Status,
 };
 use common::types::{MemberState, Role, Strategy};
-use quorumd::control::{Command, ControlHandle, ControlServer, Snapshot};
+use quorumd::control::{ControlServer, Snapshot};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::control::{FakeDaemon, FakeDriver, OnDispatch};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
-use tokio_util::sync::CancellationToken;
 
 /// Upper bound for anything a test waits for (CI is a busy 2-core box).
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -64,45 +62,18 @@ fn status(role: Role) -> Status {
 
 /// A snapshot whose master lease (if master) is valid for an hour.
 fn snapshot(role: Role) -> Snapshot {
-    Snapshot {
-        status: status(role),
-        master_until: (role == Role::Master).then(|| Instant::now() + Duration::from_secs(3600)),
-    }
+    testkit::control::snapshot(status(role))
 }
 
-/// Plays the driver: answers every command like a healthy node named alice would.
-async fn fake_driver(mut commands: mpsc::Receiver<Command>) {
-    while let Some(command) = commands.recv().await {
-        let _ = match command {
-            Command::Rename { name, reply } if name == "bob" => reply.send(Err(ControlError::new(
-                ErrorKind::Conflict,
-                "name bob is taken",
-            ))),
-            Command::Rename { name, reply } => reply.send(Ok(Response::Renamed {
-                from: "alice".into(),
-                to: name,
-            })),
-            Command::Dispatch { reply } => reply.send(Ok(Response::Dispatched)),
-            Command::Forget { name, reply } if name == "carol" => {
-                reply.send(Ok(Response::Forgotten { name }))
-            }
-            Command::Forget { name, reply } => reply.send(Err(ControlError::new(
-                ErrorKind::NotFound,
-                format!("no member named {name}"),
-            ))),
-            Command::Hold { reply, .. } => reply.send(Ok(Response::Held { held: Vec::new() })),
-        };
-    }
-}
+/// The shared fake daemon, answering like a healthy node named alice whose peer bob holds
+/// the name `bob` and who can forget `carol`.
+struct Harness(FakeDaemon);
 
-/// A running server with its fake driver.
-struct Harness {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    status: watch::Sender<Snapshot>,
-    events: broadcast::Sender<Event>,
-    shutdown: CancellationToken,
-    server: JoinHandle<()>,
+impl std::ops::Deref for Harness {
+    type Target = FakeDaemon;
+    fn deref(&self) -> &FakeDaemon {
+        &self.0
+    }
 }
 
 impl Harness {
@@ -111,34 +82,13 @@ impl Harness {
     }
 
     async fn start_with(role: Role, with_driver: bool, event_capacity: usize) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let driver = with_driver.then(|| FakeDriver {
+            taken_name: Some("bob".into()),
+            forgettable: "carol".into(),
+            on_dispatch: OnDispatch::Reply,
+        });
         // A missing parent directory is created by bind.
-        let path = dir.path().join("run").join("quorumd.sock");
-        let server = ControlServer::bind(&path).expect("bind");
-        assert_eq!(server.path(), path);
-        let (status, status_rx) = watch::channel(snapshot(role));
-        let (events, _) = broadcast::channel(event_capacity);
-        let (commands, commands_rx) = mpsc::channel(8);
-        if with_driver {
-            tokio::spawn(fake_driver(commands_rx));
-        } else {
-            drop(commands_rx);
-        }
-        let handle = ControlHandle {
-            status: status_rx,
-            events: events.clone(),
-            commands,
-        };
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(server.run(handle, shutdown.clone()));
-        Harness {
-            _dir: dir,
-            path,
-            status,
-            events,
-            shutdown,
-            server,
-        }
+        Harness(FakeDaemon::start(status(role), driver, event_capacity, "run/quorumd.sock").await)
     }
 
     async fn connect(&self) -> Conn {
@@ -146,12 +96,7 @@ impl Harness {
     }
 
     async fn stop(self) -> PathBuf {
-        self.shutdown.cancel();
-        timeout(PATIENCE, self.server)
-            .await
-            .expect("server stops in time")
-            .expect("server task did not panic");
-        self.path.clone()
+        self.0.stop().await
     }
 }
 
@@ -602,12 +547,12 @@ async fn an_unprivileged_client_is_refused_dispatch_but_gets_status() {
     };
     let h = Harness::start(Role::Slave).await;
     // Let "nobody" reach the socket: the temp dirs are 0700 by default.
-    for dir in [h.path.parent().expect("run dir"), h._dir.path()] {
+    for dir in [h.path.parent().expect("run dir"), h.dir.path()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
     }
     std::fs::set_permissions(&h.path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     // The checkout may sit in a directory "nobody" cannot enter: run a copy from the temp dir.
-    let bin = testkit::reachable_copy(&bin, h._dir.path());
+    let bin = testkit::reachable_copy(&bin, h.dir.path());
     let run = |args: &'static [&'static str]| {
         let bin = bin.clone();
         let path = h.path.clone();

@@ -3,42 +3,10 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    for _ in 0..100 {
-        let port = 20_000 + (std::process::id() as u16 % 20_000) + (rand_u16() % 5_000);
-        if std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free UDP port");
-}
-
-fn rand_u16() -> u16 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(7);
-    (t ^ (t >> 16)) as u16
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free tcp port")
-}
+use testkit::{ChildGuard, free_tcp_port, free_udp_port};
 
 /// Collects notify messages until `pred` holds or the deadline passes.
 fn wait_notify(
@@ -47,28 +15,18 @@ fn wait_notify(
     within: Duration,
     pred: impl Fn(&[String]) -> bool,
 ) -> bool {
-    let deadline = Instant::now() + within;
     let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
+    testkit::try_wait_until(within, || {
         if pred(seen) {
-            return true;
+            return Some(());
         }
         if let Ok(n) = sock.recv(&mut buf) {
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             seen.extend(text.lines().map(str::to_string));
         }
-    }
-    pred(seen)
-}
-
-/// Polls until the child exits; panics with `what` (and `context()`) after `within`.
-fn wait_exit(
-    child: &mut Child,
-    within: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-) -> std::process::ExitStatus {
-    testkit::wait_until(what, within, || child.try_wait().expect("wait"), context)
+        None
+    })
+    .is_some()
 }
 
 /// Polls until `path` contains `text`; panics with `what` after `within`.
@@ -136,7 +94,7 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn quorumd");
-    let mut child = KillOnDrop(child);
+    let mut child = ChildGuard::new(child);
     let mut seen = Vec::new();
     assert!(
         wait_notify(&sock, &mut seen, Duration::from_secs(10), |s| s
@@ -168,7 +126,7 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
     // SIGHUP is caught, never fatal: the daemon keeps pinging the watchdog afterwards and
     // still leaves gracefully on SIGTERM below.
     unsafe {
-        libc::kill(child.0.id() as i32, libc::SIGHUP);
+        libc::kill(child.id() as i32, libc::SIGHUP);
     }
     seen.clear();
     assert!(
@@ -179,19 +137,15 @@ fn daemon_notifies_ready_status_and_watchdog_and_sigterm_dispatches() {
             >= 3),
         "no watchdog pings after SIGHUP: {seen:?}"
     );
-    assert!(
-        child.0.try_wait().expect("try_wait").is_none(),
-        "SIGHUP ended the daemon"
-    );
+    assert!(child.try_exit().is_none(), "SIGHUP ended the daemon");
 
     // SIGTERM = dispatch: STOPPING=1, the slave hook with role dispatching, exit 0.
     unsafe {
-        libc::kill(child.0.id() as i32, libc::SIGTERM);
+        libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let status = wait_exit(
-        &mut child.0,
+    let status = child.wait_exit(
+        "quorumd exits after SIGTERM",
         Duration::from_secs(15),
-        "quorumd did not exit after SIGTERM",
         String::new,
     );
     assert!(status.success(), "exit status {status:?}");
@@ -276,7 +230,7 @@ fn q_and_enter_on_a_terminal_dispatches() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn script");
-    let mut child = KillOnDrop(child);
+    let mut child = ChildGuard::new(child);
     let out = dir.path().join("hook.out");
     wait_contains(
         &out,
@@ -284,14 +238,13 @@ fn q_and_enter_on_a_terminal_dispatches() {
         Duration::from_secs(15),
         "the node never became master",
     );
-    let mut stdin = child.0.stdin.take().expect("stdin");
+    let mut stdin = child.take_stdin().expect("stdin");
     stdin.write_all(b"q\n").expect("type q");
     stdin.flush().expect("flush");
     let log = dir.path().join("term.log");
-    let status = wait_exit(
-        &mut child.0,
+    let status = child.wait_exit(
+        "quorumd leaves after q + Enter",
         Duration::from_secs(15),
-        "quorumd did not leave after q + Enter:",
         || std::fs::read_to_string(&log).unwrap_or_default(),
     );
     assert!(status.success(), "exit status {status:?}");

@@ -64,13 +64,9 @@ fn scripts(dir: &TempDir, timeout: Duration) -> HookScripts {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds or `secs` seconds pass.
+/// Polls `cond` until it holds or `secs` seconds pass.
 async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::wait_until_async(what, Duration::from_secs(secs), || cond().then_some(())).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 //! this test binary re-executed with `--exact notifying_child` and the systemd variables set.
 
 use std::os::unix::net::UnixDatagram;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHILD_ENV: &str = "QUORUMD_TEST_NOTIFY_CHILD";
 
@@ -55,8 +55,7 @@ fn notifications_reach_the_service_manager() {
         .spawn()
         .expect("spawn child");
 
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen: Vec<String> = Vec::new();
     let wanted = [
         "READY=1",
         "STATUS=role master, master alice, epoch 3",
@@ -64,13 +63,17 @@ fn notifications_reach_the_service_manager() {
         "STOPPING=1",
     ];
     let mut buf = [0u8; 4096];
-    while Instant::now() < deadline && !wanted.iter().all(|w| seen.iter().any(|s: &String| s == w))
-    {
+    // Missing lines are reported below, with everything received.
+    let _ = testkit::try_wait_until(Duration::from_secs(30), || {
+        if wanted.iter().all(|w| seen.iter().any(|s| s == w)) {
+            return Some(());
+        }
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
             seen.extend(msg.lines().map(str::to_string));
         }
-    }
+        None
+    });
     let status = child.wait().expect("child exits");
     assert!(status.success(), "the notifying child failed");
     for w in wanted {

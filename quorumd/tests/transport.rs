@@ -134,20 +134,18 @@ impl Node {
     }
 
     async fn wait_linked(&self, peers: &[MemberId], within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
+        let all = || {
             let linked = self.t.linked();
-            if peers.iter().all(|p| linked.contains(p)) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "node {}: linked to {linked:?}, expected {peers:?} within {within:?}",
-                    self.id
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            peers.iter().all(|p| linked.contains(p)).then_some(())
+        };
+        if testkit::try_wait_until_async(within, all).await.is_none() {
+            bail!(
+                "node {}: linked to {:?}, expected {peers:?} within {within:?}",
+                self.id,
+                self.t.linked()
+            );
         }
+        Ok(())
     }
 }
 
@@ -400,11 +398,10 @@ async fn shutdown_flushes_a_queued_frame_before_closing() -> anyhow::Result<()> 
     })
     .await?;
     // The link is closed afterwards.
-    let deadline = Instant::now() + LONG;
-    while bn.t.linked().contains(&from) {
-        assert!(Instant::now() < deadline, "link still up after shutdown");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::wait_until_async("the link closed after shutdown", LONG, || {
+        (!bn.t.linked().contains(&from)).then_some(())
+    })
+    .await;
     Ok(())
 }
 
@@ -609,14 +606,12 @@ async fn a_restarted_member_on_the_same_port_is_a_new_member() -> anyhow::Result
     let (old_id, port) = (old.id, old.port);
     drop(old);
     // The dropped transport's tasks release the listener asynchronously.
-    let deadline = Instant::now() + LONG;
-    while std::net::TcpListener::bind((LOCALHOST, port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the old incarnation never released its port"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    testkit::wait_until_async("the old incarnation released its port", LONG, || {
+        std::net::TcpListener::bind((LOCALHOST, port))
+            .ok()
+            .map(drop)
+    })
+    .await;
     let mut cfg = config(b, &cluster, vec![]);
     cfg.port = port;
     let new = node(cfg, member_id(82)).await?;

@@ -1,13 +1,22 @@
 //! Helpers shared by every test crate of the workspace (`publish = false`):
 //!
-//! - [`wait_until`]: one polling loop with a deadline instead of hand-written ones;
-//! - [`ChildGuard`]: a child process killed and reaped on drop (also on panic);
-//! - [`free_tcp_port`] / [`free_udp_port`]: ports the kernel just handed out;
+//! - [`wait_until`] / [`try_wait_until`] / [`poll_until`] (and, with the `async` feature,
+//!   `wait_until_async` / `try_wait_until_async`): one polling loop with a deadline instead
+//!   of hand-written ones;
+//! - [`ChildGuard`]: a child process killed and reaped on drop (also on panic), with
+//!   [`Lines`] to read its output with a deadline;
+//! - [`free_tcp_port`] / [`free_udp_port`]: fresh ports, never handed out twice;
 //! - [`reachable_copy`]: a copy of a binary that another uid can run.
+//! - `control` (feature `control`): a fake daemon for control-socket tests.
 
-use std::net::{TcpListener, UdpSocket};
+#[cfg(feature = "control")]
+pub mod control;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 /// How often [`wait_until`] polls.
@@ -15,7 +24,16 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `cond` every [`POLL`] until it returns `Some`, or `None` once `within` has passed
 /// (after a last try).
-pub fn try_wait_until<T>(within: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn try_wait_until<T>(within: Duration, cond: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_until(within, POLL, cond)
+}
+
+/// [`try_wait_until`] polling every `every` (a process that answers in milliseconds).
+pub fn poll_until<T>(
+    within: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = cond() {
@@ -24,7 +42,39 @@ pub fn try_wait_until<T>(within: Duration, mut cond: impl FnMut() -> Option<T>) 
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(every);
+    }
+}
+
+/// [`try_wait_until`] for async tests: sleeps on the tokio timer between polls, so the
+/// runtime's other tasks (a server under test) keep running.
+#[cfg(feature = "async")]
+pub async fn try_wait_until_async<T>(
+    within: Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = cond() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`wait_until`] for async tests; panics naming `what` when `within` passes first.
+#[cfg(feature = "async")]
+pub async fn wait_until_async<T>(
+    what: &str,
+    within: Duration,
+    cond: impl FnMut() -> Option<T>,
+) -> T {
+    match try_wait_until_async(within, cond).await {
+        Some(v) => v,
+        None => panic!("not reached within {within:?}: {what}"),
     }
 }
 
@@ -42,39 +92,164 @@ pub fn wait_until<T>(
     }
 }
 
-/// A child process that is SIGKILLed and reaped when dropped.
-pub struct ChildGuard(pub Child);
+/// A child process that is SIGKILLed and reaped when dropped (also when a test panics).
+pub struct ChildGuard {
+    child: Child,
+    exit: Option<ExitStatus>,
+}
 
 impl ChildGuard {
-    /// Waits up to `within` for the child to exit.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        try_wait_until(within, || self.0.try_wait().ok().flatten())
+    /// Takes ownership of `child`.
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard { child, exit: None }
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stdin (only once; stdin must have been piped).
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// Waits up to `within` for the child to exit; panics naming `what` (and `context()`)
+    /// when it is still running then.
+    pub fn wait_exit(
+        &mut self,
+        what: &str,
+        within: Duration,
+        context: impl FnOnce() -> String,
+    ) -> ExitStatus {
+        wait_until(what, within, || self.try_exit(), context)
+    }
+
+    /// The child's stdout as a [`Lines`] reader (only once; stdout must have been piped).
+    pub fn stdout_lines(&mut self) -> Lines {
+        Lines::new(
+            self.child
+                .stdout
+                .take()
+                .expect("stdout piped and not taken yet"),
+        )
+    }
+
+    /// Everything the child wrote on stderr (call after it exited).
+    pub fn stderr_text(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Whether it exited already (without waiting).
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().expect("waiting for a child");
+        }
+        self.exit
+    }
+
+    /// Waits up to `within` for the child to exit; `None` if it is still running.
+    pub fn wait_timeout(&mut self, within: Duration) -> Option<ExitStatus> {
+        try_wait_until(within, || self.try_exit())
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if self.try_exit().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free tcp port")
-        .port()
+/// Lines of a child's output, read by a background thread and received with a deadline.
+pub struct Lines {
+    rx: Receiver<String>,
 }
 
-/// A UDP port free on 127.0.0.1 right now.
+impl Lines {
+    /// Reads `reader` line by line on a thread until EOF.
+    pub fn new(reader: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx }
+    }
+
+    /// The next line, waiting at most until `deadline`; `None` on timeout or EOF.
+    pub fn next_before(&self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Timeout and EOF (the reader thread ended) both mean "no line".
+        self.rx.recv_timeout(left).ok()
+    }
+}
+
+/// Ports this process handed out: never twice, even to tests on other threads.
+static HANDED_OUT: std::sync::Mutex<Option<std::collections::HashSet<u16>>> =
+    std::sync::Mutex::new(None);
+
+/// Records `port` as used; false if this process already handed it out.
+fn claim(port: u16) -> bool {
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    guard
+        .get_or_insert_with(std::collections::HashSet::new)
+        .insert(port)
+}
+
+/// A random number (std's per-process random hash keys, mixed with time and pid).
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A TCP port free on 127.0.0.1 right now (chosen by the kernel), whose next port up is free
+/// too ("port in use" tests move a node there); never handed out twice by this process.
+pub fn free_tcp_port() -> u16 {
+    for _ in 0..1000 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("binding a TCP port on loopback");
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port.wrapping_add(1))).is_ok() && claim(port) {
+            return port;
+        }
+    }
+    panic!("no free TCP port found after 1000 tries");
+}
+
+/// A UDP port for one test's discovery broadcasts: from 20000..32000 (below Linux's
+/// ephemeral range, so no outgoing socket takes it meanwhile), free on loopback and on every
+/// address (a daemon binds it on 0.0.0.0), never handed out twice by this process.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free udp port")
-        .port()
+    for _ in 0..1000 {
+        let port = 20000 + (random() % 12000) as u16;
+        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+            && UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+            && claim(port)
+        {
+            return port;
+        }
+    }
+    panic!("no free UDP port found in 20000..32000 after 1000 tries");
 }
 
 /// Copies the executable `bin` into `dir` (mode 0755) so that a test can run it as another

@@ -168,26 +168,24 @@ impl Cluster {
 
     /// Waits until `node`'s control socket answers status; panics with the logs if it exits.
     pub fn wait_up(&self, mut node: Node) -> Node {
-        let start = Instant::now();
-        loop {
+        let up = testkit::try_wait_until(DEADLINE, || {
             if node.status_json().is_some() {
-                return node;
+                return Some(Ok(()));
             }
-            if let Some(status) = node.try_exit() {
-                panic!(
-                    "quorumd {} exited during start-up with {status}\n{}",
-                    node.name(),
-                    self.logs()
-                );
-            }
-            if start.elapsed() > DEADLINE {
-                panic!(
-                    "quorumd {} did not answer on its socket within {DEADLINE:?}\n{}",
-                    node.name(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(POLL);
+            node.try_exit().map(Err)
+        });
+        match up {
+            Some(Ok(())) => node,
+            Some(Err(status)) => panic!(
+                "quorumd {} exited during start-up with {status}\n{}",
+                node.name(),
+                self.logs()
+            ),
+            None => panic!(
+                "quorumd {} did not answer on its socket within {DEADLINE:?}\n{}",
+                node.name(),
+                self.logs()
+            ),
         }
     }
 

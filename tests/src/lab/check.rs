@@ -524,21 +524,22 @@ fn ctl(sock: &Path, args: &[&str]) -> Option<String> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => {
-                let mut s = String::new();
-                use std::io::Read;
-                child.stdout.take()?.read_to_string(&mut s).ok()?;
-                return st.success().then(|| s.trim().to_owned());
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
+    // quorumctl answers in milliseconds: poll it finely, so that a round of the poller stays
+    // close to its 50 ms period.
+    let exited = testkit::poll_until(Duration::from_secs(2), Duration::from_millis(5), || {
+        child.try_wait().transpose()
+    });
+    match exited {
+        Some(Ok(st)) => {
+            let mut s = String::new();
+            use std::io::Read;
+            child.stdout.take()?.read_to_string(&mut s).ok()?;
+            st.success().then(|| s.trim().to_owned())
+        }
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
         }
     }
 }
