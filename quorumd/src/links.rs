@@ -137,12 +137,19 @@ impl Transport {
     /// Begins announcing, accepting and dialling as `me`. A second call is ignored.
     pub fn start(&self, me: MemberInfo) {
         let (id, name) = (me.id, me.name.clone());
-        if self.inner.start(me) {
-            tracing::info!(%name, "transport started");
-            tracing::debug!(%name, incarnation = id, "incarnation id");
-        } else {
+        let Some(listener) = self.inner.begin(me) else {
             tracing::warn!("transport already started");
-        }
+            return;
+        };
+        let inner = &self.inner;
+        inner
+            .tracker
+            .spawn(conn::accept_loop(inner.clone(), listener));
+        inner.tracker.spawn(discovery::announce_loop(inner.clone()));
+        inner.tracker.spawn(discovery::recv_loop(inner.clone()));
+        inner.tracker.spawn(table::maintenance_loop(inner.clone()));
+        tracing::info!(%name, "transport started");
+        tracing::debug!(%name, incarnation = id, "incarnation id");
     }
 
     /// Our info changed (rename): re-sends Hello on every link and announces at once.

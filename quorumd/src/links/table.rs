@@ -173,20 +173,13 @@ impl Inner {
         }
     }
 
-    /// Starts every background task as `me`. False if already started.
-    pub(super) fn start(self: &Arc<Self>, me: MemberInfo) -> bool {
-        let Some(listener) = lock(&self.listener).take() else {
-            return false;
-        };
+    /// Takes the listener and sets our info, once: the caller (`Transport::start`) then
+    /// spawns the tasks. None if already started. (The table never names the discovery
+    /// module: discovery depends on the table, not the other way round.)
+    pub(super) fn begin(&self, me: MemberInfo) -> Option<TcpListener> {
+        let listener = lock(&self.listener).take()?;
         self.state().me = Some(me);
-        self.tracker
-            .spawn(conn::accept_loop(self.clone(), listener));
-        self.tracker
-            .spawn(super::discovery::announce_loop(self.clone()));
-        self.tracker
-            .spawn(super::discovery::recv_loop(self.clone()));
-        self.tracker.spawn(maintenance_loop(self.clone()));
-        true
+        Some(listener)
     }
 
     /// Replaces our info and queues the new Hello on every link.
