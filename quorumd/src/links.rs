@@ -4,9 +4,11 @@
 //!
 //! - [`Transport`]: bind, start, send, rename, shutdown; [`NetEvent`]s come out of a bounded
 //!   channel returned by [`Transport::bind`].
-//! - `table`: the shared table of links (one per member id), known members and dials in
-//!   flight, plus the maintenance timer: stale links are re-dialled every heartbeat,
-//!   unlinked members and `--peer` seeds are dialled until a link exists.
+//! - `table`: the member table, synchronous and unit-tested: links (one per member id, the
+//!   duplicate-link rule), known members, dials in flight, crash reports, with their bounds.
+//! - `inner`: the state the tasks share (the table behind a mutex, sockets, events) and the
+//!   maintenance timer: stale links are re-dialled every heartbeat, unlinked members and
+//!   `--peer` seeds are dialled until a link exists.
 //! - `conn`: one task pair per TCP connection (handshake + reader, writer with a bounded
 //!   queue) and the dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
 //!   refused connection to a member whose link just ended means its process is gone.
@@ -26,13 +28,14 @@
 mod conn;
 mod discovery;
 mod frame;
+mod inner;
 mod refused;
 mod table;
 mod traffic;
 
 pub use traffic::{PeerCount, Rates};
 
-pub(crate) use table::{Inner, member_addr, unix_ms};
+pub(crate) use inner::{Inner, member_addr, unix_ms};
 
 use crate::metrics::METRICS;
 use common::codec::Keyring;
@@ -141,13 +144,12 @@ impl Transport {
             tracing::warn!("transport already started");
             return;
         };
-        let inner = &self.inner;
-        inner
-            .tracker
-            .spawn(conn::accept_loop(inner.clone(), listener));
-        inner.tracker.spawn(discovery::announce_loop(inner.clone()));
-        inner.tracker.spawn(discovery::recv_loop(inner.clone()));
-        inner.tracker.spawn(table::maintenance_loop(inner.clone()));
+        let shared = &self.inner;
+        let tracker = &shared.tracker;
+        tracker.spawn(conn::accept_loop(shared.clone(), listener));
+        tracker.spawn(discovery::announce_loop(shared.clone()));
+        tracker.spawn(discovery::recv_loop(shared.clone()));
+        tracker.spawn(inner::maintenance_loop(shared.clone()));
         tracing::info!(%name, "transport started");
         tracing::debug!(%name, incarnation = id, "incarnation id");
     }

@@ -1,23 +1,18 @@
-//! The transport's shared state: the member table (links, known members, dials in flight,
-//! crash reports), the rules that change it, and the maintenance timer.
-//!
-//! One `std` mutex guards [`State`]; it is never held across an `.await`.
+//! The transport's member table: registered links (one per member id), members known by
+//! address, dials in flight, crash reports and seed answers, with the rules that change them
+//! and their bounds. Synchronous and without IO: the transport (`inner.rs`) keeps it behind
+//! one mutex and acts on what its methods return.
 
-use super::refused::Refused;
-use super::{NetEvent, TransportConfig, conn};
-use common::codec;
 use common::types::{MemberId, MemberInfo};
-use common::wire::{Envelope, Message, PeerAddr};
+use common::wire::PeerAddr;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// A member without a link is re-dialled for this long, then forgotten until it says hello.
 const FORGET_UNLINKED: Duration = Duration::from_secs(600);
@@ -30,10 +25,10 @@ const MAX_KNOWN: usize = 2048;
 /// Bound on connection attempts in flight.
 const MAX_DIALING: usize = 128;
 /// Addresses dialled per `Peers` frame, at most.
-const MAX_DIALS_PER_PEERS: usize = 32;
+pub(crate) const MAX_DIALS_PER_PEERS: usize = 32;
 
 /// One registered link.
-struct Link {
+pub(crate) struct Link {
     /// Tells this connection from a later one to the same member.
     link_id: u64,
     /// The writer's queue. Dropping the last sender makes the writer flush and send FIN.
@@ -42,12 +37,40 @@ struct Link {
     addr: SocketAddr,
     /// Who opened the connection (us or the peer): decides between duplicate links.
     dialer: MemberId,
-    /// Milliseconds since `Inner::origin` of the last frame read.
+    /// Milliseconds since the transport's origin of the last frame read.
     last_read: Arc<AtomicU64>,
     /// Hard stop of this connection's reader and writer.
     close: CancellationToken,
     /// Cancelled by the writer when it has finished (flushed or failed).
     written: CancellationToken,
+}
+
+impl Link {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        link_id: u64,
+        tx: mpsc::Sender<Vec<u8>>,
+        addr: SocketAddr,
+        dialer: MemberId,
+        last_read: Arc<AtomicU64>,
+        close: CancellationToken,
+        written: CancellationToken,
+    ) -> Self {
+        Link {
+            link_id,
+            tx,
+            addr,
+            dialer,
+            last_read,
+            close,
+            written,
+        }
+    }
+
+    /// The writer's queue and the reader's hard stop, for retiring a replaced link.
+    pub(crate) fn into_parts(self) -> (mpsc::Sender<Vec<u8>>, CancellationToken) {
+        (self.tx, self.close)
+    }
 }
 
 /// What decides whether a new, authenticated link replaces the registered one of a member.
@@ -85,8 +108,30 @@ struct Known {
     unlinked_since: Option<Instant>,
 }
 
+/// A crash report of [`Table::report_crash`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Crash {
+    /// The member's name, if we knew it.
+    pub name: Option<String>,
+    /// It had said it leaves: its port closing is the end of a dispatch, not a crash.
+    pub left: bool,
+}
+
+/// The outcome of [`Table::register`].
+pub(crate) enum Registered {
+    /// An existing link wins, the table is full, or we are shutting down: close the new one.
+    Refused(&'static str),
+    /// The link is registered; `replaced` is the link it took over (retire it), `others`
+    /// the queues of the other links (tell them about the new member).
+    Yes {
+        replaced: Option<Link>,
+        others: Vec<mpsc::Sender<Vec<u8>>>,
+    },
+}
+
+/// The table. Every field is private: the rules below are the only way to change it.
 #[derive(Default)]
-struct State {
+pub(crate) struct Table {
     me: Option<MemberInfo>,
     links: HashMap<MemberId, Link>,
     known: HashMap<MemberId, Known>,
@@ -99,179 +144,46 @@ struct State {
     shutting_down: bool,
 }
 
-/// State shared by the transport's tasks.
-pub(crate) struct Inner {
-    pub(crate) cfg: TransportConfig,
-    pub(crate) advertise: IpAddr,
-    pub(crate) port: u16,
-    events: mpsc::Sender<NetEvent>,
-    state: Mutex<State>,
-    /// Stops accepting, announcing and timers (start of shutdown).
-    pub(crate) stop: CancellationToken,
-    /// Stops everything (end of shutdown).
-    pub(crate) cancel: CancellationToken,
-    pub(crate) tracker: TaskTracker,
-    origin: Instant,
-    pub(crate) announce_now: Notify,
-    next_link: AtomicU64,
-    listener: Mutex<Option<TcpListener>>,
-    pub(crate) udp: Arc<UdpSocket>,
-    /// Refused traffic, counted for `quorumctl status`.
-    pub(crate) refused: Refused,
-    /// Frames and bytes per linked member.
-    pub(crate) traffic: super::traffic::Traffic,
-}
-
-/// Wall clock, ms since the Unix epoch (datagram time stamps).
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the transport down with it: the data stays consistent
-    // because no critical section here can panic half-way.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Parses a member's advertised address.
-pub(crate) fn member_addr(info: &MemberInfo) -> Option<SocketAddr> {
-    let ip: IpAddr = info.addr.parse().ok()?;
-    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, info.port))
-}
-
-impl Inner {
-    /// The shared state of a bound, not yet started transport.
-    pub(super) fn new(
-        cfg: TransportConfig,
-        advertise: IpAddr,
-        port: u16,
-        listener: TcpListener,
-        udp: UdpSocket,
-        events: mpsc::Sender<NetEvent>,
-    ) -> Self {
-        // `stop` ends the loops (start of shutdown); `cancel` ends everything, loops included.
-        let cancel = CancellationToken::new();
-        Inner {
-            cfg,
-            advertise,
-            port,
-            events,
-            state: Mutex::new(State::default()),
-            stop: cancel.child_token(),
-            cancel,
-            tracker: TaskTracker::new(),
-            origin: Instant::now(),
-            announce_now: Notify::new(),
-            next_link: AtomicU64::new(1),
-            listener: Mutex::new(Some(listener)),
-            udp: Arc::new(udp),
-            refused: Refused::default(),
-            traffic: Default::default(),
-        }
+impl Table {
+    pub(crate) fn me(&self) -> Option<&MemberInfo> {
+        self.me.as_ref()
     }
 
-    /// Takes the listener and sets our info, once: the caller (`Transport::start`) then
-    /// spawns the tasks. None if already started. (The table never names the discovery
-    /// module: discovery depends on the table, not the other way round.)
-    pub(super) fn begin(&self, me: MemberInfo) -> Option<TcpListener> {
-        let listener = lock(&self.listener).take()?;
-        self.state().me = Some(me);
-        Some(listener)
-    }
-
-    /// Replaces our info and queues the new Hello on every link.
-    pub(super) fn set_me(&self, me: MemberInfo) {
-        let hello = Message::Hello(me.clone());
-        self.state().me = Some(me);
-        if let Some(frame) = self.frame(hello) {
-            for link in self.state().links.values() {
-                let _ = link.tx.try_send(frame.clone());
-            }
-        }
+    pub(crate) fn set_me(&mut self, me: MemberInfo) {
+        self.me = Some(me);
     }
 
     /// The write queue of member `to`'s link.
-    pub(super) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Vec<u8>>> {
-        self.state().links.get(&to).map(|l| l.tx.clone())
+    pub(crate) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Vec<u8>>> {
+        self.links.get(&to).map(|l| l.tx.clone())
+    }
+
+    /// The write queues of every link.
+    pub(crate) fn link_txs(&self) -> Vec<mpsc::Sender<Vec<u8>>> {
+        self.links.values().map(|l| l.tx.clone()).collect()
+    }
+
+    pub(crate) fn is_linked(&self, id: MemberId) -> bool {
+        self.links.contains_key(&id)
     }
 
     /// Ids of the linked members, sorted.
-    pub(super) fn linked_ids(&self) -> Vec<MemberId> {
-        let mut ids: Vec<_> = self.state().links.keys().copied().collect();
+    pub(crate) fn linked_ids(&self) -> Vec<MemberId> {
+        let mut ids: Vec<_> = self.links.keys().copied().collect();
         ids.sort_unstable();
         ids
     }
 
-    /// Refuses new links and unregisters every link, which lets each writer drain its queue
-    /// and send FIN. Returns the writers' completion signals.
-    pub(super) fn begin_shutdown(&self) -> Vec<CancellationToken> {
-        let mut st = self.state();
-        st.shutting_down = true;
-        st.links.drain().map(|(_, l)| l.written).collect()
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
-    }
-
-    pub(crate) fn me(&self) -> Option<MemberInfo> {
-        self.state().me.clone()
-    }
-
-    pub(crate) fn my_id(&self) -> Option<MemberId> {
-        self.state().me.as_ref().map(|m| m.id)
-    }
-
-    pub(crate) fn hb(&self) -> Duration {
-        self.cfg.heartbeat.max(Duration::from_millis(1))
-    }
-
-    /// Connect timeout for reconnects and crash probes: ~2 heartbeats, at least 50 ms.
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        (self.hb() * 2).max(Duration::from_millis(50))
-    }
-
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
-    }
-
-    /// Our own envelope around `msg`, encoded once (each link's writer seals it). None
-    /// before `start` or if too large.
-    pub(crate) fn frame(&self, msg: Message) -> Option<Vec<u8>> {
-        let id = self.my_id()?;
-        codec::encode_body(&Envelope::new(&self.cfg.cluster, id, msg))
-            .map_err(|e| tracing::warn!(error = %e, "cannot encode frame: dropped"))
-            .ok()
-    }
-
-    /// Seals `msg` as a discovery datagram.
-    pub(crate) fn datagram(&self, msg: Message) -> Option<Vec<u8>> {
-        let id = self.my_id()?;
-        codec::seal_datagram(
-            &self.cfg.keys,
-            unix_ms(),
-            &Envelope::new(&self.cfg.cluster, id, msg),
-        )
-        .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
-        .ok()
-    }
-
-    /// Is `addr` our own listener?
-    fn is_self_addr(&self, addr: SocketAddr) -> bool {
-        addr.port() == self.port
-            && (addr.ip() == self.advertise
-                || addr.ip() == self.cfg.listen
-                || (addr.ip().is_loopback()
-                    && (self.advertise.is_loopback() || self.cfg.listen.is_unspecified())))
+    /// Refuses new links and dials from now on and unregisters every link, which lets each
+    /// writer drain its queue and send FIN. Returns the writers' completion signals.
+    pub(crate) fn begin_shutdown(&mut self) -> Vec<CancellationToken> {
+        self.shutting_down = true;
+        self.links.drain().map(|(_, l)| l.written).collect()
     }
 
     /// Addresses of the members we hold links to, except `except`.
     pub(crate) fn peer_addrs(&self, except: Option<MemberId>) -> Vec<PeerAddr> {
-        self.state()
-            .links
+        self.links
             .iter()
             .filter(|(id, _)| Some(**id) != except)
             .map(|(_, l)| PeerAddr {
@@ -281,406 +193,203 @@ impl Inner {
             .collect()
     }
 
-    // ---- events ----
-
-    /// Hellos are the first thing dropped when the driver lags.
-    pub(crate) fn emit_hello_nowait(&self, info: MemberInfo) {
-        if self.events.try_send(NetEvent::Hello(info)).is_err() {
-            tracing::trace!("event queue full: hello dropped");
-        }
+    /// Whether a hello of `id` may be taken in: known already, or room for one more.
+    pub(crate) fn has_room_for(&self, id: MemberId) -> bool {
+        self.known.len() < MAX_KNOWN || self.known.contains_key(&id)
     }
 
-    /// Bounded wait: a link's first Hello and beats may wait a little, never forever.
-    pub(crate) async fn emit_bounded(&self, ev: NetEvent, wait: Duration) {
-        if tokio::time::timeout(wait, self.events.send(ev))
-            .await
-            .is_err()
-        {
-            crate::metrics::METRICS.dropped("driver_busy");
-            tracing::debug!("event queue full: event dropped");
+    /// Records a member's address (from a hello); clears an earlier crash report. False
+    /// (nothing recorded) when the table is full.
+    pub(crate) fn learn(
+        &mut self,
+        id: MemberId,
+        name: &str,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> bool {
+        if !self.has_room_for(id) {
+            return false;
         }
-    }
-
-    /// Crashed and Leave are never dropped.
-    pub(crate) async fn emit_reliable(&self, ev: NetEvent) {
-        let _ = self.events.send(ev).await;
-    }
-
-    // ---- membership table ----
-
-    /// Records a member's address (from a hello); clears an earlier crash report.
-    pub(crate) fn learn(&self, info: &MemberInfo, addr: SocketAddr) {
-        let mut st = self.state();
-        if st.known.len() >= MAX_KNOWN && !st.known.contains_key(&info.id) {
-            tracing::debug!(
-                id = info.id,
-                "member table of the transport full: hello ignored"
-            );
-            return;
-        }
-        st.crashed.remove(&info.id);
-        let linked = st.links.contains_key(&info.id);
-        let k = st.known.entry(info.id).or_insert(Known {
+        self.crashed.remove(&id);
+        let linked = self.links.contains_key(&id);
+        let k = self.known.entry(id).or_insert(Known {
             addr,
-            name: info.name.clone(),
+            name: name.to_string(),
             left: false,
             unlinked_since: None,
         });
         k.addr = addr;
         // `left` stays: a hello still in flight after a Leave does not undo it (a restarted
         // member comes back under a new id).
-        k.name.clone_from(&info.name);
+        k.name = name.to_string();
         if !linked && k.unlinked_since.is_none() {
-            k.unlinked_since = Some(Instant::now());
-        }
-    }
-
-    /// A UDP hello: report it and make sure a link exists. The smaller id dials at once; the
-    /// other waits a heartbeat for that dial (halving duplicate connections), then dials too.
-    /// A hello from a member we never heard, once we are past our first heartbeats, is a
-    /// newcomer that does not know us yet: we dial at once whatever the ids, so its first
-    /// beats reach us within a round trip (a sitting master keeps its exact half only while
-    /// a newcomer it counts shows it the same view).
-    pub(crate) fn on_udp_hello(self: &Arc<Self>, info: MemberInfo) {
-        let Some(me) = self.my_id() else { return };
-        if info.id == me {
-            return;
-        }
-        {
-            let st = self.state();
-            if st.known.len() >= MAX_KNOWN && !st.known.contains_key(&info.id) {
-                tracing::debug!(
-                    id = info.id,
-                    "member table of the transport full: hello dropped"
-                );
-                return;
-            }
-        }
-        let addr = member_addr(&info);
-        let newcomer =
-            !self.state().known.contains_key(&info.id) && self.origin.elapsed() > 2 * self.hb();
-        self.emit_hello_nowait(info.clone());
-        let Some(addr) = addr else {
-            tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
-            return;
-        };
-        self.learn(&info, addr);
-        if (me < info.id || newcomer) && !self.state().links.contains_key(&info.id) {
-            self.dial(addr, Some(info.id));
-        }
-    }
-
-    /// Registers a link after its handshake. Returns its link id, or None when an existing
-    /// link wins (or we are shutting down): the caller then closes the new one.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn register(
-        self: &Arc<Self>,
-        info: &MemberInfo,
-        addr: SocketAddr,
-        dialer: MemberId,
-        tx: mpsc::Sender<Vec<u8>>,
-        last_read: Arc<AtomicU64>,
-        close: CancellationToken,
-        written: CancellationToken,
-    ) -> Option<u64> {
-        let me = self.my_id()?;
-        let now = self.now_ms();
-        let fresh_ms = (self.hb() * 2).as_millis() as u64;
-        let mut st = self.state();
-        if st.shutting_down {
-            return None;
-        }
-        if st.links.len() >= MAX_LINKS && !st.links.contains_key(&info.id) {
-            tracing::warn!(
-                member = %info.name,
-                "{MAX_LINKS} links already: new link refused"
-            );
-            return None;
-        }
-        if let Some(old) = st.links.get(&info.id) {
-            let old_fresh = now.saturating_sub(old.last_read.load(Ordering::Relaxed)) < fresh_ms;
-            let replace = takes_over(
-                Existing {
-                    dialer: old.dialer,
-                    addr: old.addr,
-                    fresh: old_fresh,
-                },
-                dialer,
-                addr,
-                me.min(info.id),
-            );
-            if !replace {
-                tracing::debug!(peer = info.id, "duplicate link: keeping the existing one");
-                return None;
-            }
-            tracing::debug!(peer = info.id, "replacing the link to a member");
-        }
-        let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
-        let old = st.links.insert(
-            info.id,
-            Link {
-                link_id,
-                tx,
-                addr,
-                dialer,
-                last_read,
-                close,
-                written,
-            },
-        );
-        st.crashed.remove(&info.id);
-        self.traffic.linked(info.id, &info.name);
-        let left = st.known.get(&info.id).is_some_and(|k| k.left);
-        st.known.insert(
-            info.id,
-            Known {
-                addr,
-                name: info.name.clone(),
-                left,
-                unlinked_since: None,
-            },
-        );
-        // Tell the other linked members about the new one, so that a star of `--peer` seeds
-        // becomes a full mesh whatever the order in which its links came up.
-        let others: Vec<_> = st
-            .links
-            .iter()
-            .filter(|(other, _)| **other != info.id)
-            .map(|(_, l)| l.tx.clone())
-            .collect();
-        drop(st);
-        if let Some(old) = old {
-            self.retire(old);
-        }
-        if !others.is_empty() {
-            let gossip = Message::Peers {
-                peers: vec![PeerAddr {
-                    addr: addr.ip().to_string(),
-                    port: addr.port(),
-                }],
-            };
-            if let Some(frame) = self.frame(gossip) {
-                for tx in others {
-                    let _ = tx.try_send(frame.clone());
-                }
-            }
-        }
-        Some(link_id)
-    }
-
-    /// Closes a replaced link gracefully: its queue drains, FIN goes out, and its reader
-    /// is stopped after a grace period if the peer does not close its side.
-    fn retire(self: &Arc<Self>, old: Link) {
-        let Link { tx, close, .. } = old;
-        drop(tx);
-        let grace = (self.hb() * 10).max(Duration::from_secs(1));
-        let cancel = self.cancel.clone();
-        self.tracker.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(grace) => {}
-                _ = cancel.cancelled() => {}
-            }
-            close.cancel();
-        });
-    }
-
-    /// Removes link `link_id` of `id` if it is still the registered one. Returns whether it was.
-    pub(crate) fn unregister(&self, id: MemberId, link_id: u64) -> bool {
-        let mut st = self.state();
-        if st.links.get(&id).map(|l| l.link_id) != Some(link_id) {
-            return false;
-        }
-        st.links.remove(&id);
-        self.traffic.unlinked(id);
-        if let Some(k) = st.known.get_mut(&id) {
-            k.unlinked_since = Some(Instant::now());
+            k.unlinked_since = Some(now);
         }
         true
     }
 
-    /// Nothing listens where member `id` lived: report it crashed, once, unless a link to it
-    /// exists (then it is evidently alive elsewhere).
-    pub(crate) async fn refused(&self, id: MemberId) {
-        let report = {
-            let mut st = self.state();
-            if st.links.contains_key(&id) || st.crashed.contains(&id) || st.shutting_down {
-                None
-            } else {
-                if st.crashed.len() >= MAX_CRASHED {
-                    st.crashed.clear();
-                }
-                st.crashed.insert(id);
-                let k = st.known.remove(&id);
-                Some(k.map_or((None, false), |k| (Some(k.name), k.left)))
-            }
-        };
-        match report {
-            // A member that said it leaves closes its port: that is the end of a dispatch.
-            Some((name, true)) => {
-                let name = name.unwrap_or_default();
-                tracing::debug!(member = %name, "the port of a member that left is closed");
-            }
-            Some((Some(name), false)) => {
-                tracing::info!(member = %name, "member crashed: its port refuses connections");
-            }
-            Some((None, false)) => {
-                tracing::debug!(peer = id, "a member never heard from refuses connections");
-            }
-            None => return,
+    /// Registers `link` as member `id`'s after its handshake (`me`: our id; `now_ms` and
+    /// `fresh_ms` on the clock of `last_read`), by the duplicate-link rule.
+    pub(crate) fn register(
+        &mut self,
+        id: MemberId,
+        name: &str,
+        link: Link,
+        me: MemberId,
+        now_ms: u64,
+        fresh_ms: u64,
+    ) -> Registered {
+        if self.shutting_down {
+            return Registered::Refused("shutting down");
         }
-        self.emit_reliable(NetEvent::Crashed(id)).await;
+        if self.links.len() >= MAX_LINKS && !self.links.contains_key(&id) {
+            return Registered::Refused("link table full");
+        }
+        if let Some(old) = self.links.get(&id) {
+            let fresh = now_ms.saturating_sub(old.last_read.load(Ordering::Relaxed)) < fresh_ms;
+            let old = Existing {
+                dialer: old.dialer,
+                addr: old.addr,
+                fresh,
+            };
+            if !takes_over(old, link.dialer, link.addr, me.min(id)) {
+                return Registered::Refused("duplicate link: keeping the existing one");
+            }
+        }
+        let addr = link.addr;
+        let replaced = self.links.insert(id, link);
+        self.crashed.remove(&id);
+        let left = self.known.get(&id).is_some_and(|k| k.left);
+        self.known.insert(
+            id,
+            Known {
+                addr,
+                name: name.to_string(),
+                left,
+                unlinked_since: None,
+            },
+        );
+        let others = self
+            .links
+            .iter()
+            .filter(|(other, _)| **other != id)
+            .map(|(_, l)| l.tx.clone())
+            .collect();
+        Registered::Yes { replaced, others }
+    }
+
+    /// Removes link `link_id` of `id` if it is still the registered one. Returns whether it was.
+    pub(crate) fn unregister(&mut self, id: MemberId, link_id: u64, now: Instant) -> bool {
+        if self.links.get(&id).map(|l| l.link_id) != Some(link_id) {
+            return false;
+        }
+        self.links.remove(&id);
+        if let Some(k) = self.known.get_mut(&id) {
+            k.unlinked_since = Some(now);
+        }
+        true
+    }
+
+    /// Nothing listens where member `id` lived. Some if this is news to report: it has no
+    /// link (else it is evidently alive elsewhere) and was not reported before; then its
+    /// name if we knew it, and whether it said it leaves (its port closing ends a dispatch).
+    pub(crate) fn report_crash(&mut self, id: MemberId) -> Option<Crash> {
+        if self.links.contains_key(&id) || self.crashed.contains(&id) || self.shutting_down {
+            return None;
+        }
+        if self.crashed.len() >= MAX_CRASHED {
+            self.crashed.clear();
+        }
+        self.crashed.insert(id);
+        let k = self.known.remove(&id);
+        Some(Crash {
+            left: k.as_ref().is_some_and(|k| k.left),
+            name: k.map(|k| k.name),
+        })
     }
 
     /// Member `id` said it leaves (a dispatch).
-    pub(crate) fn mark_left(&self, id: MemberId) {
-        if let Some(k) = self.state().known.get_mut(&id) {
+    pub(crate) fn mark_left(&mut self, id: MemberId) {
+        if let Some(k) = self.known.get_mut(&id) {
             k.left = true;
         }
     }
 
-    /// Received Peers: dial every address we do not know yet.
-    pub(crate) fn on_peers(self: &Arc<Self>, peers: &[PeerAddr]) {
-        let mut dials = 0usize;
-        for p in peers {
-            if dials >= MAX_DIALS_PER_PEERS {
-                tracing::debug!(
-                    len = peers.len(),
-                    "peers list beyond the dial bound: rest ignored"
-                );
-                break;
-            }
-            let Ok(ip) = p.addr.parse::<IpAddr>() else {
-                continue;
-            };
-            if ip.is_unspecified() {
-                continue;
-            }
-            let addr = SocketAddr::new(ip, p.port);
-            if self.is_self_addr(addr) {
-                continue;
-            }
-            let known = {
-                let st = self.state();
-                st.links.values().any(|l| l.addr == addr)
-                    || st.known.values().any(|k| k.addr == addr)
-            };
-            if !known {
-                tracing::debug!(%addr, "dialling a peer learned from peers list");
-                dials += 1;
-                self.dial(addr, None);
-            }
-        }
+    /// Whether we never heard of member `id` (no hello, no link).
+    pub(crate) fn is_unknown(&self, id: MemberId) -> bool {
+        !self.known.contains_key(&id) && !self.links.contains_key(&id)
     }
 
-    /// Starts a connection attempt to `addr` (expecting member `expected`), unless one is in
-    /// flight already or it is ourselves.
-    pub(crate) fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>) {
-        self.dial_with(addr, expected, 0);
+    /// Whether a link or a known member has address `addr`.
+    pub(crate) fn knows_addr(&self, addr: SocketAddr) -> bool {
+        self.links.values().any(|l| l.addr == addr) || self.known.values().any(|k| k.addr == addr)
     }
 
-    /// A crash probe: dial member `id` at `addr`; a refusal reports it crashed, and a
-    /// connection that ends before its hello is probed again (`retries` more times).
-    pub(crate) fn probe(self: &Arc<Self>, addr: SocketAddr, id: MemberId, retries: u8) {
-        self.dial_with(addr, Some(id), retries);
-    }
-
-    fn dial_with(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>, retries: u8) {
-        if self.is_self_addr(addr) || self.stop.is_cancelled() {
-            return;
-        }
-        {
-            let mut st = self.state();
-            if st.shutting_down || st.dialing.len() >= MAX_DIALING || !st.dialing.insert(addr) {
-                return;
-            }
-        }
-        self.tracker
-            .spawn(conn::dial(self.clone(), addr, expected, retries));
+    /// Claims the one dial slot of `addr`. False: one is in flight, too many are, or we are
+    /// shutting down.
+    pub(crate) fn start_dial(&mut self, addr: SocketAddr) -> bool {
+        !self.shutting_down && self.dialing.len() < MAX_DIALING && self.dialing.insert(addr)
     }
 
     /// The dial to `addr` is over (failed, or its handshake finished).
-    pub(crate) fn dial_done(&self, addr: SocketAddr) {
-        self.state().dialing.remove(&addr);
+    pub(crate) fn dial_done(&mut self, addr: SocketAddr) {
+        self.dialing.remove(&addr);
     }
 
-    /// A dial to `addr` answered as `id`: remember it if `addr` is a seed.
-    pub(crate) fn note_seed(&self, addr: SocketAddr, id: MemberId) {
-        if self.cfg.seeds.contains(&addr) {
-            self.state().seed_ids.insert(addr, id);
-        }
+    /// A dial to seed `addr` answered as `id`.
+    pub(crate) fn note_seed(&mut self, addr: SocketAddr, id: MemberId) {
+        self.seed_ids.insert(addr, id);
     }
 
-    /// One maintenance round: re-dial stale links and unlinked members.
-    fn tick(self: &Arc<Self>) {
-        let now = self.now_ms();
-        let stale_ms = (self.hb() * 3).as_millis() as u64;
-        let grace = self.hb();
+    /// One maintenance round at `now` (`now_ms` on the clock of `last_read`): links silent
+    /// for `stale_ms` and members unlinked for `grace` are to be dialled (returned); members
+    /// unlinked for [`FORGET_UNLINKED`] are forgotten.
+    pub(crate) fn due(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        stale_ms: u64,
+        grace: Duration,
+    ) -> Vec<(SocketAddr, MemberId)> {
         let mut to_dial = Vec::new();
-        {
-            let mut st = self.state();
-            for (id, l) in &st.links {
-                if now.saturating_sub(l.last_read.load(Ordering::Relaxed)) >= stale_ms {
-                    tracing::trace!(peer = id, "link silent for 3 beats: reconnecting");
-                    to_dial.push((l.addr, *id));
-                }
-            }
-            let links = &st.links;
-            let mut forget = Vec::new();
-            for (id, k) in &st.known {
-                if links.contains_key(id) {
-                    continue;
-                }
-                match k.unlinked_since {
-                    Some(t) if t.elapsed() >= FORGET_UNLINKED => forget.push(*id),
-                    Some(t) if t.elapsed() >= grace => to_dial.push((k.addr, *id)),
-                    _ => {}
-                }
-            }
-            for id in forget {
-                tracing::debug!(peer = id, "forgetting a member unlinked for long");
-                st.known.remove(&id);
+        for (id, l) in &self.links {
+            if now_ms.saturating_sub(l.last_read.load(Ordering::Relaxed)) >= stale_ms {
+                tracing::trace!(peer = id, "link silent for 3 beats: reconnecting");
+                to_dial.push((l.addr, *id));
             }
         }
-        for (addr, id) in to_dial {
-            self.dial(addr, Some(id));
+        let links = &self.links;
+        let mut forget = Vec::new();
+        for (id, k) in &self.known {
+            if links.contains_key(id) {
+                continue;
+            }
+            match k.unlinked_since.map(|t| now.saturating_duration_since(t)) {
+                Some(d) if d >= FORGET_UNLINKED => forget.push(*id),
+                Some(d) if d >= grace => to_dial.push((k.addr, *id)),
+                _ => {}
+            }
         }
+        for id in forget {
+            tracing::debug!(peer = id, "forgetting a member unlinked for long");
+            self.known.remove(&id);
+        }
+        to_dial
     }
 
-    /// Dials every seed that has no link yet.
-    fn dial_seeds(self: &Arc<Self>) {
-        let pending: Vec<SocketAddr> = {
-            let st = self.state();
-            self.cfg
-                .seeds
-                .iter()
-                .filter(|s| {
-                    let by_id = st
-                        .seed_ids
-                        .get(s)
-                        .is_some_and(|id| st.links.contains_key(id));
-                    !by_id && !st.links.values().any(|l| l.addr == **s)
-                })
-                .copied()
-                .collect()
-        };
-        for s in pending {
-            self.dial(s, None);
-        }
-    }
-}
-
-/// Every heartbeat: reconnect stale links and unlinked members; every `announce`: seeds.
-pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
-    let mut beat = tokio::time::interval(inner.hb());
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seeds = tokio::time::interval(inner.cfg.announce.max(Duration::from_millis(10)));
-    seeds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = inner.stop.cancelled() => break,
-            _ = beat.tick() => inner.tick(),
-            _ = seeds.tick() => inner.dial_seeds(),
-        }
+    /// The seeds without a link (by the member that answered there, or by address).
+    pub(crate) fn unlinked_seeds(&self, seeds: &[SocketAddr]) -> Vec<SocketAddr> {
+        seeds
+            .iter()
+            .filter(|s| {
+                let by_id = self
+                    .seed_ids
+                    .get(s)
+                    .is_some_and(|id| self.links.contains_key(id));
+                !by_id && !self.links.values().any(|l| l.addr == **s)
+            })
+            .copied()
+            .collect()
     }
 }
 
@@ -690,6 +399,27 @@ mod tests {
 
     fn a(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A link to `addr` dialled by `dialer`, last read at `last_read` ms; its queue's receiver.
+    fn link(id: u64, addr: SocketAddr, dialer: MemberId, last_read: u64) -> Link {
+        let (tx, _rx) = mpsc::channel(1);
+        Link::new(
+            id,
+            tx,
+            addr,
+            dialer,
+            Arc::new(AtomicU64::new(last_read)),
+            CancellationToken::new(),
+            CancellationToken::new(),
+        )
+    }
+
+    fn yes(r: Registered) -> (Option<Link>, usize) {
+        match r {
+            Registered::Yes { replaced, others } => (replaced, others.len()),
+            Registered::Refused(why) => panic!("refused: {why}"),
+        }
     }
 
     #[test]
@@ -714,5 +444,160 @@ mod tests {
             fresh: false,
         };
         assert!(takes_over(stale, 2, a(11), 1));
+    }
+
+    #[test]
+    fn a_live_link_is_not_taken_over_from_another_address_a_stale_one_is() {
+        let mut t = Table::default();
+        let (replaced, others) = yes(t.register(7, "m", link(1, a(10), 7, 1000), 1, 1000, 300));
+        assert!(replaced.is_none());
+        assert_eq!(others, 0);
+        // Another address claims member 7 while its link is fresh: refused, link 1 stays.
+        assert!(matches!(
+            t.register(7, "m", link(2, a(66), 7, 1100), 1, 1100, 300),
+            Registered::Refused(_)
+        ));
+        assert!(
+            !t.unregister(7, 2, Instant::now()),
+            "link 2 never registered"
+        );
+        // Once the link is stale, a new one (any address) replaces it and is handed back.
+        let (replaced, _) = yes(t.register(7, "m", link(3, a(66), 7, 2000), 1, 2000, 300));
+        assert!(replaced.is_some_and(|l| l.link_id == 1));
+        assert!(
+            !t.unregister(7, 1, Instant::now()),
+            "the replaced link is gone"
+        );
+        assert!(t.unregister(7, 3, Instant::now()));
+        assert!(t.linked_ids().is_empty());
+    }
+
+    #[test]
+    fn registering_tells_the_other_links_and_clears_a_crash_report() {
+        let mut t = Table::default();
+        yes(t.register(7, "m", link(1, a(10), 7, 0), 1, 0, 300));
+        assert!(
+            t.report_crash(7).is_none(),
+            "a linked member has not crashed"
+        );
+        assert!(t.learn(8, "m", a(11), Instant::now()));
+        assert!(t.report_crash(8).is_some());
+        assert!(t.report_crash(8).is_none(), "each crash is reported once");
+        assert!(!t.knows_addr(a(11)), "a crashed member is forgotten");
+        let (_, others) = yes(t.register(8, "m", link(2, a(11), 8, 0), 1, 0, 300));
+        assert_eq!(others, 1, "the link to 7 hears of 8");
+        assert_eq!(t.linked_ids(), vec![7, 8]);
+        assert_eq!(t.peer_addrs(Some(7)).len(), 1);
+        assert!(t.unregister(8, 2, Instant::now()));
+        assert!(
+            t.report_crash(8).is_some(),
+            "crashed again after the new link ended"
+        );
+    }
+
+    #[test]
+    fn known_members_and_dials_are_bounded() {
+        let mut t = Table::default();
+        let now = Instant::now();
+        for id in 0..MAX_KNOWN as u64 {
+            assert!(t.learn(id, "m", a(1000), now));
+        }
+        assert!(!t.learn(u64::MAX, "m", a(1), now), "table full");
+        assert!(t.learn(5, "m", a(2), now), "a known member is updated");
+        assert!(!t.has_room_for(u64::MAX));
+        for port in 0..MAX_DIALING as u16 {
+            assert!(t.start_dial(a(port)));
+        }
+        assert!(!t.start_dial(a(9999)), "too many dials in flight");
+        t.dial_done(a(0));
+        assert!(!t.start_dial(a(1)), "one dial per address");
+        assert!(t.start_dial(a(9999)));
+        t.begin_shutdown();
+        t.dial_done(a(2));
+        assert!(!t.start_dial(a(2)), "no dials while shutting down");
+        assert!(matches!(
+            t.register(1, "m", link(1, a(3), 1, 0), 2, 0, 300),
+            Registered::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn links_are_bounded() {
+        let mut t = Table::default();
+        for id in 0..MAX_LINKS as u64 {
+            yes(t.register(id + 10, "m", link(id, a(10), id + 10, 0), 1, 0, 300));
+        }
+        assert!(matches!(
+            t.register(u64::MAX, "m", link(0, a(11), u64::MAX, 0), 1, 0, 300),
+            Registered::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn maintenance_redials_stale_links_and_unlinked_members_then_forgets_them() {
+        let mut t = Table::default();
+        let t0 = Instant::now();
+        yes(t.register(7, "m", link(1, a(10), 7, 1000), 1, 1000, 300));
+        assert!(t.learn(8, "m", a(11), t0));
+        let grace = Duration::from_millis(150);
+        assert!(t.due(t0, 1100, 450, grace).is_empty(), "all fresh");
+        let mut due = t.due(t0 + grace, 1500, 450, grace);
+        due.sort();
+        assert_eq!(due, vec![(a(10), 7), (a(11), 8)]);
+        assert!(t.due(t0 + FORGET_UNLINKED, 1000, 450, grace).is_empty());
+        assert!(
+            !t.knows_addr(a(11)),
+            "8 forgotten after 10 minutes unlinked"
+        );
+        assert!(t.knows_addr(a(10)));
+    }
+
+    #[test]
+    fn seeds_are_dialled_until_linked_by_address_or_by_the_member_that_answered() {
+        let mut t = Table::default();
+        let seeds = [a(10), a(20)];
+        assert_eq!(t.unlinked_seeds(&seeds), seeds.to_vec());
+        // The member at seed a(20) advertises another address (NAT, another interface).
+        t.note_seed(a(20), 9);
+        yes(t.register(9, "m", link(1, a(99), 9, 0), 1, 0, 300));
+        yes(t.register(7, "m", link(2, a(10), 7, 0), 1, 0, 300));
+        assert!(t.unlinked_seeds(&seeds).is_empty());
+    }
+
+    #[test]
+    fn a_member_that_left_is_reported_as_leaving_through_hellos_and_new_links() {
+        let mut t = Table::default();
+        let now = Instant::now();
+        assert!(t.is_unknown(7));
+        assert!(t.learn(7, "bob", a(10), now));
+        assert!(!t.is_unknown(7));
+        t.mark_left(7);
+        // A hello still in flight after the Leave, and a replacing link, keep the mark.
+        assert!(t.learn(7, "bob", a(10), now));
+        yes(t.register(7, "bob", link(1, a(10), 7, 0), 1, 0, 300));
+        assert!(t.unregister(7, 1, now));
+        assert_eq!(
+            t.report_crash(7),
+            Some(Crash {
+                name: Some("bob".into()),
+                left: true
+            })
+        );
+        // A member that did not leave is reported by name as crashed.
+        assert!(t.learn(8, "carol", a(11), now));
+        assert_eq!(
+            t.report_crash(8),
+            Some(Crash {
+                name: Some("carol".into()),
+                left: false
+            })
+        );
+        assert_eq!(
+            t.report_crash(9),
+            Some(Crash {
+                name: None,
+                left: false
+            })
+        );
     }
 }

@@ -1,0 +1,474 @@
+//! The transport's shared state: the member table (`table.rs`, behind one mutex), the event
+//! channel, the sockets, and the maintenance timer. The table decides; this module acts (dials,
+//! events, retiring replaced links).
+//!
+//! The `std` mutex is never held across an `.await`.
+
+use super::refused::Refused;
+use super::table::{Crash, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
+use super::{NetEvent, TransportConfig, conn};
+use common::codec;
+use common::types::{MemberId, MemberInfo};
+use common::wire::{Envelope, Message, PeerAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by the transport's tasks.
+pub(crate) struct Inner {
+    pub(crate) cfg: TransportConfig,
+    pub(crate) advertise: IpAddr,
+    pub(crate) port: u16,
+    events: mpsc::Sender<NetEvent>,
+    state: Mutex<Table>,
+    /// Stops accepting, announcing and timers (start of shutdown).
+    pub(crate) stop: CancellationToken,
+    /// Stops everything (end of shutdown).
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    origin: Instant,
+    pub(crate) announce_now: Notify,
+    next_link: AtomicU64,
+    listener: Mutex<Option<TcpListener>>,
+    pub(crate) udp: Arc<UdpSocket>,
+    /// Refused traffic, counted for `quorumctl status`.
+    pub(crate) refused: Refused,
+    /// Frames and bytes per linked member.
+    pub(crate) traffic: super::traffic::Traffic,
+}
+
+/// Wall clock, ms since the Unix epoch (datagram time stamps).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the transport down with it: the data stays consistent
+    // because no critical section here can panic half-way.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Parses a member's advertised address.
+pub(crate) fn member_addr(info: &MemberInfo) -> Option<SocketAddr> {
+    let ip: IpAddr = info.addr.parse().ok()?;
+    (!ip.is_unspecified()).then_some(SocketAddr::new(ip, info.port))
+}
+
+impl Inner {
+    /// The shared state of a bound, not yet started transport.
+    pub(super) fn new(
+        cfg: TransportConfig,
+        advertise: IpAddr,
+        port: u16,
+        listener: TcpListener,
+        udp: UdpSocket,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Self {
+        // `stop` ends the loops (start of shutdown); `cancel` ends everything, loops included.
+        let cancel = CancellationToken::new();
+        Inner {
+            cfg,
+            advertise,
+            port,
+            events,
+            state: Mutex::new(Table::default()),
+            stop: cancel.child_token(),
+            cancel,
+            tracker: TaskTracker::new(),
+            origin: Instant::now(),
+            announce_now: Notify::new(),
+            next_link: AtomicU64::new(1),
+            listener: Mutex::new(Some(listener)),
+            udp: Arc::new(udp),
+            refused: Refused::default(),
+            traffic: Default::default(),
+        }
+    }
+
+    /// Takes the listener and sets our info, once: the caller (`Transport::start`) then
+    /// spawns the tasks. None if already started. (The table never names the discovery
+    /// module: discovery depends on the table, not the other way round.)
+    pub(super) fn begin(&self, me: MemberInfo) -> Option<TcpListener> {
+        let listener = lock(&self.listener).take()?;
+        self.state().set_me(me);
+        Some(listener)
+    }
+
+    /// Replaces our info and queues the new Hello on every link.
+    pub(super) fn set_me(&self, me: MemberInfo) {
+        let hello = Message::Hello(me.clone());
+        self.state().set_me(me);
+        if let Some(frame) = self.frame(hello) {
+            for tx in self.state().link_txs() {
+                let _ = tx.try_send(frame.clone());
+            }
+        }
+    }
+
+    /// The write queue of member `to`'s link.
+    pub(super) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Vec<u8>>> {
+        self.state().link_tx(to)
+    }
+
+    /// Ids of the linked members, sorted.
+    pub(super) fn linked_ids(&self) -> Vec<MemberId> {
+        self.state().linked_ids()
+    }
+
+    /// Refuses new links and unregisters every link, which lets each writer drain its queue
+    /// and send FIN. Returns the writers' completion signals.
+    pub(super) fn begin_shutdown(&self) -> Vec<CancellationToken> {
+        self.state().begin_shutdown()
+    }
+
+    fn state(&self) -> MutexGuard<'_, Table> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn me(&self) -> Option<MemberInfo> {
+        self.state().me().cloned()
+    }
+
+    pub(crate) fn my_id(&self) -> Option<MemberId> {
+        self.state().me().map(|m| m.id)
+    }
+
+    pub(crate) fn hb(&self) -> Duration {
+        self.cfg.heartbeat.max(Duration::from_millis(1))
+    }
+
+    /// Connect timeout for reconnects and crash probes: ~2 heartbeats, at least 50 ms.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        (self.hb() * 2).max(Duration::from_millis(50))
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Our own envelope around `msg`, encoded once (each link's writer seals it). None
+    /// before `start` or if too large.
+    pub(crate) fn frame(&self, msg: Message) -> Option<Vec<u8>> {
+        let id = self.my_id()?;
+        codec::encode_body(&Envelope::new(&self.cfg.cluster, id, msg))
+            .map_err(|e| tracing::warn!(error = %e, "cannot encode frame: dropped"))
+            .ok()
+    }
+
+    /// Seals `msg` as a discovery datagram.
+    pub(crate) fn datagram(&self, msg: Message) -> Option<Vec<u8>> {
+        let id = self.my_id()?;
+        codec::seal_datagram(
+            &self.cfg.keys,
+            unix_ms(),
+            &Envelope::new(&self.cfg.cluster, id, msg),
+        )
+        .map_err(|e| tracing::warn!(error = %e, "cannot encode datagram"))
+        .ok()
+    }
+
+    /// Is `addr` our own listener?
+    fn is_self_addr(&self, addr: SocketAddr) -> bool {
+        addr.port() == self.port
+            && (addr.ip() == self.advertise
+                || addr.ip() == self.cfg.listen
+                || (addr.ip().is_loopback()
+                    && (self.advertise.is_loopback() || self.cfg.listen.is_unspecified())))
+    }
+
+    /// Addresses of the members we hold links to, except `except`.
+    pub(crate) fn peer_addrs(&self, except: Option<MemberId>) -> Vec<PeerAddr> {
+        self.state().peer_addrs(except)
+    }
+
+    // ---- events ----
+
+    /// Hellos are the first thing dropped when the driver lags.
+    pub(crate) fn emit_hello_nowait(&self, info: MemberInfo) {
+        if self.events.try_send(NetEvent::Hello(info)).is_err() {
+            tracing::trace!("event queue full: hello dropped");
+        }
+    }
+
+    /// Bounded wait: a link's first Hello and beats may wait a little, never forever.
+    pub(crate) async fn emit_bounded(&self, ev: NetEvent, wait: Duration) {
+        if tokio::time::timeout(wait, self.events.send(ev))
+            .await
+            .is_err()
+        {
+            crate::metrics::METRICS.dropped("driver_busy");
+            tracing::debug!("event queue full: event dropped");
+        }
+    }
+
+    /// Crashed and Leave are never dropped.
+    pub(crate) async fn emit_reliable(&self, ev: NetEvent) {
+        let _ = self.events.send(ev).await;
+    }
+
+    // ---- membership table ----
+
+    /// Records a member's address (from a hello); clears an earlier crash report.
+    pub(crate) fn learn(&self, info: &MemberInfo, addr: SocketAddr) {
+        if !self
+            .state()
+            .learn(info.id, &info.name, addr, Instant::now())
+        {
+            tracing::debug!(
+                id = info.id,
+                "member table of the transport full: hello ignored"
+            );
+        }
+    }
+
+    /// A UDP hello: report it and make sure a link exists. The smaller id dials at once; the
+    /// other waits a heartbeat for that dial (halving duplicate connections), then dials too.
+    /// A hello from a member we never heard, once we are past our first heartbeats, is a
+    /// newcomer that does not know us yet: we dial at once whatever the ids, so its first
+    /// beats reach us within a round trip (a sitting master keeps its exact half only while
+    /// a newcomer it counts shows it the same view).
+    pub(crate) fn on_udp_hello(self: &Arc<Self>, info: MemberInfo) {
+        let Some(me) = self.my_id() else { return };
+        if info.id == me {
+            return;
+        }
+        if !self.state().has_room_for(info.id) {
+            tracing::debug!(
+                id = info.id,
+                "member table of the transport full: hello dropped"
+            );
+            return;
+        }
+        let addr = member_addr(&info);
+        let newcomer = self.state().is_unknown(info.id) && self.origin.elapsed() > 2 * self.hb();
+        self.emit_hello_nowait(info.clone());
+        let Some(addr) = addr else {
+            tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
+            return;
+        };
+        self.learn(&info, addr);
+        if (me < info.id || newcomer) && !self.state().is_linked(info.id) {
+            self.dial(addr, Some(info.id));
+        }
+    }
+
+    /// Registers a link after its handshake. Returns its link id, or None when an existing
+    /// link wins (or we are shutting down): the caller then closes the new one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        info: &MemberInfo,
+        addr: SocketAddr,
+        dialer: MemberId,
+        tx: mpsc::Sender<Vec<u8>>,
+        last_read: Arc<AtomicU64>,
+        close: CancellationToken,
+        written: CancellationToken,
+    ) -> Option<u64> {
+        let me = self.my_id()?;
+        let now = self.now_ms();
+        let fresh_ms = (self.hb() * 2).as_millis() as u64;
+        let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let link = Link::new(link_id, tx, addr, dialer, last_read, close, written);
+        let registered = self
+            .state()
+            .register(info.id, &info.name, link, me, now, fresh_ms);
+        let (replaced, others) = match registered {
+            Registered::Yes { replaced, others } => (replaced, others),
+            Registered::Refused(why) => {
+                if why == "link table full" {
+                    tracing::warn!(
+                        member = %info.name,
+                        "{MAX_LINKS} links already: new link refused"
+                    );
+                } else {
+                    tracing::debug!(peer = info.id, "{why}");
+                }
+                return None;
+            }
+        };
+        self.traffic.linked(info.id, &info.name);
+        if let Some(old) = replaced {
+            tracing::debug!(peer = info.id, "replacing the link to a member");
+            self.retire(old);
+        }
+        // Tell the other linked members about the new one, so that a star of `--peer` seeds
+        // becomes a full mesh whatever the order in which its links came up.
+        if !others.is_empty() {
+            let gossip = Message::Peers {
+                peers: vec![PeerAddr {
+                    addr: addr.ip().to_string(),
+                    port: addr.port(),
+                }],
+            };
+            if let Some(frame) = self.frame(gossip) {
+                for tx in others {
+                    let _ = tx.try_send(frame.clone());
+                }
+            }
+        }
+        Some(link_id)
+    }
+
+    /// Closes a replaced link gracefully: its queue drains, FIN goes out, and its reader
+    /// is stopped after a grace period if the peer does not close its side.
+    fn retire(self: &Arc<Self>, old: Link) {
+        let (tx, close) = old.into_parts();
+        drop(tx);
+        let grace = (self.hb() * 10).max(Duration::from_secs(1));
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = cancel.cancelled() => {}
+            }
+            close.cancel();
+        });
+    }
+
+    /// Removes link `link_id` of `id` if it is still the registered one. Returns whether it was.
+    pub(crate) fn unregister(&self, id: MemberId, link_id: u64) -> bool {
+        let was = self.state().unregister(id, link_id, Instant::now());
+        if was {
+            self.traffic.unlinked(id);
+        }
+        was
+    }
+
+    /// Nothing listens where member `id` lived: report it crashed, once, unless a link to it
+    /// exists (then it is evidently alive elsewhere).
+    pub(crate) async fn refused(&self, id: MemberId) {
+        let Some(crash) = self.state().report_crash(id) else {
+            return;
+        };
+        match crash {
+            // A member that said it leaves closes its port: that is the end of a dispatch.
+            Crash { name, left: true } => {
+                let name = name.unwrap_or_default();
+                tracing::debug!(member = %name, "the port of a member that left is closed");
+            }
+            Crash {
+                name: Some(name),
+                left: false,
+            } => {
+                tracing::info!(member = %name, "member crashed: its port refuses connections");
+            }
+            Crash { name: None, .. } => {
+                tracing::debug!(peer = id, "a member never heard from refuses connections");
+            }
+        }
+        self.emit_reliable(NetEvent::Crashed(id)).await;
+    }
+
+    /// Member `id` said it leaves (a dispatch).
+    pub(crate) fn mark_left(&self, id: MemberId) {
+        self.state().mark_left(id);
+    }
+
+    /// Received Peers: dial every address we do not know yet.
+    pub(crate) fn on_peers(self: &Arc<Self>, peers: &[PeerAddr]) {
+        let mut dials = 0usize;
+        for p in peers {
+            if dials >= MAX_DIALS_PER_PEERS {
+                tracing::debug!(
+                    len = peers.len(),
+                    "peers list beyond the dial bound: rest ignored"
+                );
+                break;
+            }
+            let Ok(ip) = p.addr.parse::<IpAddr>() else {
+                continue;
+            };
+            if ip.is_unspecified() {
+                continue;
+            }
+            let addr = SocketAddr::new(ip, p.port);
+            if self.is_self_addr(addr) {
+                continue;
+            }
+            if !self.state().knows_addr(addr) {
+                tracing::debug!(%addr, "dialling a peer learned from peers list");
+                dials += 1;
+                self.dial(addr, None);
+            }
+        }
+    }
+
+    /// Starts a connection attempt to `addr` (expecting member `expected`), unless one is in
+    /// flight already or it is ourselves.
+    pub(crate) fn dial(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>) {
+        self.dial_with(addr, expected, 0);
+    }
+
+    /// A crash probe: dial member `id` at `addr`; a refusal reports it crashed, and a
+    /// connection that ends before its hello is probed again (`retries` more times).
+    pub(crate) fn probe(self: &Arc<Self>, addr: SocketAddr, id: MemberId, retries: u8) {
+        self.dial_with(addr, Some(id), retries);
+    }
+
+    fn dial_with(self: &Arc<Self>, addr: SocketAddr, expected: Option<MemberId>, retries: u8) {
+        if self.is_self_addr(addr) || self.stop.is_cancelled() {
+            return;
+        }
+        if !self.state().start_dial(addr) {
+            return;
+        }
+        self.tracker
+            .spawn(conn::dial(self.clone(), addr, expected, retries));
+    }
+
+    /// The dial to `addr` is over (failed, or its handshake finished).
+    pub(crate) fn dial_done(&self, addr: SocketAddr) {
+        self.state().dial_done(addr);
+    }
+
+    /// A dial to `addr` answered as `id`: remember it if `addr` is a seed.
+    pub(crate) fn note_seed(&self, addr: SocketAddr, id: MemberId) {
+        if self.cfg.seeds.contains(&addr) {
+            self.state().note_seed(addr, id);
+        }
+    }
+
+    /// One maintenance round: re-dial stale links and unlinked members.
+    fn tick(self: &Arc<Self>) {
+        let now = self.now_ms();
+        let stale_ms = (self.hb() * 3).as_millis() as u64;
+        let grace = self.hb();
+        let to_dial = self.state().due(Instant::now(), now, stale_ms, grace);
+        for (addr, id) in to_dial {
+            self.dial(addr, Some(id));
+        }
+    }
+
+    /// Dials every seed that has no link yet.
+    fn dial_seeds(self: &Arc<Self>) {
+        let pending = self.state().unlinked_seeds(&self.cfg.seeds);
+        for s in pending {
+            self.dial(s, None);
+        }
+    }
+}
+
+/// Every heartbeat: reconnect stale links and unlinked members; every `announce`: seeds.
+pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
+    let mut beat = tokio::time::interval(inner.hb());
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seeds = tokio::time::interval(inner.cfg.announce.max(Duration::from_millis(10)));
+    seeds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            _ = beat.tick() => inner.tick(),
+            _ = seeds.tick() => inner.dial_seeds(),
+        }
+    }
+}
