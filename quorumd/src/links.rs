@@ -14,6 +14,8 @@
 //!   refused connection to a member whose link just ended means its process is gone.
 //! - `frame`: the length-prefixed codec.
 //! - `discovery`: UDP hellos (schedule, receive loop) and the advertised address.
+//! - `traffic`: frames and bytes per linked member (status, metrics); `refused`: refused
+//!   traffic counted by reason.
 //!
 //! ```text
 //!  new connection (accepted or dialled)
