@@ -707,15 +707,12 @@ fn a_bounded_flood_changes_nothing_and_memory_stays_bounded() {
     assert!(!c.logs().contains("panicked"), "{}", c.logs());
 }
 
-/// KNOWN FAILURE (kept for the fix): a *key holder* broadcasting authentic hellos with fresh
-/// ids (addresses where nothing listens, so no link ever forms) unseats the master within a
-/// fraction of a second. Every node takes each hello to its election core at once
-/// (`on_udp_hello` emits it before any link), the fake members enter the count, and the
-/// quorum needed grows past the votes there are (seen: `counted 17, needed 9, votes 0` on
-/// alice 150 ms into the flood). A hello is meant as a hint to dial; a member no link ever
-/// proved should not count, or should expire quickly. Run with `--ignored`.
+/// A *key holder* broadcasting authentic hellos with fresh ids (addresses where nothing
+/// listens, so no link ever forms) does not unseat the master: a discovery hello is only a
+/// hint to dial, and the election core hears of a member only from the Hello its link
+/// carries. (Before that rule the fake members entered the count within a fraction of a
+/// second: `counted 17, needed 9, votes 0` on alice 150 ms into the flood.)
 #[test]
-#[ignore = "a key holder's hello flood unseats the master (known failure)"]
 fn a_key_holders_hello_flood_does_not_unseat_the_master() {
     let c = Cluster::new();
     let key = key_file(c.dir(), "cluster.key", &[[1; KEY_LEN]]);

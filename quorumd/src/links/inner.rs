@@ -192,13 +192,6 @@ impl Inner {
 
     // ---- events ----
 
-    /// Hellos are the first thing dropped when the driver lags.
-    pub(crate) fn emit_hello_nowait(&self, info: MemberInfo) {
-        if self.events.try_send(NetEvent::Hello(info)).is_err() {
-            tracing::trace!("event queue full: hello dropped");
-        }
-    }
-
     /// Bounded wait: a link's first Hello and beats may wait a little, never forever.
     pub(crate) async fn emit_bounded(&self, ev: NetEvent, wait: Duration) {
         if tokio::time::timeout(wait, self.events.send(ev))
@@ -230,8 +223,11 @@ impl Inner {
         }
     }
 
-    /// A UDP hello: report it and make sure a link exists. The smaller id dials at once; the
-    /// other waits a heartbeat for that dial (halving duplicate connections), then dials too.
+    /// A UDP hello: make sure a link exists. The smaller id dials at once; the other waits a
+    /// heartbeat for that dial (halving duplicate connections), then dials too. The hello is
+    /// only a hint to dial: the election core hears of a member from the Hello its link
+    /// carries after the handshake, never from a datagram, so members no link ever proved
+    /// (a flood of hellos with fresh ids, even authentic ones) never enter the count.
     /// A hello from a member we never heard, once we are past our first heartbeats, is a
     /// newcomer that does not know us yet: we dial at once whatever the ids, so its first
     /// beats reach us within a round trip (a sitting master keeps its exact half only while
@@ -250,7 +246,6 @@ impl Inner {
         }
         let addr = member_addr(&info);
         let newcomer = self.state().is_unknown(info.id) && self.origin.elapsed() > 2 * self.hb();
-        self.emit_hello_nowait(info.clone());
         let Some(addr) = addr else {
             tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
             return;
