@@ -11,7 +11,7 @@ secs=${1:-60}
 [ $# -gt 0 ] && shift
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-targets=${*:-"datagram link control_request state_file duration election"}
+targets=${*:-"datagram link control_request state_file duration config election"}
 for t in $targets; do
     mkdir -p "fuzz/corpus/$t"
     echo "== $t ($secs s)"

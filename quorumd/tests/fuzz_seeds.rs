@@ -1,5 +1,6 @@
 //! The fuzz seeds of the daemon's decoders (`fuzz/seeds/`, and every crash found, kept there
-//! as a regression) run in `cargo test`: control requests, the state file, durations.
+//! as a regression) run in `cargo test`: control requests, the state file, durations, config
+//! files.
 
 use std::path::Path;
 
@@ -39,4 +40,19 @@ fn duration_seeds_parse_or_fail_without_panic() {
             let _ = quorumd::config::parse_duration(s);
         }
     }
+}
+
+#[test]
+fn config_seeds_give_settings_or_an_error_without_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ok = 0;
+    for (i, d) in seeds("config").iter().enumerate() {
+        let path = dir.path().join(format!("{i}.toml"));
+        std::fs::write(&path, d).expect("write seed");
+        let args = ["quorumd", "--config", path.to_str().expect("utf-8 path")];
+        if quorumd::config::Settings::parse_from(args, &|_| None).is_ok() {
+            ok += 1;
+        }
+    }
+    assert!(ok > 0, "no seed is a valid config file");
 }
