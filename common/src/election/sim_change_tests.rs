@@ -464,21 +464,14 @@ fn run_to(sim: &mut Sim, t: u64) {
 
 /// One random change schedule; returns the failure text (seed, schedule, trail), if any.
 pub(super) fn change_run(seed: u64) -> Option<String> {
-    change_run_traced(seed).0
+    change_run_traced(seed, false).0
 }
 
-/// [`change_run`] where nodes start with random priorities and reloads change them while
-/// everything else happens (issue 12: priority changes at runtime).
-fn priority_run(seed: u64) -> (Option<String>, Vec<String>) {
+/// [`change_run`], also returning the schedule it ran; `priorities`: nodes start with random
+/// priorities and reloads change them among the faults (issue 12).
+fn change_run_traced(seed: u64, priorities: bool) -> (Option<String>, Vec<String>) {
     let mut schedule = Vec::new();
-    let r = change_schedule(seed, &mut schedule, true);
-    (r, schedule)
-}
-
-/// [`change_run`], also returning the schedule it ran.
-fn change_run_traced(seed: u64) -> (Option<String>, Vec<String>) {
-    let mut schedule = Vec::new();
-    let r = change_schedule(seed, &mut schedule, false);
+    let r = change_schedule(seed, &mut schedule, priorities);
     (r, schedule)
 }
 
@@ -820,7 +813,7 @@ fn random_priority_reloads_keep_every_rule() {
     let mut failures = Vec::new();
     let mut reloads = 0;
     for seed in seeds(PRIORITY_SEEDS) {
-        let (f, schedule) = priority_run(seed);
+        let (f, schedule) = change_run_traced(seed, true);
         reloads += schedule.iter().filter(|l| l.contains(" priority ")).count();
         if let Some(f) = f {
             if failures.is_empty() {
@@ -865,7 +858,7 @@ fn random_change_schedules_exercise_every_fault_kind() {
         " rename ",
     ];
     for seed in 0..300 {
-        let (_, schedule) = change_run_traced(seed);
+        let (_, schedule) = change_run_traced(seed, false);
         for line in &schedule {
             for k in kinds {
                 if line.contains(k) {
