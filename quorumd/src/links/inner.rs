@@ -2,7 +2,8 @@
 //! channel, the sockets, and the maintenance timer. The table decides; this module acts (dials,
 //! events, retiring replaced links).
 //!
-//! The `std` mutex is never held across an `.await`.
+//! The `std` mutexes are never held across an `.await`. Where two are held, the table's is
+//! taken first: a link's traffic counters start and stop under it, with its registration.
 
 use super::refused::Refused;
 use super::table::{Crash, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
@@ -274,12 +275,18 @@ impl Inner {
         let fresh_ms = (self.hb() * 2).as_millis() as u64;
         let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let link = Link::new(link_id, tx, addr, dialer, last_read, close, written);
-        let registered = self
-            .state()
-            .register(info.id, &info.name, link, me, now, fresh_ms);
+        let mut table = self.state();
+        let registered = table.register(info.id, &info.name, link, me, now, fresh_ms);
         let (replaced, others) = match registered {
-            Registered::Yes { replaced, others } => (replaced, others),
+            Registered::Yes { replaced, others } => {
+                // Counting restarts under the table's lock, as `unregister` stops it: the
+                // end of a previous link can never remove the counters of a newer one.
+                self.traffic.linked(info.id, &info.name);
+                drop(table);
+                (replaced, others)
+            }
             Registered::Refused(why) => {
+                drop(table);
                 if why == "link table full" {
                     tracing::warn!(
                         member = %info.name,
@@ -291,7 +298,6 @@ impl Inner {
                 return None;
             }
         };
-        self.traffic.linked(info.id, &info.name);
         if let Some(old) = replaced {
             tracing::debug!(peer = info.id, "replacing the link to a member");
             self.retire(old);
@@ -332,8 +338,10 @@ impl Inner {
 
     /// Removes link `link_id` of `id` if it is still the registered one. Returns whether it was.
     pub(crate) fn unregister(&self, id: MemberId, link_id: u64) -> bool {
-        let was = self.state().unregister(id, link_id, Instant::now());
+        let mut table = self.state();
+        let was = table.unregister(id, link_id, Instant::now());
         if was {
+            // Under the table's lock: see `register`.
             self.traffic.unlinked(id);
         }
         was
