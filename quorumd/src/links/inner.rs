@@ -6,7 +6,7 @@
 //! taken first: a link's traffic counters start and stop under it, with its registration.
 
 use super::refused::Refused;
-use super::table::{Crash, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
+use super::table::{Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
 use super::{NetEvent, TransportConfig, conn};
 use common::codec;
 use common::types::{MemberId, MemberInfo};
@@ -224,36 +224,31 @@ impl Inner {
         }
     }
 
-    /// A UDP hello: make sure a link exists. The smaller id dials at once; the other waits a
-    /// heartbeat for that dial (halving duplicate connections), then dials too. The hello is
+    /// A UDP hello: make sure a link exists (who dials when: [`Table::hello`]). The hello is
     /// only a hint to dial: the election core hears of a member from the Hello its link
     /// carries after the handshake, never from a datagram, so members no link ever proved
     /// (a flood of hellos with fresh ids, even authentic ones) never enter the count.
-    /// A hello from a member we never heard, once we are past our first heartbeats, is a
-    /// newcomer that does not know us yet: we dial at once whatever the ids, so its first
-    /// beats reach us within a round trip (a sitting master keeps its exact half only while
-    /// a newcomer it counts shows it the same view).
     pub(crate) fn on_udp_hello(self: &Arc<Self>, info: MemberInfo) {
         let Some(me) = self.my_id() else { return };
         if info.id == me {
             return;
         }
-        if !self.state().has_room_for(info.id) {
-            tracing::debug!(
-                id = info.id,
-                "member table of the transport full: hello dropped"
-            );
-            return;
-        }
-        let addr = member_addr(&info);
-        let newcomer = self.state().is_unknown(info.id) && self.origin.elapsed() > 2 * self.hb();
-        let Some(addr) = addr else {
+        let Some(addr) = member_addr(&info) else {
             tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
             return;
         };
-        self.learn(&info, addr);
-        if (me < info.id || newcomer) && !self.state().is_linked(info.id) {
-            self.dial(addr, Some(info.id));
+        // Past our first heartbeats: whoever says hello now and is unknown is a newcomer.
+        let settled = self.origin.elapsed() > 2 * self.hb();
+        let answer = self
+            .state()
+            .hello(me, info.id, &info.name, addr, Instant::now(), settled);
+        match answer {
+            HelloDial::Now => self.dial(addr, Some(info.id)),
+            HelloDial::Later => {}
+            HelloDial::Full => tracing::debug!(
+                id = info.id,
+                "member table of the transport full: hello dropped"
+            ),
         }
     }
 
