@@ -5,7 +5,8 @@
 //! - [`Transport`]: bind, start, send, rename, shutdown; [`NetEvent`]s come out of a bounded
 //!   channel returned by [`Transport::bind`].
 //! - `table`: the member table, synchronous and unit-tested: links (one per member id, the
-//!   duplicate-link rule), known members, dials in flight, crash reports, with their bounds.
+//!   duplicate-link rule), known members (who dials after a hello), dials in flight, crash
+//!   reports, with their bounds.
 //! - `inner`: the state the tasks share (the table behind a mutex, sockets, events) and the
 //!   maintenance timer: stale links are re-dialled every heartbeat, unlinked members and
 //!   `--peer` seeds are dialled until a link exists.

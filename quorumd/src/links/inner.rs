@@ -2,10 +2,11 @@
 //! channel, the sockets, and the maintenance timer. The table decides; this module acts (dials,
 //! events, retiring replaced links).
 //!
-//! The `std` mutex is never held across an `.await`.
+//! The `std` mutexes are never held across an `.await`. Where two are held, the table's is
+//! taken first: a link's traffic counters start and stop under it, with its registration.
 
 use super::refused::Refused;
-use super::table::{Crash, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
+use super::table::{Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
 use super::{NetEvent, TransportConfig, conn};
 use common::codec;
 use common::types::{MemberId, MemberInfo};
@@ -223,36 +224,31 @@ impl Inner {
         }
     }
 
-    /// A UDP hello: make sure a link exists. The smaller id dials at once; the other waits a
-    /// heartbeat for that dial (halving duplicate connections), then dials too. The hello is
+    /// A UDP hello: make sure a link exists (who dials when: [`Table::hello`]). The hello is
     /// only a hint to dial: the election core hears of a member from the Hello its link
     /// carries after the handshake, never from a datagram, so members no link ever proved
     /// (a flood of hellos with fresh ids, even authentic ones) never enter the count.
-    /// A hello from a member we never heard, once we are past our first heartbeats, is a
-    /// newcomer that does not know us yet: we dial at once whatever the ids, so its first
-    /// beats reach us within a round trip (a sitting master keeps its exact half only while
-    /// a newcomer it counts shows it the same view).
     pub(crate) fn on_udp_hello(self: &Arc<Self>, info: MemberInfo) {
         let Some(me) = self.my_id() else { return };
         if info.id == me {
             return;
         }
-        if !self.state().has_room_for(info.id) {
-            tracing::debug!(
-                id = info.id,
-                "member table of the transport full: hello dropped"
-            );
-            return;
-        }
-        let addr = member_addr(&info);
-        let newcomer = self.state().is_unknown(info.id) && self.origin.elapsed() > 2 * self.hb();
-        let Some(addr) = addr else {
+        let Some(addr) = member_addr(&info) else {
             tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
             return;
         };
-        self.learn(&info, addr);
-        if (me < info.id || newcomer) && !self.state().is_linked(info.id) {
-            self.dial(addr, Some(info.id));
+        // Past our first heartbeats: whoever says hello now and is unknown is a newcomer.
+        let settled = self.origin.elapsed() > 2 * self.hb();
+        let answer = self
+            .state()
+            .hello(me, info.id, &info.name, addr, Instant::now(), settled);
+        match answer {
+            HelloDial::Now => self.dial(addr, Some(info.id)),
+            HelloDial::Later => {}
+            HelloDial::Full => tracing::debug!(
+                id = info.id,
+                "member table of the transport full: hello dropped"
+            ),
         }
     }
 
@@ -274,12 +270,18 @@ impl Inner {
         let fresh_ms = (self.hb() * 2).as_millis() as u64;
         let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let link = Link::new(link_id, tx, addr, dialer, last_read, close, written);
-        let registered = self
-            .state()
-            .register(info.id, &info.name, link, me, now, fresh_ms);
+        let mut table = self.state();
+        let registered = table.register(info.id, &info.name, link, me, now, fresh_ms);
         let (replaced, others) = match registered {
-            Registered::Yes { replaced, others } => (replaced, others),
+            Registered::Yes { replaced, others } => {
+                // Counting restarts under the table's lock, as `unregister` stops it: the
+                // end of a previous link can never remove the counters of a newer one.
+                self.traffic.linked(info.id, &info.name);
+                drop(table);
+                (replaced, others)
+            }
             Registered::Refused(why) => {
+                drop(table);
                 if why == "link table full" {
                     tracing::warn!(
                         member = %info.name,
@@ -291,7 +293,6 @@ impl Inner {
                 return None;
             }
         };
-        self.traffic.linked(info.id, &info.name);
         if let Some(old) = replaced {
             tracing::debug!(peer = info.id, "replacing the link to a member");
             self.retire(old);
@@ -332,8 +333,10 @@ impl Inner {
 
     /// Removes link `link_id` of `id` if it is still the registered one. Returns whether it was.
     pub(crate) fn unregister(&self, id: MemberId, link_id: u64) -> bool {
-        let was = self.state().unregister(id, link_id, Instant::now());
+        let mut table = self.state();
+        let was = table.unregister(id, link_id, Instant::now());
         if was {
+            // Under the table's lock: see `register`.
             self.traffic.unlinked(id);
         }
         was

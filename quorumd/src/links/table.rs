@@ -1,6 +1,6 @@
 //! The transport's member table: registered links (one per member id), members known by
 //! address, dials in flight, crash reports and seed answers, with the rules that change them
-//! and their bounds. Synchronous and without IO: the transport (`inner.rs`) keeps it behind
+//! (the duplicate-link rule, who dials after a hello, the Leave mark) and their bounds. Synchronous and without IO: the transport (`inner.rs`) keeps it behind
 //! one mutex and acts on what its methods return.
 
 use common::types::{MemberId, MemberInfo};
@@ -117,6 +117,17 @@ pub(crate) struct Crash {
     pub left: bool,
 }
 
+/// What [`Table::hello`] says about a discovery hello.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HelloDial {
+    /// The table is full and the member unknown: the hello is ignored.
+    Full,
+    /// Dial the member now.
+    Now,
+    /// No dial now: the other end dials, or the maintenance round does a heartbeat later.
+    Later,
+}
+
 /// The outcome of [`Table::register`].
 pub(crate) enum Registered {
     /// An existing link wins, the table is full, or we are shutting down: close the new one.
@@ -194,7 +205,7 @@ impl Table {
     }
 
     /// Whether a hello of `id` may be taken in: known already, or room for one more.
-    pub(crate) fn has_room_for(&self, id: MemberId) -> bool {
+    fn has_room_for(&self, id: MemberId) -> bool {
         self.known.len() < MAX_KNOWN || self.known.contains_key(&id)
     }
 
@@ -226,6 +237,34 @@ impl Table {
             k.unlinked_since = Some(now);
         }
         true
+    }
+
+    /// A discovery hello of member `id` at `addr` (`me`: our id): records it like
+    /// [`Table::learn`] and says whether to dial it now. The smaller id dials at once; the
+    /// other waits a heartbeat for that dial (halving duplicate connections), then the
+    /// maintenance round dials too. Once we are `settled` (past our first heartbeats), a
+    /// member we never heard of is a newcomer that does not know us yet: we dial it at once
+    /// whatever the ids, so its first beats reach us within a round trip (a sitting master
+    /// keeps its exact half only while a newcomer it counts shows it the same view). A linked
+    /// member is never dialled from a hello.
+    pub(crate) fn hello(
+        &mut self,
+        me: MemberId,
+        id: MemberId,
+        name: &str,
+        addr: SocketAddr,
+        now: Instant,
+        settled: bool,
+    ) -> HelloDial {
+        let newcomer = settled && self.is_unknown(id);
+        if !self.learn(id, name, addr, now) {
+            return HelloDial::Full;
+        }
+        if (me < id || newcomer) && !self.is_linked(id) {
+            HelloDial::Now
+        } else {
+            HelloDial::Later
+        }
     }
 
     /// Registers `link` as member `id`'s after its handshake (`me`: our id; `now_ms` and
@@ -316,7 +355,7 @@ impl Table {
     }
 
     /// Whether we never heard of member `id` (no hello, no link).
-    pub(crate) fn is_unknown(&self, id: MemberId) -> bool {
+    fn is_unknown(&self, id: MemberId) -> bool {
         !self.known.contains_key(&id) && !self.links.contains_key(&id)
     }
 
@@ -562,6 +601,47 @@ mod tests {
         yes(t.register(9, "m", link(1, a(99), 9, 0), 1, 0, 300));
         yes(t.register(7, "m", link(2, a(10), 7, 0), 1, 0, 300));
         assert!(t.unlinked_seeds(&seeds).is_empty());
+    }
+
+    #[test]
+    fn a_hello_is_dialled_by_the_smaller_id_and_by_a_settled_node_that_hears_a_newcomer() {
+        let now = Instant::now();
+        let mut t = Table::default();
+        // The smaller id dials at once, settled or not.
+        assert_eq!(t.hello(1, 7, "m", a(10), now, false), HelloDial::Now);
+        assert_eq!(t.hello(1, 7, "m", a(10), now, true), HelloDial::Now);
+        // The larger id waits for that dial during its first heartbeats...
+        assert_eq!(t.hello(9, 5, "m", a(11), now, false), HelloDial::Later);
+        // ... and, settled, for a member it heard of already (the maintenance round dials).
+        assert_eq!(t.hello(9, 5, "m", a(11), now, true), HelloDial::Later);
+        // A settled node dials a newcomer at once whatever the ids: once.
+        assert_eq!(t.hello(9, 4, "m", a(12), now, true), HelloDial::Now);
+        assert_eq!(t.hello(9, 4, "m", a(12), now, true), HelloDial::Later);
+        // A member reported crashed is forgotten: its next hello is a newcomer's again.
+        assert!(t.report_crash(4).is_some());
+        assert_eq!(t.hello(9, 4, "m", a(12), now, true), HelloDial::Now);
+        // A linked member is never dialled from a hello, newcomer rule or smaller id.
+        yes(t.register(3, "m", link(1, a(13), 3, 0), 1, 0, 300));
+        assert_eq!(t.hello(1, 3, "m", a(13), now, true), HelloDial::Later);
+        yes(t.register(20, "m", link(2, a(14), 20, 0), 9, 0, 300));
+        assert_eq!(t.hello(9, 20, "m", a(14), now, true), HelloDial::Later);
+        assert!(t.knows_addr(a(14)));
+    }
+
+    #[test]
+    fn hellos_beyond_the_known_bound_are_ignored_and_never_dialled() {
+        let now = Instant::now();
+        let mut t = Table::default();
+        for id in 0..MAX_KNOWN as u64 {
+            assert!(t.learn(id + 10, "m", a(1000), now));
+        }
+        assert_eq!(t.hello(1, u64::MAX, "m", a(1), now, true), HelloDial::Full);
+        assert!(!t.knows_addr(a(1)), "not remembered either");
+        assert_eq!(
+            t.hello(1, 10, "m", a(2), now, true),
+            HelloDial::Now,
+            "a known member is still heard"
+        );
     }
 
     #[test]
