@@ -1,12 +1,12 @@
 //! Runs the real quorumctl binary against an in-process control server with a fake driver.
 
-use common::control::{ControlError, Event, Member, MemberChange, Quorum, Response, Status};
-use common::types::{MemberState, Role, Strategy};
+use common::control::{ControlError, Event, Member, MemberChange, Response, Status};
+use common::types::Role;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
-use testkit::control::{FakeDaemon, FakeDriver, OnDispatch, snapshot};
+use testkit::control::{FakeDaemon, FakeDriver, OnDispatch, snapshot, status};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::{Instant, timeout};
 
@@ -14,48 +14,6 @@ use tokio::time::{Instant, timeout};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 const BIN: &str = env!("CARGO_BIN_EXE_quorumctl");
-
-fn member(name: &str, me: bool, role: Role) -> Member {
-    Member {
-        name: name.into(),
-        address: "127.0.0.1".into(),
-        port: if me { 8080 } else { 8081 },
-        state: MemberState::Alive,
-        role: Some(role),
-        counted: true,
-        witness: false,
-        is_self: me,
-        last_heard_ms: if me { None } else { Some(300) },
-    }
-}
-
-fn status(role: Role) -> Status {
-    let master = if role == Role::Master { "alice" } else { "bob" };
-    Status {
-        name: "alice".into(),
-        role,
-        epoch: 3,
-        master: Some(master.into()),
-        quorum: Quorum {
-            votes: 2,
-            needed: 2,
-            counted: 3,
-        },
-        members: vec![
-            member("alice", true, role),
-            member("bob", false, Role::Slave),
-        ],
-        version: "0.1.0".into(),
-        protocol_version: common::control::PROTOCOL_VERSION,
-        cluster: "test".into(),
-        strategy: Strategy::Age,
-        witness: false,
-        refused: None,
-        security: None,
-        held: Vec::new(),
-        checks: Vec::new(),
-    }
-}
 
 /// The shared fake daemon, answering like a healthy node named alice that can forget bob.
 struct Harness(FakeDaemon);

@@ -1,15 +1,14 @@
 //! In-process tests of the control socket server: a real `ControlServer` on a temporary
-//! socket, a hand-built status on a watch channel, and a task playing the driver.
+//! socket, a hand-built status on a watch channel, and a task playing the driver (the shared
+//! fake daemon, `testkit::control`).
 
-use common::control::{
-    ControlError, ErrorKind, Event, MAX_LINE, Member, MemberChange, Quorum, Reply, Response, Status,
-};
-use common::types::{MemberState, Role, Strategy};
+use common::control::{ControlError, ErrorKind, Event, MAX_LINE, MemberChange, Reply, Response};
+use common::types::Role;
 use quorumd::control::{ControlServer, Snapshot};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use testkit::control::{FakeDaemon, FakeDriver, OnDispatch};
+use testkit::control::{FakeDaemon, FakeDriver, OnDispatch, status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -17,48 +16,6 @@ use tokio::time::{Instant, timeout};
 
 /// Upper bound for anything a test waits for (CI is a busy 2-core box).
 const PATIENCE: Duration = Duration::from_secs(10);
-
-fn member(name: &str, me: bool, role: Role) -> Member {
-    Member {
-        name: name.into(),
-        address: "127.0.0.1".into(),
-        port: 8080,
-        state: MemberState::Alive,
-        role: Some(role),
-        counted: true,
-        witness: false,
-        is_self: me,
-        last_heard_ms: if me { None } else { Some(300) },
-    }
-}
-
-fn status(role: Role) -> Status {
-    let master = if role == Role::Master { "alice" } else { "bob" };
-    Status {
-        name: "alice".into(),
-        role,
-        epoch: 3,
-        master: Some(master.into()),
-        quorum: Quorum {
-            votes: 2,
-            needed: 2,
-            counted: 2,
-        },
-        members: vec![
-            member("alice", true, role),
-            member("bob", false, Role::Slave),
-        ],
-        version: "0.1.0".into(),
-        protocol_version: common::control::PROTOCOL_VERSION,
-        cluster: "test".into(),
-        strategy: Strategy::Age,
-        witness: false,
-        refused: None,
-        security: None,
-        held: Vec::new(),
-        checks: Vec::new(),
-    }
-}
 
 /// A snapshot whose master lease (if master) is valid for an hour.
 fn snapshot(role: Role) -> Snapshot {

@@ -41,7 +41,7 @@ fn notifications_reach_the_service_manager() {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
 
-    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+    let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
             "notifying_child",
@@ -54,6 +54,7 @@ fn notifications_reach_the_service_manager() {
         .env("WATCHDOG_USEC", "20000")
         .spawn()
         .expect("spawn child");
+    let mut child = testkit::ChildGuard::new(child);
 
     let mut seen: Vec<String> = Vec::new();
     let wanted = [
@@ -74,7 +75,11 @@ fn notifications_reach_the_service_manager() {
         }
         None
     });
-    let status = child.wait().expect("child exits");
+    let status = child.wait_exit(
+        "the notifying child exits",
+        Duration::from_secs(30),
+        String::new,
+    );
     assert!(status.success(), "the notifying child failed");
     for w in wanted {
         assert!(

@@ -13,6 +13,7 @@ use quorumd::links::{Bound, NetEvent, Transport, TransportConfig};
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
+use testkit::{ChildGuard, free_udp_port};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -24,12 +25,6 @@ fn init_tracing() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-}
-
-/// A broadcast port for test number `k` (0..20) of this process: distinct per test and,
-/// through the pid, unlikely to collide with another test run.
-fn bport(k: u16) -> u16 {
-    20_000 + (std::process::id() % 1000) as u16 * 20 + k
 }
 
 /// A member id unique to this process and `k`.
@@ -167,7 +162,8 @@ const LONG: Duration = Duration::from_secs(5);
 async fn three_transports_discover_each_other_by_broadcast_and_exchange_messages()
 -> anyhow::Result<()> {
     init_tracing();
-    let (b, cluster) = (bport(0), format!("disc-{}", std::process::id()));
+    let b = free_udp_port();
+    let cluster = format!("disc-{}", std::process::id());
     let mut nodes = Vec::new();
     for k in 0..3 {
         nodes.push(node(config(b, &cluster, vec![]), member_id(k)).await?);
@@ -207,7 +203,7 @@ async fn three_transports_discover_each_other_by_broadcast_and_exchange_messages
 #[tokio::test]
 async fn a_transport_of_another_cluster_is_ignored() -> anyhow::Result<()> {
     init_tracing();
-    let b = bport(1);
+    let b = free_udp_port();
     let ours = format!("ours-{}", std::process::id());
     let mut a = node(config(b, &ours, vec![]), member_id(10)).await?;
     let mut bn = node(config(b, &ours, vec![]), member_id(11)).await?;
@@ -242,12 +238,12 @@ async fn a_star_of_seeds_converges_to_a_full_mesh() -> anyhow::Result<()> {
     init_tracing();
     let cluster = format!("star-{}", std::process::id());
     // Each node broadcasts on its own port: nobody hears anybody's hellos.
-    let hub = node(config(bport(2), &cluster, vec![]), member_id(20)).await?;
+    let hub = node(config(free_udp_port(), &cluster, vec![]), member_id(20)).await?;
     let mut spokes = Vec::new();
     for k in 0..3u16 {
         spokes.push(
             node(
-                config(bport(3 + k), &cluster, vec![hub.addr()]),
+                config(free_udp_port(), &cluster, vec![hub.addr()]),
                 member_id(21 + u64::from(k)),
             )
             .await?,
@@ -276,7 +272,7 @@ async fn a_taken_port_makes_the_transport_use_the_next_free_one() -> anyhow::Res
     init_tracing();
     let taken = std::net::TcpListener::bind((LOCALHOST, 0))?;
     let p = taken.local_addr()?.port();
-    let mut cfg = config(bport(7), "clash", vec![]);
+    let mut cfg = config(free_udp_port(), "clash", vec![]);
     cfg.port = p;
     let (_t, bound, _rx) = Transport::bind(cfg).await?;
     assert!(
@@ -293,7 +289,7 @@ async fn a_taken_port_makes_the_transport_use_the_next_free_one() -> anyhow::Res
 
 #[tokio::test]
 async fn the_advertised_address_is_loopback_when_broadcasting_on_loopback() -> anyhow::Result<()> {
-    let mut cfg = config(bport(8), "adv", vec![]);
+    let mut cfg = config(free_udp_port(), "adv", vec![]);
     cfg.listen = Ipv4Addr::UNSPECIFIED.into();
     let (_t, bound, _rx) = Transport::bind(cfg).await?;
     assert_eq!(bound.advertise, LOCALHOST);
@@ -303,7 +299,8 @@ async fn the_advertised_address_is_loopback_when_broadcasting_on_loopback() -> a
 #[tokio::test]
 async fn junk_datagrams_and_frames_leave_the_transport_working() -> anyhow::Result<()> {
     init_tracing();
-    let (b, cluster) = (bport(9), format!("junk-{}", std::process::id()));
+    let b = free_udp_port();
+    let cluster = format!("junk-{}", std::process::id());
     let a = node(config(b, &cluster, vec![]), member_id(30)).await?;
     let mut bn = node(config(b, &cluster, vec![]), member_id(31)).await?;
     a.wait_linked(&[bn.id], LONG).await?;
@@ -386,7 +383,8 @@ fn frame(env: &Envelope) -> anyhow::Result<Vec<u8>> {
 #[tokio::test]
 async fn shutdown_flushes_a_queued_frame_before_closing() -> anyhow::Result<()> {
     init_tracing();
-    let (b, cluster) = (bport(10), format!("flush-{}", std::process::id()));
+    let b = free_udp_port();
+    let cluster = format!("flush-{}", std::process::id());
     let a = node(config(b, &cluster, vec![]), member_id(40)).await?;
     let mut bn = node(config(b, &cluster, vec![]), member_id(41)).await?;
     a.wait_linked(&[bn.id], LONG).await?;
@@ -409,26 +407,8 @@ async fn shutdown_flushes_a_queued_frame_before_closing() -> anyhow::Result<()> 
 
 /// A child process running a transport that echoes every message; killed on drop.
 struct Child {
-    proc: std::process::Child,
+    proc: ChildGuard,
     id: MemberId,
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        signal(&self.proc, libc::SIGCONT);
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
-    }
-}
-
-fn signal(child: &std::process::Child, sig: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child,
-        // not yet reaped (reaping only happens in Drop).
-        unsafe {
-            libc::kill(pid, sig);
-        }
-    }
 }
 
 async fn spawn_child(broadcast_port: u16, cluster: &str, id: MemberId) -> anyhow::Result<Child> {
@@ -448,7 +428,10 @@ async fn spawn_child(broadcast_port: u16, cluster: &str, id: MemberId) -> anyhow
         .stderr(std::process::Stdio::inherit())
         .spawn()?;
     let stdout = proc.stdout.take().context("child stdout")?;
-    let child = Child { proc, id };
+    let child = Child {
+        proc: ChildGuard::new(proc),
+        id,
+    };
     // Wait for the child's READY line (bounded: the child gives up after 60 s anyway).
     let ready = tokio::time::timeout(
         Duration::from_secs(20),
@@ -497,7 +480,8 @@ fn child_helper_mode() -> anyhow::Result<()> {
 /// Starts a parent transport and a child, and checks the link works both ways.
 async fn parent_and_child(k: u16) -> anyhow::Result<(Node, Child)> {
     init_tracing();
-    let (b, cluster) = (bport(k), format!("crash-{}-{k}", std::process::id()));
+    let b = free_udp_port();
+    let cluster = format!("crash-{}-{k}", std::process::id());
     let mut parent = node(config(b, &cluster, vec![]), member_id(50 + u64::from(k))).await?;
     let child = spawn_child(b, &cluster, member_id(60 + u64::from(k))).await?;
     let cid = child.id;
@@ -511,28 +495,25 @@ async fn parent_and_child(k: u16) -> anyhow::Result<(Node, Child)> {
 
 /// Sends Leave{epoch} to the child and waits for its echo.
 async fn echo(parent: &mut Node, child: MemberId, epoch: u64) -> anyhow::Result<()> {
-    let deadline = Instant::now() + LONG;
     // Resend until echoed: a frame may be dropped while a link is being replaced.
-    while Instant::now() < deadline {
+    testkit::poll_until_async(LONG, Duration::ZERO, async || {
         parent.t.send(child, Message::Leave { epoch });
-        if parent
+        parent
             .wait_event("echo", Duration::from_millis(300), |ev| {
                 is_leave(ev, child, epoch)
             })
             .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-    }
-    bail!("no echo of epoch {epoch} from the child")
+            .ok()
+    })
+    .await
+    .with_context(|| format!("no echo of epoch {epoch} from the child"))
 }
 
 #[tokio::test]
 async fn a_sigkilled_peer_is_reported_crashed_quickly() -> anyhow::Result<()> {
     let (mut parent, mut child) = parent_and_child(11).await?;
     let cid = child.id;
-    child.proc.kill()?;
+    child.proc.signal(libc::SIGKILL)?;
     parent
         .wait_event("crash report", Duration::from_secs(2), |ev| {
             is_crashed(ev, cid)
@@ -549,20 +530,23 @@ async fn a_sigkilled_peer_is_reported_crashed_quickly() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_sigstopped_peer_is_not_reported_crashed() -> anyhow::Result<()> {
-    let (mut parent, child) = parent_and_child(12).await?;
+    let (mut parent, mut child) = parent_and_child(12).await?;
     let cid = child.id;
-    signal(&child.proc, libc::SIGSTOP);
+    child.proc.signal(libc::SIGSTOP)?;
     // Keep writing to the frozen peer while watching: stale-link reconnects happen here.
-    let deadline = Instant::now() + Duration::from_millis(1500);
-    while Instant::now() < deadline {
-        parent.t.send(cid, Message::Leave { epoch: 2 });
-        parent.collect_for(Duration::from_millis(100)).await;
-    }
-    assert!(
-        !parent.seen.iter().any(|ev| is_crashed(ev, cid)),
-        "a frozen peer was reported crashed"
-    );
-    signal(&child.proc, libc::SIGCONT);
+    let crash =
+        testkit::poll_until_async(Duration::from_millis(1500), Duration::ZERO, async || {
+            parent.t.send(cid, Message::Leave { epoch: 2 });
+            parent.collect_for(Duration::from_millis(100)).await;
+            parent
+                .seen
+                .iter()
+                .any(|ev| is_crashed(ev, cid))
+                .then_some(())
+        })
+        .await;
+    assert!(crash.is_none(), "a frozen peer was reported crashed");
+    child.proc.signal(libc::SIGCONT)?;
     // Once thawed, the link works again.
     echo(&mut parent, cid, 3).await?;
     assert!(!parent.seen.iter().any(|ev| is_crashed(ev, cid)));
@@ -572,7 +556,8 @@ async fn a_sigstopped_peer_is_not_reported_crashed() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_rename_is_announced_on_every_link_at_once() -> anyhow::Result<()> {
     init_tracing();
-    let (b, cluster) = (bport(13), format!("rename-{}", std::process::id()));
+    let b = free_udp_port();
+    let cluster = format!("rename-{}", std::process::id());
     let a = node(config(b, &cluster, vec![]), member_id(70)).await?;
     let mut bn = node(config(b, &cluster, vec![]), member_id(71)).await?;
     a.wait_linked(&[bn.id], LONG).await?;
@@ -599,7 +584,8 @@ async fn a_rename_is_announced_on_every_link_at_once() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_restarted_member_on_the_same_port_is_a_new_member() -> anyhow::Result<()> {
     init_tracing();
-    let (b, cluster) = (bport(14), format!("restart-{}", std::process::id()));
+    let b = free_udp_port();
+    let cluster = format!("restart-{}", std::process::id());
     let mut a = node(config(b, &cluster, vec![]), member_id(80)).await?;
     let old = node(config(b, &cluster, vec![]), member_id(81)).await?;
     a.wait_linked(&[old.id], LONG).await?;

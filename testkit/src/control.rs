@@ -1,12 +1,13 @@
 //! A fake daemon for control-socket tests (feature `control`): the real `ControlServer` on a
-//! temporary socket, a status snapshot on a watch channel the test changes at will, an event
-//! channel, and a task playing the driver with fixed answers.
+//! temporary socket, a status snapshot on a watch channel the test changes at will (starting
+//! from [`status`], a healthy two-member node, or any other), an event channel, and a task
+//! playing the driver with fixed answers.
 //!
 //! Shared by `quorumd/tests/control.rs` (the server, raw JSON lines) and
 //! `quorumctl/tests/cli.rs` (the real `quorumctl` binary against it).
 
-use common::control::{ControlError, ErrorKind, Event, Response, Status};
-use common::types::Role;
+use common::control::{ControlError, ErrorKind, Event, Member, Quorum, Response, Status};
+use common::types::{MemberState, Role, Strategy};
 use quorumd::control::{Command, ControlHandle, ControlServer, HoldChange, Snapshot};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,52 @@ use tokio_util::sync::CancellationToken;
 
 /// How long [`FakeDaemon::stop`] waits for the server task.
 const STOP_WITHIN: Duration = Duration::from_secs(20);
+
+/// The status of a healthy node alice (port 8080, `role`) with one peer bob (port 8081,
+/// slave, last heard 300 ms ago), epoch 3, 2 of 3 counted votes with 2 needed; the master is
+/// alice when `role` is master, else bob.
+pub fn status(role: Role) -> Status {
+    let master = if role == Role::Master { "alice" } else { "bob" };
+    Status {
+        name: "alice".into(),
+        role,
+        epoch: 3,
+        master: Some(master.into()),
+        quorum: Quorum {
+            votes: 2,
+            needed: 2,
+            counted: 3,
+        },
+        members: vec![
+            member("alice", true, role),
+            member("bob", false, Role::Slave),
+        ],
+        version: "0.1.0".into(),
+        protocol_version: common::control::PROTOCOL_VERSION,
+        cluster: "test".into(),
+        strategy: Strategy::Age,
+        witness: false,
+        refused: None,
+        security: None,
+        held: Vec::new(),
+        checks: Vec::new(),
+    }
+}
+
+/// A live, counted member on 127.0.0.1 (port 8080 for the node itself, else 8081).
+fn member(name: &str, me: bool, role: Role) -> Member {
+    Member {
+        name: name.into(),
+        address: "127.0.0.1".into(),
+        port: if me { 8080 } else { 8081 },
+        state: MemberState::Alive,
+        role: Some(role),
+        counted: true,
+        witness: false,
+        is_self: me,
+        last_heard_ms: if me { None } else { Some(300) },
+    }
+}
 
 /// A snapshot of `status`; a master's lease is valid for an hour.
 pub fn snapshot(status: Status) -> Snapshot {

@@ -1,12 +1,15 @@
 //! Helpers shared by every test crate of the workspace (`publish = false`):
 //!
 //! - [`wait_until`] / [`try_wait_until`] / [`poll_until`] (and, with the `async` feature,
-//!   `wait_until_async` / `try_wait_until_async`): one polling loop with a deadline instead
-//!   of hand-written ones;
-//! - [`ChildGuard`]: a child process killed and reaped on drop (also on panic), with
-//!   [`Lines`] to read its output with a deadline;
+//!   `wait_until_async` / `try_wait_until_async` / `poll_until_async`, the last for a
+//!   condition that itself awaits): one polling loop with a deadline instead of hand-written
+//!   ones; also for "nothing bad happens for a while" checks, polling for the first
+//!   violation;
+//! - [`ChildGuard`]: a child process killed and reaped on drop (also on panic), signalled
+//!   only while unreaped, with [`Lines`] to read its output with a deadline
+//!   ([`Lines::find_before`]: the first line a predicate accepts);
 //! - [`free_tcp_port`] / [`free_udp_port`]: fresh ports, never handed out twice;
-//! - [`reachable_copy`]: a copy of a binary that another uid can run.
+//! - [`reachable_copy`]: a copy of a binary that another uid can run;
 //! - `control` (feature `control`): a fake daemon for control-socket tests.
 
 #[cfg(feature = "control")]
@@ -53,15 +56,27 @@ pub async fn try_wait_until_async<T>(
     within: Duration,
     mut cond: impl FnMut() -> Option<T>,
 ) -> Option<T> {
+    poll_until_async(within, POLL, async || cond()).await
+}
+
+/// [`poll_until`] with an async condition (one that itself waits, e.g. sends and awaits an
+/// answer), sleeping `every` on the tokio timer between tries (`Duration::ZERO`: try again
+/// at once); `None` once `within` has passed (after a last try).
+#[cfg(feature = "async")]
+pub async fn poll_until_async<T>(
+    within: Duration,
+    every: Duration,
+    mut cond: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(v) = cond() {
+        if let Some(v) = cond().await {
             return Some(v);
         }
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -109,6 +124,21 @@ impl ChildGuard {
         self.child.id()
     }
 
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the child, unless it has exited already
+    /// (then its pid may belong to another process: nothing is sent).
+    pub fn signal(&mut self, signal: i32) -> std::io::Result<()> {
+        if self.try_exit().is_some() {
+            return Ok(());
+        }
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(std::io::Error::other)?;
+        // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet
+        // (reaping happens only in `try_exit` and on drop), so the pid is still ours.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The child's stdin (only once; stdin must have been piped).
     pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
         self.child.stdin.take()
@@ -133,6 +163,16 @@ impl ChildGuard {
                 .take()
                 .expect("stdout piped and not taken yet"),
         )
+    }
+
+    /// Everything the child wrote on stdout (call after it exited; stdout must have been
+    /// piped and not taken by [`ChildGuard::stdout_lines`]).
+    pub fn stdout_text(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
     }
 
     /// Everything the child wrote on stderr (call after it exited).
@@ -192,6 +232,21 @@ impl Lines {
         let left = deadline.saturating_duration_since(Instant::now());
         // Timeout and EOF (the reader thread ended) both mean "no line".
         self.rx.recv_timeout(left).ok()
+    }
+
+    /// Reads lines until `pred` accepts one and returns it; `None` when `deadline` passes or
+    /// the output ends first. `pred` sees every line read, in order.
+    pub fn find_before(
+        &self,
+        deadline: Instant,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        while let Some(line) = self.next_before(deadline) {
+            if pred(&line) {
+                return Some(line);
+            }
+        }
+        None
     }
 }
 
@@ -276,4 +331,86 @@ pub fn reachable_copy(bin: &Path, dir: &Path) -> PathBuf {
         copy.display()
     );
     copy
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn wait_until_returns_the_first_value_and_gives_up_after_the_deadline() {
+        let mut n = 0;
+        let got = wait_until(
+            "three tries",
+            Duration::from_secs(5),
+            || {
+                n += 1;
+                (n == 3).then_some(n)
+            },
+            String::new,
+        );
+        assert_eq!(got, 3);
+        let start = Instant::now();
+        assert_eq!(
+            try_wait_until(Duration::from_millis(100), || None::<()>),
+            None
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn find_before_returns_the_first_accepted_line_and_none_at_the_end() {
+        let lines = Lines::new(std::io::Cursor::new(b"a\nb\nc\n".to_vec()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        let found = lines.find_before(deadline, |l| {
+            seen.push(l.to_owned());
+            l == "b"
+        });
+        assert_eq!(found.as_deref(), Some("b"));
+        assert_eq!(seen, ["a", "b"]);
+        assert_eq!(lines.find_before(deadline, |l| l == "z"), None);
+        assert!(Instant::now() < deadline, "EOF ends the search at once");
+    }
+
+    #[test]
+    fn a_child_guard_signals_until_the_child_is_reaped_and_kills_on_drop() {
+        let mut sleeper = ChildGuard::new(Command::new("sleep").arg("30").spawn().unwrap());
+        sleeper.signal(libc::SIGTERM).unwrap();
+        let st = sleeper.wait_exit(
+            "sleep exits on SIGTERM",
+            Duration::from_secs(10),
+            String::new,
+        );
+        assert!(!st.success());
+        // Reaped: nothing is sent to a pid that may be another process's by now.
+        sleeper.signal(libc::SIGKILL).unwrap();
+
+        let other = ChildGuard::new(Command::new("sleep").arg("30").spawn().unwrap());
+        let pid = libc::pid_t::try_from(other.id()).unwrap();
+        drop(other);
+        // SAFETY: signal 0 only checks that the pid exists.
+        assert_eq!(
+            unsafe { libc::kill(pid, 0) },
+            -1,
+            "killed and reaped on drop"
+        );
+    }
+
+    #[cfg(feature = "async")]
+    #[tokio::test]
+    async fn poll_until_async_awaits_its_condition() {
+        let mut tries = 0;
+        let got = poll_until_async(Duration::from_secs(5), Duration::ZERO, async || {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tries += 1;
+            (tries == 3).then_some(tries)
+        })
+        .await;
+        assert_eq!(got, Some(3));
+        let none = poll_until_async(Duration::from_millis(50), POLL, async || None::<()>).await;
+        assert_eq!(none, None);
+    }
 }

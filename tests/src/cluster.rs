@@ -5,6 +5,7 @@ use crate::bins::{quorumctl_bin, quorumd_bin};
 use crate::hooks::Hook;
 use crate::node::Node;
 use crate::ports;
+use crate::proc::ChildGuard;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -138,8 +139,7 @@ impl Cluster {
             port,
             socket,
             log,
-            child,
-            exit: None,
+            child: ChildGuard::new(child),
         }
     }
 
@@ -199,15 +199,10 @@ impl Cluster {
     /// time it does not hold (for "nothing changes" assertions).
     pub fn hold(&self, what: &str, window: Duration, mut cond: impl FnMut() -> bool) {
         let start = Instant::now();
-        while start.elapsed() < window {
-            if !cond() {
-                panic!(
-                    "stopped holding after {:?}: {what}\n{}",
-                    start.elapsed(),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(POLL);
+        // The first time it does not hold, if it does not for the whole window.
+        let broken = testkit::poll_until(window, POLL, || (!cond()).then(|| start.elapsed()));
+        if let Some(after) = broken {
+            panic!("stopped holding after {after:?}: {what}\n{}", self.logs());
         }
     }
 

@@ -6,7 +6,7 @@ use crate::bins::quorumctl_bin;
 use crate::proc::ChildGuard;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 /// A running (or exited) `quorumd`.
@@ -15,8 +15,7 @@ pub struct Node {
     pub(crate) port: u16,
     pub(crate) socket: PathBuf,
     pub(crate) log: PathBuf,
-    pub(crate) child: Child,
-    pub(crate) exit: Option<ExitStatus>,
+    pub(crate) child: ChildGuard,
 }
 
 impl Node {
@@ -52,22 +51,15 @@ impl Node {
 
     /// Sends `signal` (e.g. `libc::SIGKILL`) to the daemon, unless it was already reaped.
     pub fn kill(&mut self, signal: i32) {
-        if self.try_exit().is_some() {
-            return;
+        let pid = self.child.id();
+        if let Err(e) = self.child.signal(signal) {
+            panic!("kill({pid}, {signal}) failed: {e}");
         }
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) has no memory-safety preconditions; the child is not reaped yet, so
-        // the pid is still ours.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
     }
 
     /// The exit status if the daemon has exited (reaping it), else `None`.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        if self.exit.is_none() {
-            self.exit = self.child.try_wait().expect("waiting for quorumd");
-        }
-        self.exit
+        self.child.try_exit()
     }
 
     /// Waits up to `timeout` for the daemon to exit; panics with its log if it does not.
@@ -152,15 +144,6 @@ impl Node {
     pub fn member_state(&self, name: &str) -> Option<String> {
         self.member(name)
             .and_then(|m| m.get("state").and_then(Value::as_str).map(str::to_owned))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if self.exit.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

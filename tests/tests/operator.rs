@@ -403,16 +403,15 @@ fn a_failing_check_is_the_reason_in_hooks_and_follow_and_with_no_preempt_the_nod
     c.wait_master(&all, "bob");
     assert!(bob.status()["epoch"].as_u64().expect("epoch") > epoch);
     let reason = format!("check {check} failing");
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let event = loop {
-        let line = lines
-            .next_before(deadline)
-            .expect("a role event to slave in follow");
-        let ev: serde_json::Value = serde_json::from_str(&line).expect("JSON event");
-        if ev["type"] == "role" && ev["role"] == "slave" {
-            break ev;
-        }
-    };
+    let parse =
+        |line: &str| -> serde_json::Value { serde_json::from_str(line).expect("JSON event") };
+    let line = lines
+        .find_before(std::time::Instant::now() + DEADLINE, |line| {
+            let ev = parse(line);
+            ev["type"] == "role" && ev["role"] == "slave"
+        })
+        .expect("a role event to slave in follow");
+    let event = parse(&line);
     assert_eq!(event["reason"], reason.as_str(), "{event}");
     c.wait_for("the slave hook saw the reason", DEADLINE, || {
         std::fs::read_to_string(&out)

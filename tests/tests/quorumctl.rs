@@ -227,17 +227,10 @@ fn follow_sees_the_role_change_caused_by_killing_the_master() {
     let mut crashed = false;
     let mut event = None;
     // Both a role/master event naming beta and alpha's crash, in either order.
-    while !(crashed && event.is_some()) {
-        let Some(line) = lines.next_before(deadline) else {
-            panic!(
-                "no role/master event naming beta or no crash of alpha before the deadline; \
-                 got {seen:#?}\n{}",
-                c.logs()
-            );
-        };
-        let ev: Value = serde_json::from_str(&line)
+    let both = lines.find_before(deadline, |line| {
+        let ev: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("follow line is not JSON ({e}): {line}"));
-        seen.push(line.clone());
+        seen.push(line.to_owned());
         if (ev["type"] == "role" || ev["type"] == "master") && ev["master"] == "beta" {
             event.get_or_insert(ev);
         } else if ev["type"] == "member" && ev["name"] == "alpha" && ev["change"] != "lost" {
@@ -248,8 +241,16 @@ fn follow_sees_the_role_change_caused_by_killing_the_master() {
             );
             crashed = true;
         }
+        crashed && event.is_some()
+    });
+    if both.is_none() {
+        panic!(
+            "no role/master event naming beta or no crash of alpha before the deadline; \
+             got {seen:#?}\n{}",
+            c.logs()
+        );
     }
-    let event = event.expect("loop ends with an event");
+    let event = event.expect("found with an event");
     assert!(event["epoch"].as_u64().is_some_and(|e| e > 1), "{event}");
     // gamma stays a slave: it sees a master change, or a role event still saying slave.
     if event["type"] == "role" {

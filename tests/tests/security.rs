@@ -91,24 +91,21 @@ fn sniff_id(c: &Cluster, name: &str) -> MemberId {
     let udp: UdpSocket = s.into();
     udp.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
-    let start = Instant::now();
     let mut buf = vec![0u8; 65536];
-    while start.elapsed() < DEADLINE {
-        let Ok(n) = udp.recv(&mut buf) else { continue };
+    // One datagram (or a 200 ms read timeout) per try, no pause between tries.
+    let heard = testkit::poll_until(DEADLINE, Duration::ZERO, || {
+        let n = udp.recv(&mut buf).ok()?;
         // Header 5 + time 8, tag 32 at the end: the body in between, read without the key.
-        let Some(body) = buf.get(13..n.saturating_sub(codec::TAG_LEN)) else {
-            continue;
-        };
-        if let Ok(Envelope {
-            msg: Message::Hello(info),
-            ..
-        }) = codec::decode_body(body)
-            && info.name == name
-        {
-            return info.id;
+        let body = buf.get(13..n.saturating_sub(codec::TAG_LEN))?;
+        match codec::decode_body(body) {
+            Ok(Envelope {
+                msg: Message::Hello(info),
+                ..
+            }) if info.name == name => Some(info.id),
+            _ => None,
         }
-    }
-    panic!("never heard a hello of {name}");
+    });
+    heard.unwrap_or_else(|| panic!("never heard a hello of {name}\n{}", c.logs()))
 }
 
 /// Everything a rogue holding `keys` (none, or a wrong key) can try, by datagram and by link.

@@ -222,18 +222,10 @@ fn poll<T>(
     what: &str,
     timeout: Duration,
     every: Duration,
-    mut f: impl FnMut() -> Option<T>,
+    f: impl FnMut() -> Option<T>,
 ) -> Result<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(every);
-    }
+    testkit::poll_until(timeout, every, f)
+        .with_context(|| format!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// A hook that appends `<ns> <node> <role> <previous role>` to `<dir>/ts.out` on every run.

@@ -13,10 +13,11 @@ use crate::bins::{quorumctl_bin, quorumd_bin};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testkit::ChildGuard;
 
 /// Nanoseconds since the epoch (CLOCK_REALTIME, like `date +%s%N`).
 pub fn now_ns() -> u128 {
@@ -46,7 +47,8 @@ pub struct LabNode {
     socket: PathBuf,
     log: PathBuf,
     hooks: PathBuf,
-    child: Option<Child>,
+    /// The running daemon; `None` once its exit was recorded.
+    child: Option<ChildGuard>,
     asked_exit: bool,
     frozen: bool,
 }
@@ -135,7 +137,7 @@ impl Checker {
                 .iter_mut()
                 .find(|n| n.name == label)
                 .and_then(|n| n.child.as_mut())
-                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+                .is_some_and(|c| c.try_exit().is_none());
             (!running).then_some(())
         });
         let socket = self.dir.path().join(format!("{label}.sock"));
@@ -205,7 +207,7 @@ impl Checker {
             socket,
             log,
             hooks,
-            child: Some(child),
+            child: Some(ChildGuard::new(child)),
             asked_exit: false,
             frozen: false,
         });
@@ -218,10 +220,11 @@ impl Checker {
         let Some(n) = sh.nodes.iter_mut().find(|n| n.name == name) else {
             panic!("no node {name}")
         };
-        let Some(child) = n.child.as_ref() else {
+        let Some(child) = n.child.as_mut() else {
             return;
         };
-        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        // Not sent if it has exited already (the poller records that exit).
+        let _ = child.signal(signal);
         let ev = match signal {
             libc::SIGSTOP => {
                 n.frozen = true;
@@ -236,8 +239,6 @@ impl Checker {
                 Ev::Note(format!("signal {signal}"))
             }
         };
-        // SAFETY: kill(2) on our own unreaped child.
-        unsafe { libc::kill(pid, signal) };
         sh.events.push((now_ns(), name.to_owned(), ev));
     }
 
@@ -341,16 +342,13 @@ impl Checker {
 
     /// Checks for `within` that no live node is master (fails on the first one seen).
     pub fn hold_no_master(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some((n, _)) = self
-                .roles()
+        let master = testkit::poll_until(within, Duration::from_millis(100), || {
+            self.roles()
                 .into_iter()
                 .find(|(_, r)| r.as_deref() == Some("master"))
-            {
-                self.fail(&format!("{n} is master where no side holds a quorum"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        });
+        if let Some((n, _)) = master {
+            self.fail(&format!("{n} is master where no side holds a quorum"));
         }
     }
 
@@ -504,17 +502,15 @@ impl Drop for Checker {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for n in &mut sh.nodes {
-            if let Some(mut c) = n.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            // Dropping the guard kills and reaps the daemon.
+            n.child = None;
         }
     }
 }
 
 /// `quorumctl --socket SOCK ARGS` with a 2 s limit; its trimmed stdout on success.
 fn ctl(sock: &Path, args: &[&str]) -> Option<String> {
-    let mut child = Command::new(quorumctl_bin())
+    let child = Command::new(quorumctl_bin())
         .arg("--socket")
         .arg(sock)
         .args(args)
@@ -524,24 +520,14 @@ fn ctl(sock: &Path, args: &[&str]) -> Option<String> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
+    let mut child = ChildGuard::new(child);
     // quorumctl answers in milliseconds: poll it finely, so that a round of the poller stays
-    // close to its 50 ms period.
-    let exited = testkit::poll_until(Duration::from_secs(2), Duration::from_millis(5), || {
-        child.try_wait().transpose()
-    });
-    match exited {
-        Some(Ok(st)) => {
-            let mut s = String::new();
-            use std::io::Read;
-            child.stdout.take()?.read_to_string(&mut s).ok()?;
-            st.success().then(|| s.trim().to_owned())
-        }
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            None
-        }
-    }
+    // close to its 50 ms period. Still running after 2 s: killed by the guard.
+    let st = testkit::poll_until(Duration::from_secs(2), Duration::from_millis(5), || {
+        child.try_exit()
+    })?;
+    let out = child.stdout_text();
+    st.success().then(|| out.trim().to_owned())
 }
 
 fn poll_loop(shared: &Mutex<Shared>, stop: &AtomicBool) {
@@ -552,7 +538,7 @@ fn poll_loop(shared: &Mutex<Shared>, stop: &AtomicBool) {
             let mut exits = Vec::new();
             for n in &mut sh.nodes {
                 if let Some(c) = n.child.as_mut()
-                    && let Ok(Some(st)) = c.try_wait()
+                    && let Some(st) = c.try_exit()
                 {
                     exits.push((n.name.clone(), Ev::Exit(n.asked_exit, format!("{st}"))));
                     n.child = None;
