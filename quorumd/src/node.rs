@@ -595,10 +595,19 @@ impl Driver {
 
     /// Carries out the core's outputs and publishes the new status.
     fn flush(&mut self) {
-        let mut remember = false;
+        let outputs: Vec<Output> = std::iter::from_fn(|| self.election.poll_output()).collect();
+        // The memory goes to disk before any frame of the same round leaves: a beat may show
+        // a view that binds our next incarnation (docs/ALGORITHM.md, "A restart keeps its
+        // seats"), so a crash right after the send must find it written.
+        if outputs.iter().any(|o| matches!(o, Output::Remember)) {
+            if let Some(state) = &self.state {
+                self.saved.memory = self.election.memory();
+                state.save(&self.saved);
+            }
+        }
         // Anything but a plain send changes what status readers should see at once.
         let mut news = false;
-        while let Some(out) = self.election.poll_output() {
+        for out in outputs {
             news |= !matches!(out, Output::Send { .. });
             match out {
                 Output::Send { to, msg } => self.transport.send(to, msg),
@@ -667,13 +676,7 @@ impl Driver {
                 Output::Refused { name, addr, reason } => {
                     error!(member = %name, %addr, %reason, "refused a member");
                 }
-                Output::Remember => remember = true,
-            }
-        }
-        if remember {
-            if let Some(state) = &self.state {
-                self.saved.memory = self.election.memory();
-                state.save(&self.saved);
+                Output::Remember => {}
             }
         }
         let now = self.now();

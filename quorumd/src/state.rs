@@ -128,6 +128,10 @@ mod tests {
                 members: vec![],
                 epoch: 7,
                 vote: None,
+                bound: vec![],
+                shown_overflow: false,
+                written_by: None,
+                ghosts: vec![],
             },
         };
         f.save(&saved);

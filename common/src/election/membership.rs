@@ -113,6 +113,7 @@ impl Election {
                 self.release_promise_to(old_id);
             } else {
                 self.peers.remove(&old_id);
+                self.pass_seat(old_id, info.id);
             }
             debug!(name = %info.name, old = old_id, new = info.id, "member re-entered");
         }

@@ -94,6 +94,27 @@ pub struct Memory {
     /// the sitting master), but no other vote at that epoch or below.
     #[serde(default)]
     pub vote: Option<Grant>,
+    /// The base this node counted (member ids, itself included) and the views it had shown
+    /// since its last commit (view.rs, "Shown views bind"). Others may have agreed on any of
+    /// them with it, so they bind the next incarnation until it commits again: a restart is
+    /// fresh (its base is its whole view) and *also* needs a quorum in each of these
+    /// (docs/ALGORITHM.md, "A restart is bound by what it agreed"). The daemon writes them
+    /// before the beats that show a new view leave. Empty in older state files.
+    #[serde(default)]
+    pub bound: Vec<Vec<MemberId>>,
+    /// More views were shown than the list holds: vote for nobody until a commit.
+    #[serde(default)]
+    pub shown_overflow: bool,
+    /// The incarnation that wrote this memory. In `bound` its seat stays a *ghost* for the
+    /// next one: it counts and never votes (the others may have seen it leave and shrunk
+    /// their count without it, so a restart must not lend its own seat to a quorum of the old
+    /// count).
+    #[serde(default)]
+    pub written_by: Option<MemberId>,
+    /// Ghosts of incarnations before `written_by`, still in `bound` (a restart that had not
+    /// committed yet when it stopped).
+    #[serde(default)]
+    pub ghosts: Vec<MemberId>,
 }
 
 /// The election state of one node.
@@ -165,6 +186,57 @@ impl Election {
             let p = Peer::new(info, MemberState::Lost, None);
             e.peers.insert(p.info.id, p);
         }
+        // What the previous incarnation agreed to binds this one (the base it counted, the
+        // views it showed): counting every remembered member afresh is not enough, since the
+        // others may have shrunk their count since (members that crashed or left), and two
+        // restarted members could otherwise agree on their old count behind the back of the
+        // one that carried on. Its own old id stands for this incarnation.
+        // Our own old seats stay ghosts there: counted, never voting.
+        // Only the seat of the last incarnation that had agreed on its count is a ghost: a
+        // restart that stopped again before agreeing on anything held no seat of its own
+        // beyond that one, and is simply us again (ghosts piling up over quick restarts would
+        // make the bound counts unwinnable).
+        let me = e.me.id;
+        let written_by = remembered.written_by.filter(|&id| id != me);
+        let (ghosts, again) = if remembered.ghosts.is_empty() {
+            (written_by.into_iter().collect(), None)
+        } else {
+            (remembered.ghosts, written_by)
+        };
+        e.view.ghosts = ghosts.into_iter().filter(|&id| id != me).collect();
+        while e.view.ghosts.len() > view::MAX_SHOWN {
+            e.view.ghosts.pop_first();
+        }
+        for config in remembered.bound {
+            let mut config: Vec<MemberId> = config
+                .into_iter()
+                .map(|id| if Some(id) == again { me } else { id })
+                .collect();
+            config.sort_unstable();
+            config.dedup();
+            // Members not restored (dispatched ones) left for good. A count of only our old
+            // self: nobody else can have agreed on it with us.
+            config.retain(|id| *id == me || e.view.ghosts.contains(id) || e.peers.contains_key(id));
+            if config
+                .iter()
+                .all(|id| e.view.ghosts.contains(id) || *id == me)
+            {
+                continue;
+            }
+            if !config.contains(&e.me.id) {
+                config.push(e.me.id);
+                config.sort_unstable();
+            }
+            if e.view.shown.contains(&config) {
+                continue;
+            }
+            if e.view.shown.len() >= view::MAX_SHOWN {
+                e.view.shown_overflow = true;
+                break;
+            }
+            e.view.shown.push(config);
+        }
+        e.view.shown_overflow |= remembered.shown_overflow;
         e
     }
 
@@ -324,6 +396,10 @@ impl Election {
                 .filter(|p| p.state != MemberState::Dispatched && !p.superseded)
                 .map(|p| (p.info.clone(), p.state))
                 .collect(),
+            bound: self.bound_configs(),
+            shown_overflow: self.view.shown_overflow,
+            written_by: Some(self.me.id),
+            ghosts: self.view.ghosts.iter().copied().collect(),
 
             epoch: self
                 .cand

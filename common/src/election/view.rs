@@ -72,6 +72,10 @@ pub(super) struct ViewState {
     pub forgotten: std::collections::BTreeSet<MemberId>,
     /// When we last sent each peer our list of members (bounded by the member table).
     pub gossip_at: std::collections::BTreeMap<MemberId, Millis>,
+    /// Our own earlier incarnations whose seats are in [`Self::shown`] from the memory of a
+    /// restart: they count there and never vote (see `Memory::written_by`). A commit clears
+    /// them with the list.
+    pub ghosts: std::collections::BTreeSet<MemberId>,
 }
 
 /// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
@@ -203,6 +207,27 @@ impl Election {
         ids
     }
 
+    /// What binds our next incarnation (see `Memory::bound`): the base, then every view we
+    /// showed since our last commit that differs from it.
+    pub(super) fn bound_configs(&self) -> Vec<Vec<MemberId>> {
+        let base = self.base_ids(self.now);
+        let mut configs = vec![base.clone()];
+        configs.extend(self.view.shown.iter().filter(|c| **c != base).cloned());
+        configs
+    }
+
+    /// A re-entry replaced `old` by `new` (the old process is gone for certain): the seat in
+    /// the views that bind us passes to the new incarnation.
+    pub(super) fn pass_seat(&mut self, old: MemberId, new: MemberId) {
+        for config in &mut self.view.shown {
+            if let Some(i) = config.iter().position(|&id| id == old) {
+                config[i] = new;
+                config.sort_unstable();
+                config.dedup();
+            }
+        }
+    }
+
     /// Sorted ids of the view (ourselves included).
     fn view_ids(&self, now: Millis) -> Vec<MemberId> {
         let mut ids: Vec<MemberId> = self
@@ -230,12 +255,23 @@ impl Election {
                     .copied()
                     .filter(|&id| {
                         id == self.me.id
+                            || self.view.ghosts.contains(&id)
                             || self
                                 .peers
                                 .get(&id)
                                 .is_some_and(|p| p.counted(self.cfg.expect))
                     })
                     .collect::<Vec<MemberId>>()
+            })
+            .map(|mut c| {
+                // Once every other member of such a count left for good, our old seat in it
+                // stands against nobody: it would only keep us from ever winning again.
+                if c.iter()
+                    .all(|id| *id == self.me.id || self.view.ghosts.contains(id))
+                {
+                    c.retain(|id| *id == self.me.id);
+                }
+                c
             })
             .filter(|c| *c != base)
             .collect()
@@ -256,10 +292,15 @@ impl Election {
             return;
         }
         if self.view.shown.len() >= MAX_SHOWN {
-            self.view.shown_overflow = true;
+            if !self.view.shown_overflow {
+                self.view.shown_overflow = true;
+                self.outputs.push_back(super::Output::Remember);
+            }
             return;
         }
         self.view.shown.push(view);
+        // Written before the beats that show it leave: it binds our next incarnation too.
+        self.outputs.push_back(super::Output::Remember);
     }
 
     /// Whether the members for which `votes_for` holds (and our own vote, if `me_votes`)
@@ -328,6 +369,12 @@ impl Election {
         for &id in config {
             let (rank, votes) = if id == self.me.id {
                 (self.me.rank.tie_order(), me_votes)
+            } else if self.view.ghosts.contains(&id) {
+                // Our own old seat: it counts and never votes; its rank is unknown, so the
+                // exact half is ruled out.
+                t.counted += 1;
+                t.no_tie = true;
+                continue;
             } else {
                 let Some(p) = self.peers.get(&id) else {
                     continue;
@@ -569,6 +616,7 @@ impl Election {
         self.view.agreed = None;
         self.view.shown.clear();
         self.view.shown_overflow = false;
+        self.view.ghosts.clear();
         self.outputs.push_back(super::Output::Remember);
     }
 }

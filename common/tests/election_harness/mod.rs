@@ -159,6 +159,14 @@ impl Harness {
             members,
             epoch: if b.bool() { b.u64() } else { 0 },
             vote: None,
+            bound: if b.bool() {
+                vec![introduced.iter().copied().chain([ME, 99]).collect()]
+            } else {
+                Vec::new()
+            },
+            shown_overflow: b.u8() == 0,
+            written_by: if b.bool() { Some(99) } else { None },
+            ghosts: if b.bool() { vec![98, ME] } else { Vec::new() },
         };
         let now = u64::from(b.u8()) * 1000;
         let e = Election::new(cfg, me, memory, Millis(now));
