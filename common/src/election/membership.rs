@@ -32,6 +32,16 @@ impl Election {
             }
             return self.refuse(info, reason);
         }
+        if self.my_old_self(&info) {
+            // Our own address and port: an earlier incarnation of this process (a late
+            // message) or another host misconfigured to advertise our address. Never a member.
+            let reason = format!(
+                "it advertises this node's address {}:{} (an earlier run of this node, or a \
+                 wrong --addr on another host)",
+                info.addr, info.port
+            );
+            return self.refuse(info, reason);
+        }
         if let Some(p) = self.peers.get_mut(&info.id) {
             if p.state == MemberState::Dispatched || p.superseded {
                 return;
@@ -116,6 +126,25 @@ impl Election {
                 self.pass_seat(old_id, info.id);
             }
             debug!(name = %info.name, old = old_id, new = info.id, "member re-entered");
+        }
+        // An entry at the same address and port under another name (a rename the old process
+        // made, or one we missed) is an earlier incarnation of the newcomer: its process no
+        // longer holds the port, so it is gone, and its seat passes to the newcomer.
+        let same_place: Vec<MemberId> = self
+            .peers
+            .values()
+            .filter(|p| p.info.addr == info.addr && p.info.port == info.port && !p.superseded)
+            .map(|p| p.info.id)
+            .collect();
+        for old_id in same_place {
+            self.peers.remove(&old_id);
+            self.release_promise_to(old_id);
+            self.pass_seat(old_id, info.id);
+            debug!(
+                old = old_id,
+                new = info.id,
+                "an earlier incarnation at the same address left"
+            );
         }
         let name = info.name.clone();
         let peer = Peer::new(info, MemberState::Alive, Some(now));
@@ -372,6 +401,7 @@ impl Election {
         for info in members.into_iter().take(crate::codec::MAX_GOSSIP) {
             if info.id == self.me.id
                 || info.name == self.me.name
+                || self.my_old_self(&info)
                 || info.strategy != self.cfg.strategy
                 || self.refused.contains(&info.id)
                 || self.view.forgotten.contains(&info.id)

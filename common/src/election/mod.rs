@@ -175,7 +175,11 @@ impl Election {
         e.votes.last_granted_epoch = remembered.epoch;
         e.votes.last_grant = remembered.vote;
         for (info, state) in remembered.members {
-            if info.id == e.me.id || info.name == e.me.name || state == MemberState::Dispatched {
+            if info.id == e.me.id
+                || info.name == e.me.name
+                || e.my_old_self(&info)
+                || state == MemberState::Dispatched
+            {
                 continue;
             }
             if e.peers.values().any(|p| p.info.name == info.name) {
@@ -238,6 +242,13 @@ impl Election {
         }
         e.view.shown_overflow |= remembered.shown_overflow;
         e
+    }
+
+    /// An earlier incarnation of this node, whatever name it had: it held the address and
+    /// port we hold now, so its process is gone. (Under an old name, after a rename, it would
+    /// otherwise linger as a lost member that counts and never answers.)
+    fn my_old_self(&self, info: &MemberInfo) -> bool {
+        info.id != self.me.id && info.addr == self.me.addr && info.port == self.me.port
     }
 
     /// Feeds one input. Drain [`Election::poll_output`] afterwards.

@@ -19,7 +19,9 @@ fn info(id: MemberId, name: &str, started: u64) -> MemberInfo {
         id,
         name: name.into(),
         addr: "10.0.0.1".into(),
-        port: 8080,
+        // One port per member: a member at another's address and port is its earlier
+        // incarnation.
+        port: 8000 + (id % 1000) as u16,
         rank: Rank {
             priority: 0,
             key: started,

@@ -511,8 +511,8 @@ impl Election {
             .values()
             .map(|p| {
                 format!(
-                    "{} {:?} crashed {} heard {:?} committed {} view {:?} quiet_until {} voting {:?}",
-                    p.info.name,
+                    "{} {}:{}#{} {:?} crashed {} heard {:?} committed {} view {:?} quiet_until {} voting {:?}",
+                    p.info.name, p.info.addr, p.info.port, p.info.id,
                     p.state,
                     p.crashed,
                     p.last_heard,
