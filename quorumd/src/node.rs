@@ -23,10 +23,11 @@ use crate::metrics::METRICS;
 use crate::notify;
 use crate::state::{Saved, StateFile};
 use anyhow::Context;
-use common::control::{CheckState, ErrorKind, Event, Reply, Response, Status};
-use common::election::{Config, Election, Input, Output};
+use common::control::{CheckState, ErrorKind, Event, MemberChange, Reply, Response, Status};
+use common::election::{Config, Effects, Election, Input, Memory, RoleChange};
 use common::time::Millis;
-use common::types::{MemberInfo, Rank, Role, Strategy};
+use common::types::{MemberId, MemberInfo, Rank, Role, Strategy};
+use common::wire::Message;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -593,92 +594,13 @@ impl Driver {
         self.flush();
     }
 
-    /// Carries out the core's outputs and publishes the new status.
+    /// Carries out the core's outputs (through the mapping the simulator uses too,
+    /// [`common::election::Round::apply`]: the memory is on disk before any frame of the round
+    /// leaves) and publishes the new status.
     fn flush(&mut self) {
-        let outputs: Vec<Output> = std::iter::from_fn(|| self.election.poll_output()).collect();
-        // The memory goes to disk before any frame of the same round leaves: a beat may show
-        // a view that binds our next incarnation (docs/ALGORITHM.md, "A restart keeps its
-        // seats"), so a crash right after the send must find it written.
-        if outputs.iter().any(|o| matches!(o, Output::Remember)) {
-            if let Some(state) = &self.state {
-                self.saved.memory = self.election.memory();
-                state.save(&self.saved);
-            }
-        }
+        let round = self.election.take_round();
         // Anything but a plain send changes what status readers should see at once.
-        let mut news = false;
-        for out in outputs {
-            news |= !matches!(out, Output::Send { .. });
-            match out {
-                Output::Send { to, msg } => self.transport.send(to, msg),
-                Output::Announce(info) => self.transport.set_self(info),
-                Output::RoleChanged {
-                    role,
-                    previous,
-                    master,
-                    epoch,
-                    master_until,
-                } => {
-                    let context = self.hook_context(master.as_deref(), Some((role, previous)));
-                    info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, reason = %context.reason, "role changed");
-                    let until = master_until.map(|m| self.instant(m));
-                    let _ = self.lease.send(until);
-                    let reason = context.reason.clone();
-                    if role == Role::Master {
-                        METRICS.elections.inc();
-                    } else if previous == Role::Master {
-                        METRICS.handovers.inc();
-                    }
-                    self.hooks.submit(HookEvent {
-                        role,
-                        previous,
-                        master: master.clone(),
-                        epoch,
-                        node: self.election.info().name.clone(),
-                        kind: HookKind::Role,
-                        master_until: until,
-                        context,
-                    });
-                    let _ = self.events.send(Event::Role {
-                        role,
-                        previous,
-                        master,
-                        epoch,
-                        reason,
-                    });
-                    if role == Role::Inquorate && self.exit_on_minority {
-                        error!("lost the quorum and --exit-on-minority is set: exiting");
-                        self.minority = true;
-                    }
-                }
-                Output::MasterChanged { master, epoch } => {
-                    info!(
-                        master = master.as_deref().unwrap_or("none"),
-                        epoch, "master changed"
-                    );
-                    let role = self.election.role();
-                    self.hooks.submit(HookEvent {
-                        role,
-                        previous: role,
-                        master: master.clone(),
-                        epoch,
-                        node: self.election.info().name.clone(),
-                        kind: HookKind::Master,
-                        master_until: None,
-                        context: self.hook_context(master.as_deref(), None),
-                    });
-                    let _ = self.events.send(Event::Master { master, epoch });
-                }
-                Output::Member { name, change } => {
-                    info!(member = %name, %change, "membership");
-                    let _ = self.events.send(Event::Member { name, change });
-                }
-                Output::Refused { name, addr, reason } => {
-                    error!(member = %name, %addr, %reason, "refused a member");
-                }
-                Output::Remember => {}
-            }
-        }
+        let news = round.apply(self);
         let now = self.now();
         let master_until = self.election.master_until().map(|m| self.instant(m));
         if self.election.role() == Role::Master {
@@ -786,4 +708,92 @@ pub fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The daemon's side of the core's outputs: frames to the transport, hooks, events, logs and
+/// the state file.
+impl Effects for Driver {
+    fn remember(&mut self, memory: Memory) {
+        if let Some(state) = &self.state {
+            self.saved.memory = memory;
+            state.save(&self.saved);
+        }
+    }
+
+    fn send(&mut self, to: MemberId, msg: Message) {
+        self.transport.send(to, msg);
+    }
+
+    fn announce(&mut self, info: MemberInfo) {
+        self.transport.set_self(info);
+    }
+
+    fn role_changed(&mut self, c: RoleChange) {
+        let RoleChange {
+            role,
+            previous,
+            master,
+            epoch,
+            master_until,
+        } = c;
+        let context = self.hook_context(master.as_deref(), Some((role, previous)));
+        info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, reason = %context.reason, "role changed");
+        let until = master_until.map(|m| self.instant(m));
+        let _ = self.lease.send(until);
+        let reason = context.reason.clone();
+        if role == Role::Master {
+            METRICS.elections.inc();
+        } else if previous == Role::Master {
+            METRICS.handovers.inc();
+        }
+        self.hooks.submit(HookEvent {
+            role,
+            previous,
+            master: master.clone(),
+            epoch,
+            node: self.election.info().name.clone(),
+            kind: HookKind::Role,
+            master_until: until,
+            context,
+        });
+        let _ = self.events.send(Event::Role {
+            role,
+            previous,
+            master,
+            epoch,
+            reason,
+        });
+        if role == Role::Inquorate && self.exit_on_minority {
+            error!("lost the quorum and --exit-on-minority is set: exiting");
+            self.minority = true;
+        }
+    }
+
+    fn master_changed(&mut self, master: Option<String>, epoch: u64) {
+        info!(
+            master = master.as_deref().unwrap_or("none"),
+            epoch, "master changed"
+        );
+        let role = self.election.role();
+        self.hooks.submit(HookEvent {
+            role,
+            previous: role,
+            master: master.clone(),
+            epoch,
+            node: self.election.info().name.clone(),
+            kind: HookKind::Master,
+            master_until: None,
+            context: self.hook_context(master.as_deref(), None),
+        });
+        let _ = self.events.send(Event::Master { master, epoch });
+    }
+
+    fn member(&mut self, name: String, change: MemberChange) {
+        info!(member = %name, %change, "membership");
+        let _ = self.events.send(Event::Member { name, change });
+    }
+
+    fn refused(&mut self, name: String, addr: String, reason: String) {
+        error!(member = %name, %addr, %reason, "refused a member");
+    }
 }

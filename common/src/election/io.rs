@@ -29,7 +29,8 @@ pub enum Input {
     Held(bool),
 }
 
-/// An action for the driver, drained with [`super::Election::poll_output`] after every call.
+/// An action for the driver, drained with [`super::Election::take_round`] (or one by one with
+/// [`super::Election::poll_output`]) after every call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send `msg` to member `to` over its link; dropping it is allowed (beats repeat).

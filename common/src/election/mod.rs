@@ -2,12 +2,13 @@
 //!
 //! No IO, no clock, no randomness: the driver passes `now` into every call, feeds it
 //! [`Input`]s, and drains [`Output`]s. The same code runs in the daemon and in the
-//! deterministic simulator ([`sim`]).
+//! deterministic simulator ([`sim`]), and both carry the outputs out through one mapping
+//! ([`Election::take_round`], [`Round::apply`] onto their [`Effects`]).
 //!
 //! ```text
 //!            Hello / Beat / Leave / Crashed / Tick            Send / RoleChanged / Member ...
 //!  driver ─────────────────────────────────────► Election ─────────────────────────────────► driver
-//!            handle(now, input)                   │  ▲        poll_output()
+//!            handle(now, input)                   │  ▲        take_round().apply(effects)
 //!                                                 ▼  │
 //!                                    next_deadline(): sleep until, then Tick
 //! ```
@@ -38,10 +39,12 @@
 //! | `view` | agreement on who counts, refusals | disjoint groups can never both win |
 //! | `membership`, `members` | the member table | joins, leaves, crashes, re-entries, clashes |
 //! | `beats` | sequence numbers, send times | a vote is dated from the beat it echoes |
+//! | `effects` | (none) | the memory is persisted before anything else of a round |
 
 mod beats;
 mod candidacy;
 mod config;
+mod effects;
 mod io;
 mod lease;
 mod members;
@@ -64,6 +67,7 @@ mod tests;
 
 pub use config::{Config, REAP_DISPATCHED_MS};
 
+pub use effects::{Effects, RoleChange, Round};
 pub use io::{Input, Output};
 
 use crate::control::{self, ControlError, ErrorKind, MemberChange, Quorum, Status};

@@ -13,7 +13,7 @@
 //! After every event, [`Sim::check`] verifies the rules of docs/ALGORITHM.md ("The contract")
 //! as named invariants; the first violation is kept with the trail of recent events for the failure message.
 
-use super::{Config, Election, Input, Memory, Output, quorum};
+use super::{Config, Election, Input, Memory, quorum};
 use crate::time::Millis;
 use crate::types::{MemberId, MemberInfo, MemberState, Rank, Role, Strategy};
 use crate::wire::Grant;
@@ -406,81 +406,12 @@ impl Sim {
         self.slots.get(&id).copied()
     }
 
-    /// Drains a node's outputs into the network and the logs.
+    /// Drains a node's outputs into the network and the logs (through the same mapping the
+    /// daemon uses, [`super::Round::apply`]).
     fn pump(&mut self, slot: usize) {
-        while let Some(out) = self.nodes[slot].core.as_mut().and_then(|c| c.poll_output()) {
-            match out {
-                Output::Send { to, msg } => {
-                    if let Some(to_slot) = self.slot_of_id(to) {
-                        let from = self.id_of(slot).unwrap_or(0);
-                        self.send(slot, to_slot, Input::Message { from, msg }, false);
-                    }
-                }
-                Output::Announce(info) => {
-                    for other in 0..self.nodes.len() {
-                        if other != slot {
-                            self.send(slot, other, Input::Hello(info.clone()), true);
-                        }
-                    }
-                }
-                Output::RoleChanged {
-                    role,
-                    previous,
-                    master,
-                    epoch,
-                    ..
-                } => {
-                    let name = self.nodes[slot].name.clone();
-                    self.note(format!(
-                        "{name}: {previous} -> {role} (master {master:?}, epoch {epoch})"
-                    ));
-                    if std::env::var("SIM_DEBUG").is_ok() && previous == Role::Master {
-                        for n in &self.nodes {
-                            if let Some(c) = &n.core {
-                                let st = c.status(self.now);
-                                eprintln!(
-                                    "{} {:?} {:?} promise {:?} members {:?}",
-                                    n.name,
-                                    st.role,
-                                    st.quorum,
-                                    c.promise(),
-                                    st.members
-                                        .iter()
-                                        .map(|m| (
-                                            m.name.clone(),
-                                            m.state,
-                                            m.counted,
-                                            m.last_heard_ms
-                                        ))
-                                        .collect::<Vec<_>>()
-                                );
-                            }
-                        }
-                    }
-                    self.nodes[slot]
-                        .role_log
-                        .push((self.now, previous, role, master, epoch));
-                }
-                Output::MasterChanged { master, .. } => {
-                    let name = self.nodes[slot].name.clone();
-                    self.note(format!("{name}: follows {master:?}"));
-                    self.nodes[slot].master_log.push((self.now, master));
-                }
-                Output::Member { name, change } => {
-                    let me = self.nodes[slot].name.clone();
-                    self.note(format!("{me}: member {name} {change:?}"));
-                }
-                Output::Refused { name, reason, .. } => {
-                    let me = self.nodes[slot].name.clone();
-                    self.note(format!("{me}: refused {name}: {reason}"));
-                }
-                Output::Remember => {
-                    if let Some(c) = self.nodes[slot].core.as_ref() {
-                        let mem = c.memory();
-                        self.nodes[slot].memory = mem;
-                    }
-                }
-            }
+        // Effects never call into the core: one round drains everything.
+        if let Some(round) = self.nodes[slot].core.as_mut().map(|c| c.take_round()) {
+            round.apply(&mut NodeEffects { sim: self, slot });
         }
         let n = &mut self.nodes[slot];
         n.deadline = match (&n.core, n.frozen) {
@@ -1212,5 +1143,83 @@ impl Sim {
                 self.trail()
             );
         }
+    }
+}
+
+/// The simulator's side of [`super::Effects`]: messages go into the virtual network, role and
+/// master changes into the node's logs, the memory into the node (its "state file").
+struct NodeEffects<'a> {
+    sim: &'a mut Sim,
+    slot: usize,
+}
+
+impl super::Effects for NodeEffects<'_> {
+    fn remember(&mut self, memory: Memory) {
+        self.sim.nodes[self.slot].memory = memory;
+    }
+
+    fn send(&mut self, to: MemberId, msg: crate::wire::Message) {
+        if let Some(to_slot) = self.sim.slot_of_id(to) {
+            let from = self.sim.id_of(self.slot).unwrap_or(0);
+            self.sim
+                .send(self.slot, to_slot, Input::Message { from, msg }, false);
+        }
+    }
+
+    fn announce(&mut self, info: MemberInfo) {
+        for other in 0..self.sim.nodes.len() {
+            if other != self.slot {
+                self.sim
+                    .send(self.slot, other, Input::Hello(info.clone()), true);
+            }
+        }
+    }
+
+    fn role_changed(&mut self, c: super::RoleChange) {
+        let sim = &mut *self.sim;
+        let name = sim.nodes[self.slot].name.clone();
+        sim.note(format!(
+            "{name}: {} -> {} (master {:?}, epoch {})",
+            c.previous, c.role, c.master, c.epoch
+        ));
+        if std::env::var("SIM_DEBUG").is_ok() && c.previous == Role::Master {
+            for n in &sim.nodes {
+                if let Some(core) = &n.core {
+                    let st = core.status(sim.now);
+                    eprintln!(
+                        "{} {:?} {:?} promise {:?} members {:?}",
+                        n.name,
+                        st.role,
+                        st.quorum,
+                        core.promise(),
+                        st.members
+                            .iter()
+                            .map(|m| (m.name.clone(), m.state, m.counted, m.last_heard_ms))
+                            .collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+        let now = sim.now;
+        sim.nodes[self.slot]
+            .role_log
+            .push((now, c.previous, c.role, c.master, c.epoch));
+    }
+
+    fn master_changed(&mut self, master: Option<String>, _epoch: u64) {
+        let name = self.sim.nodes[self.slot].name.clone();
+        self.sim.note(format!("{name}: follows {master:?}"));
+        let now = self.sim.now;
+        self.sim.nodes[self.slot].master_log.push((now, master));
+    }
+
+    fn member(&mut self, name: String, change: crate::control::MemberChange) {
+        let me = self.sim.nodes[self.slot].name.clone();
+        self.sim.note(format!("{me}: member {name} {change:?}"));
+    }
+
+    fn refused(&mut self, name: String, _addr: String, reason: String) {
+        let me = self.sim.nodes[self.slot].name.clone();
+        self.sim.note(format!("{me}: refused {name}: {reason}"));
     }
 }

@@ -1,0 +1,101 @@
+//! The one mapping from the core's [`Output`]s to what a driver does: the daemon
+//! (`quorumd/src/node.rs`) and the simulator (`sim.rs`) both implement [`Effects`] and apply a
+//! drained [`Round`], so the order that safety needs is written once: the memory is persisted
+//! before anything else of the same round (a beat may show a view that binds the next
+//! incarnation, docs/ALGORITHM.md "A restart is bound by what it agreed"), then every output
+//! in the order the core produced it.
+
+use super::{Election, Memory, Output};
+use crate::control::MemberChange;
+use crate::time::Millis;
+use crate::types::{MemberId, MemberInfo, Role};
+use crate::wire::Message;
+
+/// A change of this node's role (the fields of [`Output::RoleChanged`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleChange {
+    /// The new role.
+    pub role: Role,
+    /// The previous role.
+    pub previous: Role,
+    /// The master this node follows now (itself when master).
+    pub master: Option<String>,
+    /// The epoch this node knows.
+    pub epoch: u64,
+    /// When role is master: the lease end. A master hook must not start after it.
+    pub master_until: Option<Millis>,
+}
+
+/// What a driver does with the core's outputs.
+pub trait Effects {
+    /// Persist `memory` (durably, before returning): called first in a round.
+    fn remember(&mut self, memory: Memory);
+    /// Send `msg` to member `to` over its link; dropping it is allowed (beats repeat).
+    fn send(&mut self, to: MemberId, msg: Message);
+    /// This node's info changed (rename): say hello again on every link and by broadcast.
+    fn announce(&mut self, info: MemberInfo);
+    /// This node's role changed: run the hook, tell followers.
+    fn role_changed(&mut self, change: RoleChange);
+    /// The master this node follows changed while its role stayed the same.
+    fn master_changed(&mut self, master: Option<String>, epoch: u64);
+    /// Something happened to a member (logs, `follow`).
+    fn member(&mut self, name: String, change: MemberChange);
+    /// A member was refused: log loudly.
+    fn refused(&mut self, name: String, addr: String, reason: String);
+}
+
+/// The outputs of one round of calls into the core, drained with [`Election::take_round`].
+#[derive(Debug)]
+pub struct Round {
+    outputs: Vec<Output>,
+    /// The memory to persist, when the round asked for it.
+    memory: Option<Memory>,
+}
+
+impl Round {
+    /// Carries the round out on `fx`: the memory first, then the outputs in order. Returns
+    /// whether anything but plain sends happened (what status readers should see at once).
+    pub fn apply(self, fx: &mut impl Effects) -> bool {
+        if let Some(memory) = self.memory {
+            fx.remember(memory);
+        }
+        let mut news = false;
+        for out in self.outputs {
+            news |= !matches!(out, Output::Send { .. });
+            match out {
+                Output::Send { to, msg } => fx.send(to, msg),
+                Output::Announce(info) => fx.announce(info),
+                Output::RoleChanged {
+                    role,
+                    previous,
+                    master,
+                    epoch,
+                    master_until,
+                } => fx.role_changed(RoleChange {
+                    role,
+                    previous,
+                    master,
+                    epoch,
+                    master_until,
+                }),
+                Output::MasterChanged { master, epoch } => fx.master_changed(master, epoch),
+                Output::Member { name, change } => fx.member(name, change),
+                Output::Refused { name, addr, reason } => fx.refused(name, addr, reason),
+                Output::Remember => {}
+            }
+        }
+        news
+    }
+}
+
+impl Election {
+    /// Drains every pending output, with the memory to persist when one of them asks for it.
+    pub fn take_round(&mut self) -> Round {
+        let outputs: Vec<Output> = std::iter::from_fn(|| self.poll_output()).collect();
+        let memory = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Remember))
+            .then(|| self.memory());
+        Round { outputs, memory }
+    }
+}
