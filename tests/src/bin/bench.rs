@@ -11,7 +11,10 @@
 //!   hook runs (one per node, nothing spurious);
 //! - `role`: whole-process latency of `quorumctl role`;
 //! - `idle`: CPU share of one core and RSS per daemon of an idle 5-node cluster;
-//! - `big`: 30 nodes on this machine: time to one master and total idle CPU.
+//! - `big`: 30 nodes on this machine: time to one master and total idle CPU;
+//! - `silent` (root only, in the namespace lab): the master's host is cut off the network
+//!   silently -> another node's master hook starts, with the overlap checker over the whole
+//!   repetition (both profiles). Skipped with a message when not root.
 //!
 //! Hook start times come from a hook script that appends `date +%s%N` (the realtime clock, the
 //! same clock the bench reads), so they include `sh` and `date` start-up; the bench measures
@@ -32,10 +35,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Scenario names accepted by `--only`.
-const SCENARIOS: [&str; 6] = ["kill", "dispatch", "cold", "role", "idle", "big"];
+const SCENARIOS: [&str; 7] = ["kill", "dispatch", "cold", "role", "idle", "big", "silent"];
 
 const USAGE: &str = "usage: bench [--reps N] [--json] [--json-file PATH] \
-                     [--only kill,dispatch,cold,role,idle,big] [--role-runs N] [--idle-secs S] \
+                     [--only kill,dispatch,cold,role,idle,big,silent] [--role-runs N] [--idle-secs S] \
                      [--big-nodes N] [--big-idle-secs S]";
 
 /// Command-line options.
@@ -895,6 +898,13 @@ fn main() -> Result<()> {
             rows.extend(cold(profile, opts.reps));
         }
     }
+    if opts.wants("silent")
+        && !quorum_tests::skip_unless_root("the silent-loss rows (namespace lab)")
+    {
+        for profile in [Profile::Default, Profile::Fast] {
+            rows.push(silent(profile, opts.reps.min(5)));
+        }
+    }
     if opts.wants("role") || opts.wants("idle") {
         rows.extend(guarded("role-idle", "role latency and idle cost", || {
             role_and_idle(&opts)
@@ -924,4 +934,56 @@ fn main() -> Result<()> {
         println!("\n{} repetitions; bench took {secs:.0} s", opts.reps);
     }
     Ok(())
+}
+
+/// The master's host goes silent (moved off the lab bridge: no FIN, no reset) -> another
+/// node's master hook starts. Three lab hosts; the overlap checker looks at the whole
+/// repetition, so a repetition with two masters at once counts as failed. At most 5
+/// repetitions (each builds a lab).
+fn silent(profile: Profile, reps: usize) -> Row {
+    use quorum_tests::lab::{Checker, Lab, check::now_ns};
+    let (id, limit, text) = match profile {
+        Profile::Default => ("silent-default", 1500.0, "<= 1.5 s, zero overlap"),
+        Profile::Fast => ("silent-fast", 300.0, "<= 300 ms, zero overlap"),
+    };
+    let mut row = Row::new(
+        id,
+        &format!(
+            "master's host cut off silently -> new master's hook ({}, 3 lab hosts)",
+            profile_name(profile)
+        ),
+        "ms",
+        Target::AtMost(limit),
+        text,
+    );
+    // The lab starts daemons with `--profile fast`; a later `--profile` overrides it.
+    let extra: &[&str] = match profile {
+        Profile::Default => &["--profile", "default"],
+        Profile::Fast => &[],
+    };
+    let names = ["alice", "bob", "carol"];
+    repeat(&mut row, reps, || {
+        let lab = Lab::new(names.len());
+        let ck = Checker::new();
+        for (host, name) in names.iter().enumerate() {
+            ck.start(&lab, host, name, extra);
+        }
+        let (master, _) = ck.wait_master(DEADLINE);
+        let host = names
+            .iter()
+            .position(|n| *n == master)
+            .ok_or_else(|| anyhow!("unknown master {master}"))?;
+        let cut_at = now_ns();
+        lab.cut(host);
+        ck.note(&format!("{master}'s host cut off"));
+        let (_, hooked) = ck.wait_until("another master's hook", DEADLINE, || {
+            ck.master_hook_after(cut_at, &master)
+        });
+        // Let the old master's lease run out in full view of the checker, then check.
+        std::thread::sleep(Duration::from_millis(limit as u64));
+        ck.finish();
+        drop(lab);
+        Ok(hooked.saturating_sub(cut_at) as f64 / 1e6)
+    });
+    row
 }

@@ -335,6 +335,19 @@ impl Checker {
         }
     }
 
+    /// The first master hook (`-m`) that started at or after `after` (CLOCK_REALTIME ns) on a
+    /// node other than `except`: (node, start time).
+    pub fn master_hook_after(&self, after: u128, except: &str) -> Option<(String, u128)> {
+        self.timeline().into_iter().find_map(|(t, n, e)| match e {
+            Ev::Role(r, d)
+                if t >= after && n != except && r == "master" && d.starts_with("hook m ") =>
+            {
+                Some((n, t))
+            }
+            _ => None,
+        })
+    }
+
     /// Waits until one agreed master; returns (master, epoch).
     pub fn wait_master(&self, within: Duration) -> (String, u64) {
         self.wait_until("one agreed master", within, || self.agreed_master())
