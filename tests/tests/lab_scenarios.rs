@@ -138,6 +138,16 @@ fn s4_witness_survives_silent_loss_of_master() {
     ck.start(&lab, 2, "wit", &["--witness"]);
     let before = ck.wait_master(CONVERGE);
     assert_eq!(before.0, "alice");
+    // The witness must be agreed before the cut: a member counts in the base a lease and a
+    // drift after the others saw it (docs/ALGORITHM.md, Known limits), and cut in that window
+    // alice would leave bob an exact half without the top. The witness's vote for alice shows
+    // that alice committed it; bob commits it within milliseconds of her (both waited from
+    // the moment alice showed it), so the cut waits one more fast lease and drift.
+    ck.wait_until("alice backed by all three votes", CONVERGE, || {
+        let st = ck.status("alice")?;
+        (st.get("quorum")?.get("votes")?.as_u64()? == 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
     lab.cut(0);
     ck.note("alice's host cut silently");
     ck.wait_until("bob master", CONVERGE, || {
