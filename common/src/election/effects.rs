@@ -47,7 +47,7 @@ pub trait Effects {
 /// The outputs of one round of calls into the core, drained with [`Election::take_round`].
 #[derive(Debug)]
 pub struct Round {
-    outputs: Vec<Output>,
+    outputs: std::collections::VecDeque<Output>,
     /// The memory to persist, when the round asked for it.
     memory: Option<Memory>,
 }
@@ -91,7 +91,8 @@ impl Round {
 impl Election {
     /// Drains every pending output, with the memory to persist when one of them asks for it.
     pub fn take_round(&mut self) -> Round {
-        let outputs: Vec<Output> = std::iter::from_fn(|| self.poll_output()).collect();
+        // The queue itself moves out: nothing copied on the heartbeat path.
+        let outputs = std::mem::take(&mut self.outputs);
         let memory = outputs
             .iter()
             .any(|o| matches!(o, Output::Remember))
