@@ -30,6 +30,9 @@
 use crate::types::{MemberId, MemberInfo, Role};
 use serde::{Deserialize, Serialize};
 
+/// Longest [`Beat::gap_ms`] a receiver honours (a bound on a remote number): ten minutes.
+pub const MAX_GAP_MS: u64 = 10 * 60 * 1000;
+
 /// What every message travels in (inside the sealed frame of [`crate::codec`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -154,4 +157,15 @@ pub struct Beat {
     pub base: u64,
     /// The master the sender follows, if any.
     pub following: Option<MemberId>,
+    /// The sender wants the receiver's beats every heartbeat (it is unsettled, the receiver
+    /// is its master or next in line, ...): the receiver answers every heartbeat while the
+    /// newest beat it has from the sender says so (election/cadence.rs).
+    #[serde(default)]
+    pub want: bool,
+    /// 0: the sender beats the receiver every heartbeat. Otherwise this pair is quiet: the
+    /// sender's next beat to the receiver comes within about this many milliseconds (a probe
+    /// in rotation), and the receiver takes the sender for lost only this long after the
+    /// silence window (capped at [`MAX_GAP_MS`] on receipt).
+    #[serde(default)]
+    pub gap_ms: u64,
 }

@@ -500,6 +500,7 @@ pub fn election_config(settings: &Settings) -> Config {
         startup_ms: t.startup_ms,
         reap_dispatched_ms: settings.reap_dispatched_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        quiet_pairs: base.quiet_pairs,
     }
 }
 

@@ -76,6 +76,8 @@ fn huge_beat(candidate: MemberId) -> Message {
         view: 0,
         base: 0,
         following: Some(candidate),
+        want: false,
+        gap_ms: 0,
     })
 }
 

@@ -40,6 +40,8 @@ fn beat() -> Message {
         view: 11,
         base: 12,
         following: Some(7),
+        want: true,
+        gap_ms: 4500,
     })
 }
 
@@ -173,8 +175,13 @@ fn versions_and_junk_are_refused() {
         open_datagram(&key(1), NOW, b"QD\x01\x00\x01"),
         Err(OpenError::BadVersion(1))
     );
+    // Version 2 had no quiet pairs (a beat without `want` and `gap_ms`).
     assert_eq!(
-        open_datagram(&Keyring::none(), NOW, b"QD\x02\x00\x00"),
+        open_datagram(&key(1), NOW, b"QD\x02\x00\x01"),
+        Err(OpenError::BadVersion(2))
+    );
+    assert_eq!(
+        open_datagram(&Keyring::none(), NOW, b"QD\x03\x00\x00"),
         Err(OpenError::Malformed("truncated".into()))
     );
     assert_eq!(

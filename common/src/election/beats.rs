@@ -2,6 +2,7 @@
 //! echoes), building each peer's beat, and renewing our promise as our vote goes out.
 
 use super::Output;
+use super::cadence::Cadence;
 use super::members::Peer;
 use super::{Election, MAX_EPOCH, MAX_SENT};
 use crate::control::MemberChange;
@@ -41,7 +42,14 @@ impl Election {
             .map(|i| self.sent[i].1)
     }
 
-    pub(super) fn beat_for(&self, seq: u64, to: &Peer, now: Millis, digests: (u64, u64)) -> Beat {
+    pub(super) fn beat_for(
+        &self,
+        seq: u64,
+        to: &Peer,
+        now: Millis,
+        digests: (u64, u64),
+        cadence: Cadence,
+    ) -> Beat {
         Beat {
             seq,
             echo: to.their_seq,
@@ -58,28 +66,53 @@ impl Election {
             following: self.roles.master,
             view: digests.0,
             base: digests.1,
+            want: cadence.want,
+            gap_ms: cadence.gap_ms,
         }
     }
 
-    /// A round of beats to every linked peer (all under one sequence number).
+    /// A round of beats (all under one sequence number): to every linked peer we beat every
+    /// heartbeat, and a probe to the quiet peer whose turn it is (cadence.rs).
     pub(super) fn send_beats(&mut self, now: Millis) {
         let to: Vec<MemberId> = self.linked_peers().collect();
-        self.send_beats_to(now, &to);
+        let rotate = now >= self.next_beat;
+        self.send_beats_to(now, &to, rotate, false);
         self.next_beat = now + self.cfg.heartbeat_ms;
     }
 
     /// One beat to one peer, outside the rhythm (an answer to a beat that does not echo us).
     pub(super) fn send_beat_to(&mut self, now: Millis, id: MemberId) {
-        self.send_beats_to(now, &[id]);
+        self.send_beats_to(now, &[id], false, true);
     }
 
-    fn send_beats_to(&mut self, now: Millis, to: &[MemberId]) {
-        let seq = self.next_seq(now);
-        self.note_shown_view(now, to);
+    /// Beats to those of `to` that the cadence plan says (all of them when `all`).
+    fn send_beats_to(&mut self, now: Millis, to: &[MemberId], rotate: bool, all: bool) {
+        let plan = self.plan_round(now, rotate);
         let view = self.digests();
+        let mut plans: Vec<(MemberId, Cadence)> = Vec::with_capacity(to.len());
         for &id in to {
             if let Some(p) = self.peers.get(&id) {
-                let beat = self.beat_for(seq, p, now, view);
+                let c = self.cadence(&plan, p, view);
+                if c.send || all {
+                    plans.push((id, c));
+                }
+            }
+        }
+        let ids: Vec<MemberId> = plans.iter().map(|&(id, _)| id).collect();
+        let seq = self.next_seq(now);
+        self.note_shown_view(now, &ids);
+        // Showing a view may have changed the digests (a shown view binds us).
+        let view = self.digests();
+        for (id, c) in plans {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.wanted_since = if c.want {
+                    Some(p.wanted_since.unwrap_or(now))
+                } else {
+                    None
+                };
+            }
+            if let Some(p) = self.peers.get(&id) {
+                let beat = self.beat_for(seq, p, now, view, c);
                 self.outputs.push_back(Output::Send {
                     to: id,
                     msg: Message::Beat(beat),
@@ -134,6 +167,7 @@ impl Election {
             return;
         }
         p.had_beat = true;
+        Election::note_gap(p, beat.gap_ms);
         // Only whom we vote for follows a new priority; the tie-break ignores it (types.rs).
         p.info.rank.priority = beat.priority;
         if p.state == MemberState::Lost {

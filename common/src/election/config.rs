@@ -47,6 +47,11 @@ pub struct Config {
     pub reap_dispatched_ms: u64,
     /// quorumd version string, reported in status.
     pub version: String,
+    /// Quiet pairs in a settled cluster (`cadence.rs`): members beat every heartbeat only the
+    /// master, the next in line and whoever asks, and probe the others in rotation, so the
+    /// traffic grows with n, not n². `false`: every pair beats every heartbeat (tests compare
+    /// the two).
+    pub quiet_pairs: bool,
 }
 
 /// [`Config::reap_dispatched_ms`] by default: 24 hours, Serf's tombstone timeout.
@@ -67,6 +72,7 @@ impl Default for Config {
             startup_ms: 650,
             reap_dispatched_ms: REAP_DISPATCHED_MS,
             version: String::new(),
+            quiet_pairs: true,
         }
     }
 }

@@ -44,11 +44,19 @@ pub(crate) struct Peer {
     pub quiet_until: Millis,
     /// Learned from a peer's list of members, not heard yet ourselves.
     pub gossiped: bool,
+    /// When it left the count for good (a certain crash or a dispatch, as we learned it): for
+    /// a lease and a drift its seat still counts (view.rs, `departed_seats`).
+    pub departed_at: Option<Millis>,
     /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
     pub left_at: Option<Millis>,
     /// A `forget` that arrived while its last vote could still be binding somewhere: it
     /// leaves the table at this instant.
     pub forget_at: Option<Millis>,
+    /// The gap it declared in its newest beat (0: it beats us every heartbeat; otherwise we
+    /// are a quiet pair and its next probe comes within about this long; cadence.rs).
+    pub gap: u64,
+    /// Since when our beats ask it to answer every heartbeat (`Beat::want`), if they do.
+    pub wanted_since: Option<Millis>,
 }
 
 impl Peer {
@@ -70,8 +78,11 @@ impl Peer {
             had_beat: false,
             quiet_until: Millis(0),
             gossiped: false,
+            departed_at: None,
             left_at: None,
             forget_at: None,
+            gap: 0,
+            wanted_since: None,
         }
     }
 
@@ -87,6 +98,23 @@ impl Peer {
             MemberState::Lost => !self.crashed || expect > 0,
             MemberState::Dispatched => false,
         }
+    }
+
+    /// When it goes `lost` if nothing more arrives: a silence window after it was last heard,
+    /// plus the gap it declared for a quiet pair, but never later than a silence window after
+    /// we asked it to answer every heartbeat (it answers our first such beat).
+    pub fn silent_at(&self, silence_ms: u64) -> Option<Millis> {
+        let t = self.last_heard?;
+        let mut at = t + silence_ms + self.gap;
+        if let Some(w) = self.wanted_since {
+            at = at.min(t.max(w) + silence_ms);
+        }
+        Some(at)
+    }
+
+    /// Its newest beat asks for our beats every heartbeat.
+    pub fn wants_beats(&self) -> bool {
+        self.beat.as_ref().is_some_and(|b| b.want)
     }
 
     /// Heard from it within `silence_ms` and it heard us within `silence_ms`, both after

@@ -277,6 +277,7 @@ impl Election {
         }
         p.state = state;
         p.crashed = state == MemberState::Lost;
+        p.departed_at = Some(self.now);
         p.support_until = Millis(0);
         p.beat = None;
         let name = p.info.name.clone();
@@ -311,13 +312,14 @@ impl Election {
     }
 
     /// Until when a vote the member gave could still be binding (its promise is dated from
-    /// its last beat at the latest). A certain crash voided its votes already.
+    /// its last beat at the latest; a process that crashed for certain gave none after its
+    /// crash, but one given just before may back a master that has not heard of it yet).
     pub(super) fn votes_binding_until(&self, p: &Peer) -> Millis {
+        let keep = self.cfg.lease_ms + self.cfg.drift_ms;
         if p.crashed {
-            return Millis(0);
+            return p.departed_at.map_or(Millis(0), |t| t + keep);
         }
-        p.last_heard
-            .map_or(Millis(0), |t| t + self.cfg.lease_ms + self.cfg.drift_ms)
+        p.last_heard.map_or(Millis(0), |t| t + keep)
     }
 
     fn forget_now(&mut self, id: MemberId) {
@@ -364,7 +366,7 @@ impl Election {
     pub(super) fn detect_silence(&mut self, now: Millis) {
         let s = self.cfg.silence_ms;
         for p in self.peers.values_mut() {
-            if p.state == MemberState::Alive && p.last_heard.is_none_or(|t| t + s <= now) {
+            if p.state == MemberState::Alive && p.silent_at(s).is_none_or(|t| t <= now) {
                 p.state = MemberState::Lost;
                 p.support_until = Millis(0);
                 self.outputs.push_back(Output::Member {

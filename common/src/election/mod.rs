@@ -42,6 +42,7 @@
 //! | `effects` | (none) | the memory is persisted before anything else of a round |
 
 mod beats;
+mod cadence;
 mod candidacy;
 mod config;
 mod effects;
@@ -133,6 +134,8 @@ pub struct Election {
     seq: u64,
     sent: VecDeque<(u64, Millis)>,
     next_beat: Millis,
+    /// The quiet peer probed last (cadence.rs): the rotation goes on after it.
+    probe_after: MemberId,
     /// Votes we give and the promises behind them (votes.rs).
     votes: votes::Votes,
     /// Our candidacy and the epochs we know (candidacy.rs).
@@ -165,6 +168,7 @@ impl Election {
             seq: 0,
             sent: VecDeque::new(),
             next_beat: now,
+            probe_after: 0,
             votes: votes::Votes::default(),
             cand: candidacy::Candidacy::default(),
             lease: lease::Lease::default(),
@@ -305,6 +309,9 @@ impl Election {
         let s = self.cfg.silence_ms;
         for p in self.peers.values() {
             if p.state == MemberState::Alive {
+                if let Some(t) = p.silent_at(s) {
+                    consider(t);
+                }
                 if let Some(t) = p.last_heard {
                     consider(t + s);
                 }
@@ -324,6 +331,9 @@ impl Election {
         for p in self.peers.values() {
             if let Some(t) = p.forget_at {
                 consider(t);
+            }
+            if let Some(t) = p.departed_at {
+                consider(t + self.cfg.lease_ms + self.cfg.drift_ms);
             }
         }
         if let Some(t) = self.view.pause_look {

@@ -507,6 +507,9 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> O
     if rng.chance(0.1) {
         c.expect = n;
     }
+    if std::env::var("SIM_ALL_PAIRS").is_ok() {
+        c.quiet_pairs = false;
+    }
     let witness = if n >= 3 && rng.chance(0.3) {
         Some(rng.range(0, n as u64 - 1) as usize)
     } else {

@@ -74,6 +74,8 @@ fn beat(seq: u64, echo: u64) -> Beat {
         voting: true,
         quiet_ms: 0,
         following: None,
+        want: false,
+        gap_ms: 0,
         view: 0,
         base: 0,
     }

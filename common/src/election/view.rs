@@ -136,8 +136,10 @@ impl Election {
     }
 
     /// In the base tally: committed and still counted (a superseded entry too).
-    fn in_base(&self, p: &Peer, now: Millis) -> bool {
-        if self.fresh() {
+    /// `fresh` is [`Self::fresh`], computed once by the caller: it scans every peer, and
+    /// callers ask this of every peer in a loop.
+    fn in_base(&self, p: &Peer, now: Millis, fresh: bool) -> bool {
+        if fresh {
             self.in_view(p, now) || self.ghost(p)
         } else {
             p.committed && p.counted(self.cfg.expect)
@@ -160,6 +162,7 @@ impl Election {
     /// that replaces one never knew it, and must be able to agree with us.
     pub(super) fn digests(&self) -> (u64, u64) {
         let now = self.now;
+        let fresh = self.fresh();
         let (mut view, mut base) = (Digest::new(), Digest::new());
         let mut me_done = false;
         for p in self.peers.values() {
@@ -171,7 +174,7 @@ impl Election {
             if self.in_view(p, now) {
                 view.add(p.info.id);
             }
-            if self.in_base(p, now) && !p.superseded {
+            if self.in_base(p, now, fresh) && !p.superseded {
                 base.add(p.info.id);
             }
         }
@@ -196,10 +199,11 @@ impl Election {
 
     /// Sorted ids of the base (ourselves included), as [`Self::shown`] stores views.
     fn base_ids(&self, now: Millis) -> Vec<MemberId> {
+        let fresh = self.fresh();
         let mut ids: Vec<MemberId> = self
             .peers
             .values()
-            .filter(|p| self.in_base(p, now) && !p.superseded)
+            .filter(|p| self.in_base(p, now, fresh) && !p.superseded)
             .map(|p| p.info.id)
             .chain(std::iter::once(self.me.id))
             .collect();
@@ -245,6 +249,10 @@ impl Election {
     /// dispatch, `forget`: that incarnation votes nowhere any more) dropped, duplicates and
     /// views equal to the base removed, in a canonical order.
     fn shown_configs(&self, now: Millis) -> std::collections::BTreeSet<Vec<MemberId>> {
+        if self.view.shown.is_empty() {
+            // The settled case, on every input: no need to build the base.
+            return std::collections::BTreeSet::new();
+        }
         let base = self.base_ids(now);
         self.view
             .shown
@@ -327,10 +335,60 @@ impl Election {
         let (base, view) = self.tallies(now, me_votes, votes_for, sitting);
         base.decides()
             && view.decides()
+            && self.departures_allow(now, me_votes, votes_for, &base, &view)
             && self
                 .shown_configs(now)
                 .iter()
                 .all(|config| self.config_tally(config, me_votes, votes_for).decides())
+    }
+
+    /// Members that left the count by a certain crash or a dispatch less than a lease and a
+    /// drift ago. Their processes vote nowhere any more, but a promise one of them gave just
+    /// before it went may still back a master that has not heard of the departure yet (its
+    /// crash notice or goodbye reaches each member at its own instant). Until that promise
+    /// has surely run out, a quorum counts their seats (never voting, no exact half), unless
+    /// every member still counted backs us: then no one else can hold a quorum anywhere,
+    /// whatever the departed voted (docs/ALGORITHM.md, "Departures").
+    pub(super) fn departed_seats(&self, now: Millis) -> usize {
+        let keep = self.cfg.lease_ms + self.cfg.drift_ms;
+        self.peers
+            .values()
+            .filter(|p| {
+                !p.superseded
+                    && !p.counted(self.cfg.expect)
+                    && p.departed_at.is_some_and(|t| now < t + keep)
+            })
+            .count()
+    }
+
+    /// The departure rule ([`Self::departed_seats`]) for a tally that decides without them.
+    fn departures_allow(
+        &self,
+        now: Millis,
+        me_votes: bool,
+        votes_for: &dyn Fn(&Peer) -> bool,
+        base: &Tally,
+        view: &Tally,
+    ) -> bool {
+        let seats = self.departed_seats(now);
+        if seats == 0 {
+            return true;
+        }
+        let with_seats = |t: &Tally| Tally {
+            counted: t.counted + seats,
+            no_tie: true,
+            votes: t.votes,
+            top_in: t.top_in,
+        };
+        if with_seats(base).decides() && with_seats(view).decides() {
+            return true;
+        }
+        let fresh = self.fresh();
+        me_votes
+            && self.peers.values().all(|p| {
+                !(self.in_view(p, now) || self.in_base(p, now, fresh) || self.ghost(p))
+                    || votes_for(p)
+            })
     }
 
     /// The lease end a sitting master may not pass: the earliest instant a pending member
@@ -400,6 +458,7 @@ impl Election {
         sitting: bool,
     ) -> (Tally, Tally) {
         let expect = self.cfg.expect;
+        let fresh = self.fresh();
         let (my_view, _) = self.digests();
         let mut base = Tally {
             counted: 1,
@@ -446,7 +505,7 @@ impl Election {
                     pending_agree = false;
                 }
             }
-            if self.in_base(p, now) {
+            if self.in_base(p, now, fresh) {
                 base.counted += 1;
                 base.votes += usize::from(v && !p.superseded);
                 if p.rank().tie_order() < base_top {
@@ -458,7 +517,7 @@ impl Election {
         }
         // `--expect` pads the view only: the base grows by agreement, and padding it too
         // would keep a new cluster from ever agreeing on anything.
-        base.no_tie = unheard || (self.fresh() && !pending_agree);
+        base.no_tie = unheard || (fresh && !pending_agree);
         view.no_tie = view.counted < expect || unheard || !pending_agree;
         view.counted = view.counted.max(expect);
         (base, view)
@@ -481,6 +540,7 @@ impl Election {
     #[cfg(any(test, feature = "sim"))]
     pub(crate) fn debug_sets(&self) -> String {
         let now = self.now;
+        let fresh = self.fresh();
         let name = |p: &Peer| p.info.name.to_string();
         let view: Vec<String> = self
             .peers
@@ -491,12 +551,11 @@ impl Election {
         let base: Vec<String> = self
             .peers
             .values()
-            .filter(|p| self.in_base(p, now))
+            .filter(|p| self.in_base(p, now, fresh))
             .map(name)
             .collect();
         format!(
-            "fresh={} view {view:?} base {base:?} digests {:?}",
-            self.fresh(),
+            "fresh={fresh} view {view:?} base {base:?} digests {:?}",
             self.digests()
         )
     }
@@ -549,7 +608,7 @@ impl Election {
     }
 
     /// Whether the base differs from the view (pending members, superseded entries).
-    fn has_pending(&self, now: Millis) -> bool {
+    pub(super) fn has_pending(&self, now: Millis) -> bool {
         !self.fresh()
             && self
                 .peers

@@ -256,9 +256,17 @@ impl Harness {
             following: b
                 .bool()
                 .then(|| self.pool[usize::from(b.u8()) % self.pool.len()]),
+            want: false,
+            gap_ms: 0,
         };
         // Read last, so that the stored seeds keep decoding to the beats they were found as.
         beat.priority = i32::from(b.u8() % 3) - 1;
+        beat.want = b.bool();
+        beat.gap_ms = if b.bool() {
+            u64::MAX
+        } else {
+            u64::from(b.u8()) * 100
+        };
         beat
     }
 

@@ -7,7 +7,7 @@ use super::frame::{ReadError, length_prefixed, read_frame};
 use super::{Inner, LINK_QUEUE, NetEvent, member_addr};
 use common::codec::{self, Keyring, LinkOpener, LinkSealer, NONCE_LEN, Nonce};
 use common::types::{MemberId, MemberInfo};
-use common::wire::{Envelope, Message};
+use common::wire::{Envelope, MAX_GAP_MS, Message};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,7 +275,14 @@ async fn run_link(
         match r {
             Ok(body) => match opener.open(&body) {
                 Ok(env) => {
-                    last_read.store(inner.now_ms(), Ordering::Relaxed);
+                    // A quiet pair's probe declares the gap until the next one (docs/
+                    // ALGORITHM.md, "Cadence"): the link is not stale before that gap ends,
+                    // or every quiet link would be re-dialled every heartbeat.
+                    let quiet = match &env.msg {
+                        Message::Beat(b) => b.gap_ms.min(MAX_GAP_MS),
+                        _ => 0,
+                    };
+                    last_read.store(inner.now_ms().saturating_add(quiet), Ordering::Relaxed);
                     let len = body.len().saturating_add(4);
                     crate::metrics::METRICS.frame("in", "link", len);
                     inner.traffic.inbound(id, len);

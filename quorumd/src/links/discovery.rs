@@ -77,8 +77,25 @@ fn route_source(target: SocketAddr) -> Option<IpAddr> {
     (!ip.is_unspecified()).then_some(ip)
 }
 
-/// Sends hellos: at start, +100 ms, +300 ms, +700 ms, then every `announce`, and at once
-/// when [`Inner::announce_now`] is notified (rename).
+/// Members per `announce` period of steady-state hellos: a node linked to more waits longer
+/// between its broadcasts (see [`steady_interval`]).
+const HELLOS_PER_PERIOD: usize = 8;
+/// The longest steady-state interval, in `announce` periods.
+const MAX_STRETCH: u32 = 16;
+
+/// The steady-state hello interval of a node linked to `linked` members. Every node hears
+/// every broadcast, so hellos every `announce` from each of n nodes cost n² receptions a
+/// period; stretching the interval with the cluster keeps the total near `8n` per period
+/// (capped at 16 periods: 32 s by default) and traffic O(n). A newcomer still announces at
+/// once (its first hellos do not wait: it has no links) and the cluster dials it; a member
+/// already known is re-dialled by the transport without any hello.
+pub(crate) fn steady_interval(announce: Duration, linked: usize) -> Duration {
+    let stretch = (linked / HELLOS_PER_PERIOD).clamp(1, MAX_STRETCH as usize) as u32;
+    announce.saturating_mul(stretch)
+}
+
+/// Sends hellos: at start, +100 ms, +300 ms, +700 ms, then every [`steady_interval`], and at
+/// once when [`Inner::announce_now`] is notified (rename).
 pub(crate) async fn announce_loop(inner: Arc<Inner>) {
     let start = tokio::time::Instant::now();
     let announce = inner.cfg.announce.max(Duration::from_millis(10));
@@ -90,7 +107,10 @@ pub(crate) async fn announce_loop(inner: Arc<Inner>) {
         tokio::select! {
             _ = inner.stop.cancelled() => break,
             _ = tokio::time::sleep_until(next) => {
-                next = schedule.next().unwrap_or_else(|| tokio::time::Instant::now() + announce);
+                next = schedule.next().unwrap_or_else(|| {
+                    let linked = inner.state().linked_count();
+                    tokio::time::Instant::now() + steady_interval(announce, linked)
+                });
             }
             _ = inner.announce_now.notified() => {}
         }
@@ -147,5 +167,21 @@ pub(crate) async fn recv_loop(inner: Arc<Inner>) {
             }
             _ => tracing::debug!(%from, "datagram is not a valid hello: dropped"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_steady_hello_interval_stretches_with_the_cluster_and_is_capped() {
+        let a = Duration::from_secs(2);
+        assert_eq!(steady_interval(a, 0), a);
+        assert_eq!(steady_interval(a, 15), a);
+        assert_eq!(steady_interval(a, 16), 2 * a);
+        assert_eq!(steady_interval(a, 99), 12 * a);
+        assert_eq!(steady_interval(a, 250), 16 * a);
+        assert_eq!(steady_interval(a, usize::MAX), 16 * a);
     }
 }

@@ -131,7 +131,7 @@ impl Inner {
         self.state().begin_shutdown()
     }
 
-    fn state(&self) -> MutexGuard<'_, Table> {
+    pub(super) fn state(&self) -> MutexGuard<'_, Table> {
         lock(&self.state)
     }
 

@@ -35,7 +35,11 @@ impl Refused {
         };
         crate::metrics::METRICS.refused(reason);
         counter.fetch_add(1, Ordering::Relaxed);
-        if !e.is_auth() {
+        // Authentication failures and another protocol version are an operator's business
+        // (a wrong key file, a node of another release: a cluster must run one protocol
+        // version); plain garbage is not worth more than a debug line.
+        let version = matches!(e, OpenError::BadVersion(_));
+        if !e.is_auth() && !version {
             tracing::debug!(%from, error = %e, "{what} dropped");
             return;
         }
@@ -47,6 +51,15 @@ impl Refused {
         }
         *last = Some(now);
         drop(last);
+        if version {
+            tracing::warn!(
+                %from, error = %e,
+                "{what} refused: it comes from a node speaking another protocol version (every \
+                 node of a cluster must run the same release; further ones are logged at most \
+                 every 10 s)"
+            );
+            return;
+        }
         let s = self.snapshot(true);
         tracing::warn!(
             %from, error = %e,

@@ -179,6 +179,11 @@ impl Table {
     }
 
     /// Ids of the linked members, sorted.
+    /// How many members have a link.
+    pub(crate) fn linked_count(&self) -> usize {
+        self.links.len()
+    }
+
     pub(crate) fn linked_ids(&self) -> Vec<MemberId> {
         let mut ids: Vec<_> = self.links.keys().copied().collect();
         ids.sort_unstable();

@@ -1,0 +1,195 @@
+//! Cadence: which peers get our beat every heartbeat, and which only a probe in rotation.
+//!
+//! If every pair beats every heartbeat, a cluster of n members sends n² messages a period,
+//! and a hundred daemons on one machine cannot hold a master. In a *settled* cluster (a
+//! master followed, every member committed, equal views) a member needs every-heartbeat
+//! contact only with
+//!
+//! * the master it follows, the candidate it votes for, anyone claiming a candidacy or a
+//!   mastership (their votes and leases ride on these beats);
+//! * the next in line: the [`SUCCESSORS`] best-ranked eligible members, so that when the
+//!   master goes, its successor is already reached both ways and failover costs no extra
+//!   round trip;
+//! * anyone whose state differs from ours (no beat yet, pending, another view or base, not a
+//!   plain slave) and anyone whose newest beat asks for ours ([`crate::wire::Beat::want`]).
+//!
+//! The other pairs are *quiet*: each member sends one probe per heartbeat to the next quiet
+//! peer in rotation, so every quiet pair still meets every few seconds (a member that died on
+//! a quiet pair's far side is `lost` there only that much later; the master sees it within
+//! the silence window). The traffic of a settled cluster is then about `2·(SUCCESSORS + 1)·n`
+//! messages a period plus `2n` for the probes: O(n).
+//!
+//! Anything unsettled (no master, a candidacy, a lost lease, a pending member, a start, a
+//! pause) makes a node beat everyone and ask everyone to answer every heartbeat: the
+//! all-pairs exchange the election and the membership agreement were designed on.
+//!
+//! **Safety does not depend on any of this.** A beat not sent is a beat lost, and the
+//! election is safe under any loss (docs/ALGORITHM.md). Two things change and no more: whom
+//! we beat, and when a quiet peer goes `lost` ([`super::members::Peer::silent_at`]): after
+//! the gap it declared plus the silence window, or a silence window after we asked it to
+//! answer every heartbeat. `lost` members still count, so this moves no quorum.
+
+use super::Election;
+use super::members::Peer;
+use crate::time::Millis;
+use crate::types::{MemberId, MemberState, Rank, Role};
+use crate::wire::MAX_GAP_MS;
+
+/// How many of the best-ranked eligible members (the master usually first) every member
+/// keeps beating every heartbeat.
+pub(super) const SUCCESSORS: usize = 2;
+
+/// How we beat one peer this round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Cadence {
+    /// We want its beats every heartbeat (our own reasons).
+    pub want: bool,
+    /// The gap we declare: 0 when we beat it every heartbeat.
+    pub gap_ms: u64,
+    /// A beat goes to it this round (every heartbeat, or its turn in the probe rotation).
+    pub send: bool,
+}
+
+/// This round's plan: our own reasons to be loud to everyone, and the next in line.
+pub(super) struct Plan {
+    everyone: bool,
+    top: Vec<MemberId>,
+    /// The quiet peer whose turn it is to be probed.
+    probe: Option<MemberId>,
+    /// The gap declared to quiet peers.
+    gap_ms: u64,
+}
+
+impl Election {
+    /// Whether we are settled enough to keep quiet pairs at all.
+    fn loud_to_all(&self, now: Millis) -> bool {
+        if !self.cfg.quiet_pairs {
+            return true;
+        }
+        self.roles.role != Role::Slave
+            || self.roles.master.is_none()
+            || self.lease.is_master
+            || self.cand.current.is_some()
+            || self.votes.grant.is_none()
+            || self.lease.inquorate_since.is_some()
+            || self.dispatching
+            || self.has_pending(now)
+            || self.view.lone_probe.is_some_and(|t| now < t)
+            || self.view.pause_look.is_some_and(|t| now < t)
+            || self
+                .peers
+                .values()
+                .any(|p| self.in_view(p, now) && (!p.had_beat || p.gossiped))
+    }
+
+    /// The best-ranked eligible members that are alive here (ourselves included).
+    fn next_in_line(&self, now: Millis) -> Vec<MemberId> {
+        fn offer<'a>(best: &mut Vec<(&'a Rank, MemberId)>, r: &'a Rank, id: MemberId) {
+            let at = best.partition_point(|(b, _)| *b < r);
+            if at < SUCCESSORS {
+                best.insert(at, (r, id));
+                best.truncate(SUCCESSORS);
+            }
+        }
+        let mut best: Vec<(&Rank, MemberId)> = Vec::with_capacity(SUCCESSORS + 1);
+        if self.eligible_now(now) {
+            offer(&mut best, &self.me.rank, self.me.id);
+        }
+        for p in self.peers.values() {
+            if p.state == MemberState::Alive && p.eligible() && self.in_view(p, now) {
+                offer(&mut best, p.rank(), p.info.id);
+            }
+        }
+        best.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Our own reason to want `p`'s beats every heartbeat (not counting its wish for ours).
+    fn wants(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> bool {
+        if plan.everyone {
+            return true;
+        }
+        let id = p.info.id;
+        let Some(b) = p.beat.as_ref() else {
+            return true;
+        };
+        Some(id) == self.roles.master
+            || self.votes.grant.is_some_and(|g| g.candidate == id)
+            || plan.top.contains(&id)
+            || b.candidacy.is_some()
+            || b.master
+            || b.role != Role::Slave
+            || !p.committed
+            || p.gossiped
+            || (b.view, b.base) != digests
+    }
+
+    /// Plans a round of beats: who is next in line, whose turn it is to be probed.
+    pub(super) fn plan_round(&mut self, now: Millis, rotate: bool) -> Plan {
+        let everyone = self.loud_to_all(now);
+        let top = if everyone {
+            Vec::new()
+        } else {
+            self.next_in_line(now)
+        };
+        let mut plan = Plan {
+            everyone,
+            top,
+            probe: None,
+            gap_ms: 0,
+        };
+        if everyone {
+            return plan;
+        }
+        let digests = self.digests();
+        let quiet: Vec<MemberId> = self
+            .linked_peers()
+            .filter(|id| {
+                self.peers
+                    .get(id)
+                    .is_some_and(|p| !p.wants_beats() && !self.wants(&plan, p, digests))
+            })
+            .collect();
+        if quiet.is_empty() {
+            return plan;
+        }
+        // One probe a heartbeat: each quiet peer's turn comes every `quiet.len()` beats. The
+        // gap declared is twice that, so a lost probe or a few more quiet peers do not make
+        // it `lost` on the far side.
+        let turn = quiet.len() as u64;
+        plan.gap_ms = (2 * turn + 1).saturating_mul(self.cfg.heartbeat_ms);
+        if rotate {
+            let next = quiet
+                .iter()
+                .copied()
+                .find(|&id| id > self.probe_after)
+                .or_else(|| quiet.first().copied());
+            if let Some(id) = next {
+                self.probe_after = id;
+                plan.probe = Some(id);
+            }
+        }
+        plan
+    }
+
+    /// How we beat `p` under `plan`.
+    pub(super) fn cadence(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> Cadence {
+        let want = self.wants(plan, p, digests);
+        if want || p.wants_beats() {
+            return Cadence {
+                want,
+                gap_ms: 0,
+                send: true,
+            };
+        }
+        Cadence {
+            want: false,
+            gap_ms: plan.gap_ms,
+            send: plan.probe == Some(p.info.id),
+        }
+    }
+
+    /// Notes the cadence a peer declared in its beat.
+    pub(super) fn note_gap(p: &mut Peer, gap_ms: u64) {
+        p.gap = gap_ms.min(MAX_GAP_MS);
+    }
+}
