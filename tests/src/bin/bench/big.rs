@@ -5,7 +5,8 @@
 //! the hooks say; then an idle window measures CPU, hook runs, traffic and RSS.
 
 use super::{
-    Row, Target, cpu_over, ms_between, names, now_ns, poll, rss_mib, shuffle_pick, write_script,
+    Row, Target, cpu_ns, cpu_over, ms_between, names, now_ns, poll, rss_mib, shuffle_pick,
+    write_script,
 };
 use anyhow::{Context, Result};
 use quorum_tests::{Cluster, Node, Profile};
@@ -147,8 +148,6 @@ fn targets(count: usize) -> Targets {
 
 /// `count` nodes spawned together, then `idle_secs` of idle.
 pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
-    let id = |what: &str| format!("big{count}-{what}");
-    let tg = targets(count);
     let c = Cluster::with_profile(Profile::Default);
     let hook = NotifyLog::write(c.dir())?;
     let script = hook
@@ -164,6 +163,74 @@ pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
         .map(|name| c.spawn_on(name, c.tcp_port(), &["--notify", &script]))
         .collect();
     let spawned_ms = ms_between(t0, now_ns());
+    eprintln!("{count} nodes spawned in {spawned_ms:.0} ms");
+    let result = measure(&hook, &nodes, count, idle_secs, t0, spawned_ms, deadline);
+    if let Err(e) = &result {
+        // Keep the logs and say how far the cluster got: the error alone says little.
+        let secs = ms_between(t0, now_ns()) / 1e3;
+        let cpu: u64 = nodes.iter().filter_map(|n| cpu_ns(n.pid()).ok()).sum();
+        let state = format!(
+            "{}; all daemons used {:.0} % of a core on average since the spawn",
+            progress(&hook, &nodes, count),
+            cpu as f64 / 1e9 / secs * 100.0
+        );
+        let kept = super::keep_logs(&c, &format!("big{count}"))
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|k| format!("(keeping the logs failed: {k:#})"));
+        eprintln!(
+            "big{count} failed: {e:#}
+{state}
+logs kept in {kept}"
+        );
+        return Err(anyhow::anyhow!("{e:#}; {state}; logs kept in {kept}"));
+    }
+    result
+}
+
+/// How far a big cluster got: hook runs, latest roles by the hooks, a few nodes' status.
+fn progress(hook: &NotifyLog, nodes: &[Node], count: usize) -> String {
+    let lines = hook.lines();
+    let mut last: HashMap<&str, &Line> = HashMap::new();
+    for l in &lines {
+        last.insert(l.node.as_str(), l);
+    }
+    let mut roles: HashMap<&str, usize> = HashMap::new();
+    for l in last.values() {
+        *roles.entry(l.role.as_str()).or_default() += 1;
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    let probes: Vec<String> = shuffle_pick(&all, 3)
+        .iter()
+        .map(|n| match n.status_json() {
+            Some(s) => format!(
+                "{}: {} master {} counted {}",
+                n.name(),
+                s["role"],
+                s["master"],
+                s["quorum"]["counted"]
+            ),
+            None => format!("{}: no answer", n.name()),
+        })
+        .collect();
+    format!(
+        "{} hook runs, {} of {count} nodes ran a hook, latest roles {roles:?}; status: {}",
+        lines.len(),
+        last.len(),
+        probes.join("; ")
+    )
+}
+
+fn measure(
+    hook: &NotifyLog,
+    nodes: &[Node],
+    count: usize,
+    idle_secs: u64,
+    t0: i128,
+    spawned_ms: f64,
+    deadline: Duration,
+) -> Result<Vec<Row>> {
+    let id = |what: &str| format!("big{count}-{what}");
+    let tg = targets(count);
     let first = poll("a master hook", deadline, Duration::from_millis(20), || {
         hook.lines().into_iter().find(|l| l.role == "master")
     })?;
@@ -180,7 +247,7 @@ pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
         || {
             let (m, e, at) = hooks_agree(&hook.lines(), count)?;
             probe_rounds += 1;
-            probes_agree(&nodes, &m, e).then_some((m, e, at))
+            probes_agree(nodes, &m, e).then_some((m, e, at))
         },
     )?;
     let confirmed_ms = ms_between(t0, now_ns());
@@ -314,6 +381,5 @@ pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
     r.samples = pids.iter().filter_map(|&p| rss_mib(p).ok()).collect();
     rows.push(r);
     eprintln!("measured {count} nodes");
-    drop(nodes);
     Ok(rows)
 }
