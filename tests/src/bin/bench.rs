@@ -11,10 +11,18 @@
 //!   hook runs (one per node, nothing spurious);
 //! - `role`: whole-process latency of `quorumctl role`;
 //! - `idle`: CPU share of one core and RSS per daemon of an idle 5-node cluster;
-//! - `big`: 30 nodes on this machine: time to one master and total idle CPU;
+//! - `big`: for each size of `--big-nodes` (25,50,100 by default): time to the first master
+//!   hook and to every node's hook naming one master (confirmed by a few status probes), then
+//!   over an idle window all daemons' CPU, hook runs, messages and bytes per node per second
+//!   (the daemons' own counters) and RSS (`bench/big.rs`);
 //! - `silent` (root only, in the namespace lab): the master's host is cut off the network
 //!   silently -> another node's master hook starts, with the overlap checker over the whole
 //!   repetition (both profiles). Skipped with a message when not root.
+//! - `sigterm` (root only, namespace lab): the master's quorumd gets SIGTERM -> another node's
+//!   master hook, state on disk and on tmpfs, with a timeline of the key steps from the
+//!   daemons' debug logs (`bench/sigterm.rs`);
+//! - `keepalived` (root only, namespace lab): keepalived's VRRP under the same faults (silent
+//!   cut, SIGTERM), 1 s and 0.1 s adverts, its split brain after a cut (`bench/keepalived.rs`).
 //!
 //! Hook start times come from a hook script that appends `date +%s%N` (the realtime clock, the
 //! same clock the bench reads), so they include `sh` and `date` start-up; the bench measures
