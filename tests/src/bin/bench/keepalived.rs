@@ -192,10 +192,13 @@ struct Outcome {
     healed_ms: Option<f64>,
 }
 
-/// One notify run: (ns, host index, state).
+/// The notify runs, (ns, host index, state), sorted by their timestamps: keepalived may run
+/// two notify scripts of a host at once (a MASTER then BACKUP flip at start-up), so the order
+/// of the lines in the file is not the order of the transitions.
 fn notify_lines(path: &Path) -> Vec<(u128, usize, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+    let mut lines: Vec<(u128, usize, String)> = text
+        .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             Some((
@@ -204,7 +207,9 @@ fn notify_lines(path: &Path) -> Vec<(u128, usize, String)> {
                 (*f.get(2)?).to_owned(),
             ))
         })
-        .collect()
+        .collect();
+    lines.sort_by_key(|l| l.0);
+    lines
 }
 
 /// Each host's latest state per the notify record.
