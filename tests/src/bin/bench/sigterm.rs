@@ -61,17 +61,17 @@ fn one(profile: Profile, on: StateOn, reps: usize, log_level: &str) -> Row {
         rep += 1;
         let label = format!("{id}-rep{rep}");
         let kept = kept_dir(&label)?;
-        let shm = PathBuf::from(format!(
+        let shm = RemoveOnDrop(PathBuf::from(format!(
             "/dev/shm/quorum-bench-{}-{label}",
             std::process::id()
-        ));
+        )));
         let lab = Lab::new(names.len());
         let ck = Checker::new();
         for (host, name) in names.iter().enumerate() {
             let mut args: Vec<String> = extra.clone();
             if on == StateOn::Tmpfs {
                 // A later --state-dir wins over the checker's.
-                args.extend(["--state-dir".into(), shm.join(name).display().to_string()]);
+                args.extend(["--state-dir".into(), shm.0.join(name).display().to_string()]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             ck.start(&lab, host, name, &args);
@@ -90,7 +90,7 @@ fn one(profile: Profile, on: StateOn, reps: usize, log_level: &str) -> Row {
         std::fs::write(kept.join("breakdown.txt"), &text)?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ck.finish()));
         drop(lab);
-        let _ = std::fs::remove_dir_all(&shm);
+        drop(shm);
         if result.is_err() {
             return Err(anyhow!(
                 "overlap checker failed (see stderr); logs in {}",
@@ -117,6 +117,15 @@ fn one(profile: Profile, on: StateOn, reps: usize, log_level: &str) -> Row {
         ));
     }
     row
+}
+
+/// A directory removed when dropped (also when a repetition panics).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Copies the nodes' logs and hook records out of the checker's temp dir.
