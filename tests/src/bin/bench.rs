@@ -11,15 +11,30 @@
 //!   hook runs (one per node, nothing spurious);
 //! - `role`: whole-process latency of `quorumctl role`;
 //! - `idle`: CPU share of one core and RSS per daemon of an idle 5-node cluster;
-//! - `big`: 30 nodes on this machine: time to one master and total idle CPU;
+//! - `big`: for each size of `--big-nodes` (25,50,100 by default): time to the first master
+//!   hook and to every node's hook naming one master (confirmed by a few status probes), then
+//!   over an idle window all daemons' CPU, hook runs, messages and bytes per node per second
+//!   (the daemons' own counters) and RSS (`bench/big.rs`);
 //! - `silent` (root only, in the namespace lab): the master's host is cut off the network
 //!   silently -> another node's master hook starts, with the overlap checker over the whole
 //!   repetition (both profiles). Skipped with a message when not root.
+//! - `sigterm` (root only, namespace lab): the master's quorumd gets SIGTERM -> another node's
+//!   master hook, state on disk and on tmpfs, with a timeline of the key steps from the
+//!   daemons' debug logs (`bench/sigterm.rs`);
+//! - `keepalived` (root only, namespace lab): keepalived's VRRP under the same faults (silent
+//!   cut, SIGTERM), 1 s and 0.1 s adverts, its split brain after a cut (`bench/keepalived.rs`).
 //!
 //! Hook start times come from a hook script that appends `date +%s%N` (the realtime clock, the
 //! same clock the bench reads), so they include `sh` and `date` start-up; the bench measures
 //! that offset (`hook-offset` row) so the reader can subtract it. Every wait has a deadline and
 //! every daemon is SIGKILLed when its [`Node`] is dropped, even when a scenario fails.
+
+#[path = "bench/big.rs"]
+mod big;
+#[path = "bench/keepalived.rs"]
+mod keepalived;
+#[path = "bench/sigterm.rs"]
+mod sigterm;
 
 use anyhow::{Context, Result, anyhow, bail};
 use quorum_tests::{Cluster, Node, Profile, quorumctl_bin};
@@ -35,11 +50,26 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Scenario names accepted by `--only`.
-const SCENARIOS: [&str; 7] = ["kill", "dispatch", "cold", "role", "idle", "big", "silent"];
+const SCENARIOS: [&str; 9] = [
+    "kill",
+    "dispatch",
+    "cold",
+    "role",
+    "idle",
+    "big",
+    "silent",
+    "sigterm",
+    "keepalived",
+];
 
 const USAGE: &str = "usage: bench [--reps N] [--json] [--json-file PATH] \
-                     [--only kill,dispatch,cold,role,idle,big,silent] [--role-runs N] [--idle-secs S] \
-                     [--big-nodes N] [--big-idle-secs S]";
+                     [--only kill,dispatch,cold,role,idle,big,silent,sigterm,keepalived] \
+                     [--role-runs N] [--idle-secs S] [--big-nodes N,N,...] [--big-idle-secs S] \
+                     [--lab-reps N] [--sigterm-log-level LEVEL] [--ka-hold-secs S]\n\
+                     defaults: --reps 10 --role-runs 200 --idle-secs 10 --big-nodes 25,50,100 \
+                     --big-idle-secs 60 --lab-reps 5 --sigterm-log-level debug --ka-hold-secs 3\n\
+                     silent, sigterm and keepalived need root (namespace lab); keepalived also \
+                     needs the keepalived binary (scripts/bench.sh installs it)";
 
 /// Command-line options.
 struct Opts {
@@ -50,8 +80,15 @@ struct Opts {
     only: Vec<String>,
     role_runs: usize,
     idle_secs: u64,
-    big_nodes: usize,
+    /// Cluster sizes of the `big` rows, in order.
+    big_nodes: Vec<usize>,
     big_idle_secs: u64,
+    /// Repetitions of the namespace-lab rows (silent, sigterm, keepalived): each builds a lab.
+    lab_reps: usize,
+    /// `--log-level` of the daemons of the sigterm rows (their logs give the time breakdown).
+    sigterm_log_level: String,
+    /// How long keepalived's two masters are left split before the lab heals.
+    ka_hold_secs: f64,
 }
 
 impl Opts {
@@ -63,8 +100,11 @@ impl Opts {
             only: SCENARIOS.iter().map(|s| (*s).to_owned()).collect(),
             role_runs: 200,
             idle_secs: 10,
-            big_nodes: 30,
-            big_idle_secs: 20,
+            big_nodes: vec![25, 50, 100],
+            big_idle_secs: 60,
+            lab_reps: 5,
+            sigterm_log_level: "debug".to_owned(),
+            ka_hold_secs: 3.0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -78,7 +118,18 @@ impl Opts {
                 "--reps" => o.reps = parse_num(&value("--reps")?, "--reps")?,
                 "--role-runs" => o.role_runs = parse_num(&value("--role-runs")?, "--role-runs")?,
                 "--idle-secs" => o.idle_secs = parse_num(&value("--idle-secs")?, "--idle-secs")?,
-                "--big-nodes" => o.big_nodes = parse_num(&value("--big-nodes")?, "--big-nodes")?,
+                "--big-nodes" => {
+                    o.big_nodes = value("--big-nodes")?
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(|x| parse_num(x, "--big-nodes"))
+                        .collect::<Result<_>>()?
+                }
+                "--lab-reps" => o.lab_reps = parse_num(&value("--lab-reps")?, "--lab-reps")?,
+                "--sigterm-log-level" => o.sigterm_log_level = value("--sigterm-log-level")?,
+                "--ka-hold-secs" => {
+                    o.ka_hold_secs = parse_num(&value("--ka-hold-secs")?, "--ka-hold-secs")?
+                }
                 "--big-idle-secs" => {
                     o.big_idle_secs = parse_num(&value("--big-idle-secs")?, "--big-idle-secs")?
                 }
@@ -96,8 +147,14 @@ impl Opts {
                 other => bail!("unknown argument {other:?}\n{USAGE}"),
             }
         }
-        if o.reps == 0 || o.role_runs == 0 {
-            bail!("--reps and --role-runs must be at least 1");
+        if o.reps == 0 || o.role_runs == 0 || o.lab_reps == 0 {
+            bail!("--reps, --role-runs and --lab-reps must be at least 1");
+        }
+        if o.big_nodes.iter().any(|&n| n < 3) {
+            bail!("--big-nodes: every size must be at least 3");
+        }
+        if !(o.ka_hold_secs > 0.0 && o.ka_hold_secs <= 60.0) {
+            bail!("--ka-hold-secs must be in (0, 60]");
         }
         Ok(o)
     }
@@ -746,70 +803,53 @@ fn role_and_idle(opts: &Opts) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// `count` nodes (default profile) on this machine: time to one master, idle CPU of all.
-fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
-    let c = Cluster::with_profile(Profile::Default);
-    let hook = TsHook::write(c.dir())?;
-    let args = hook.args()?;
-    let t0 = now_ns();
-    let nodes = spawn_all(&c, count, &args);
-    // Wait for the hooks first (cheap to poll), then confirm with every node's status.
-    let master_line = poll(
-        "a master hook",
-        Duration::from_secs(30),
-        Duration::from_millis(5),
-        || hook.lines().into_iter().find(|l| l.role == "master"),
-    )?;
-    eprintln!(
-        "{count} nodes: {} hooked master after {:.0} ms",
-        master_line.node,
-        ms_between(t0, master_line.ns)
-    );
-    let master = poll(
-        &format!("all {count} report one master"),
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        || common_master(&nodes, false),
-    )?;
-    let confirmed = ms_between(t0, now_ns());
-    let mut first = Row::new(
-        "big-master",
-        &format!("{count} spawned together -> master's hook starts"),
-        "ms",
-        Target::AtMost(5000.0),
-        "<= 5 s (for 100)",
-    );
-    first.samples = vec![ms_between(t0, master_line.ns)];
-    let mut all = Row::new(
-        "big-all",
-        &format!("{count} spawned together -> all report {master} (polled)"),
-        "ms",
-        Target::AtMost(5000.0),
-        "<= 5 s (for 100)",
-    );
-    all.samples = vec![confirmed];
-    std::thread::sleep(Duration::from_secs(1));
-    let runs_before = hook.lines().len();
-    let pids: Vec<u32> = nodes.iter().map(Node::pid).collect();
-    let (_, ns) = cpu_over(&pids, Duration::from_secs(idle_secs))?;
-    let mut cpu = Row::new(
-        "big-cpu",
-        &format!("{count} idle daemons together, % of a core over {idle_secs} s"),
-        "%",
-        Target::AtMost(100.0),
-        "<= 100 % (for 100)",
-    );
-    cpu.samples = vec![ns.iter().sum()];
-    let mut quiet = Row::new(
-        "big-hooks",
-        &format!("hook runs during the {idle_secs} s idle window (false failovers)"),
-        "runs",
-        Target::Exactly(0.0),
-        "0",
-    );
-    quiet.samples = vec![(hook.lines().len() - runs_before) as f64];
-    eprintln!("measured {count} nodes");
-    Ok(vec![first, all, cpu, quiet])
+/// Raises the soft limit of open files to the hard limit (250 daemons and their `quorumctl`
+/// probes and hook pipes are children of this process; they inherit the raised limit).
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit(2) on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                eprintln!("could not raise RLIMIT_NOFILE to {}", lim.rlim_max);
+            }
+        }
+    }
+}
+
+/// Writes an executable (0755) script.
+fn write_script(path: &Path, body: &str) -> Result<()> {
+    std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod 755 {}", path.display()))
+}
+
+/// Up to `k` distinct elements of `from` in random order (xorshift seeded by the clock; the
+/// bench needs spread, not cryptographic randomness).
+fn shuffle_pick<T: Copy>(from: &[T], k: usize) -> Vec<T> {
+    let mut v = from.to_vec();
+    let mut x = (now_ns() as u64) | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v.truncate(k);
+    v
+}
+
+/// The directory that keeps logs of this bench run: `/tmp/quorum-bench-<pid>/<label>`.
+fn kept_dir(label: &str) -> Result<PathBuf> {
+    let dest = std::env::temp_dir()
+        .join(format!("quorum-bench-{}", std::process::id()))
+        .join(label);
+    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    Ok(dest)
 }
 
 /// Runs a scenario that yields several rows; a failure becomes one failed row.
@@ -881,6 +921,7 @@ fn machine() -> Value {
 
 fn main() -> Result<()> {
     let opts = Opts::parse()?;
+    raise_nofile();
     let started = Instant::now();
     let mut rows = vec![hook_offset(opts.reps.max(20))?];
     for profile in [Profile::Default, Profile::Fast] {
@@ -902,7 +943,7 @@ fn main() -> Result<()> {
         && !quorum_tests::skip_unless_root("the silent-loss rows (namespace lab)")
     {
         for profile in [Profile::Default, Profile::Fast] {
-            rows.push(silent(profile, opts.reps.min(5)));
+            rows.push(silent(profile, opts.lab_reps));
         }
     }
     if opts.wants("role") || opts.wants("idle") {
@@ -910,10 +951,29 @@ fn main() -> Result<()> {
             role_and_idle(&opts)
         }));
     }
-    if opts.wants("big") && opts.big_nodes > 0 {
-        rows.extend(guarded("big", "many nodes on one machine", || {
-            big(opts.big_nodes, opts.big_idle_secs)
-        }));
+    if opts.wants("sigterm") && !quorum_tests::skip_unless_root("the sigterm rows (namespace lab)")
+    {
+        for profile in [Profile::Default, Profile::Fast] {
+            rows.extend(sigterm::sigterm(
+                profile,
+                opts.lab_reps,
+                &opts.sigterm_log_level,
+            ));
+        }
+    }
+    if opts.wants("keepalived")
+        && !quorum_tests::skip_unless_root("the keepalived rows (namespace lab)")
+    {
+        rows.extend(keepalived::rows(opts.lab_reps, opts.ka_hold_secs));
+    }
+    if opts.wants("big") {
+        for &count in &opts.big_nodes {
+            rows.extend(guarded(
+                &format!("big{count}"),
+                &format!("{count} nodes on one machine"),
+                || big::big(count, opts.big_idle_secs),
+            ));
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     let doc = json!({

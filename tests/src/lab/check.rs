@@ -96,6 +96,12 @@ impl Checker {
         }
     }
 
+    /// The temp dir holding the nodes' logs (`<label>.log`), hook records (`<label>.hooks`),
+    /// sockets and state; removed when the checker is dropped.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Records a test event (a fault, a heal) in the timeline.
     pub fn note(&self, what: &str) {
         self.push("lab", Ev::Note(what.to_owned()));
