@@ -222,6 +222,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         held: false,
         checks,
         inquorate_why: String::new(),
+        inquorate_logged: None,
         rates: crate::links::Rates::default(),
         lease_ms: settings.timers.lease_ms,
     };
@@ -530,6 +531,9 @@ struct Driver {
     checks: Vec<CheckState>,
     /// Why this node is inquorate, as last logged (empty when it is not).
     inquorate_why: String,
+    /// When the explanation above was last logged: while members join by the dozen it
+    /// changes at every join, and one warning a second is enough.
+    inquorate_logged: Option<Instant>,
     /// Per-member traffic rates for the status.
     rates: crate::links::Rates,
     /// The master lease: a member not heard within it does not count as reachable in logs.
@@ -645,12 +649,17 @@ impl Driver {
             self.notify_status(&status);
             if status.role == Role::Inquorate {
                 let why = crate::explain::inquorate(&status, self.lease_ms);
-                if why != self.inquorate_why {
+                let due = self
+                    .inquorate_logged
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if why != self.inquorate_why && due {
                     warn!(why = %why, "inquorate: no majority of the counted members reachable");
                     self.inquorate_why = why;
+                    self.inquorate_logged = Some(Instant::now());
                 }
             } else {
                 self.inquorate_why.clear();
+                self.inquorate_logged = None;
             }
             self.status.send_modify(|s| {
                 s.status = status;
