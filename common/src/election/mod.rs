@@ -530,12 +530,20 @@ impl Election {
         if binding_until > now {
             return Err(ControlError::new(
                 ErrorKind::Conflict,
-                format!(
-                    "{name:?} was heard {} ms ago: a vote it gave may still back a master \
-                     elsewhere; retry in {} ms",
-                    p.last_heard.map_or(0, |t| now.since(t)),
-                    binding_until.since(now)
-                ),
+                match p.departed_at.filter(|_| p.crashed) {
+                    Some(t) => format!(
+                        "{name:?} crashed {} ms ago: a vote it gave just before may still back \
+                         a master elsewhere; retry in {} ms",
+                        now.since(t),
+                        binding_until.since(now)
+                    ),
+                    None => format!(
+                        "{name:?} was heard {} ms ago: a vote it gave may still back a master \
+                         elsewhere; retry in {} ms",
+                        p.last_heard.map_or(0, |t| now.since(t)),
+                        binding_until.since(now)
+                    ),
+                },
             ));
         }
         let id = p.info.id;
