@@ -48,7 +48,7 @@ impl Election {
         if was_master && !self.lease.is_master && self.cand.current.is_some() {
             // The votes ran out: we could not renew a quorum. Drop the candidacy (voters are
             // released by it) and stay inquorate until contacts are fresh again.
-            debug!("lease expired; stepping down");
+            debug!(tallies = %self.debug_tallies(now), "lease expired; stepping down");
             #[cfg(test)]
             if std::env::var("SIM_DEBUG").is_ok() {
                 eprintln!(
@@ -81,8 +81,9 @@ impl Election {
     /// [`Self::lease_end`]; `sitting`: with a sitting master's relaxed exact half
     /// ([`Self::joint_quorum_for`]).
     fn lease_end_for(&self, now: Millis, sitting: bool) -> Millis {
-        let holds_after =
-            |t: Millis| self.joint_quorum_for(now, true, &|p: &Peer| p.support_until > t, sitting);
+        let holds_after = |t: Millis| {
+            self.joint_quorum_for(now, true, &|p: &Peer| p.support_until > t, sitting, true)
+        };
         if !holds_after(now) {
             return now;
         }

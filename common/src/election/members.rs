@@ -47,6 +47,9 @@ pub(crate) struct Peer {
     /// When it left the count for good (a certain crash or a dispatch, as we learned it): for
     /// a lease and a drift its seat still counts (view.rs, `departed_seats`).
     pub departed_at: Option<Millis>,
+    /// Its vote for our candidacy was still valid (on our clock) when it departed: it died
+    /// promised to us, so no other candidate can hold its seat (view.rs, `departures_allow`).
+    pub departed_backing: bool,
     /// When it left (dispatched): it is removed from the table `reap_dispatched_ms` later.
     pub left_at: Option<Millis>,
     /// A `forget` that arrived while its last vote could still be binding somewhere: it
@@ -79,6 +82,7 @@ impl Peer {
             quiet_until: Millis(0),
             gossiped: false,
             departed_at: None,
+            departed_backing: false,
             left_at: None,
             forget_at: None,
             gap: 0,

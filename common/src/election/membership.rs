@@ -277,7 +277,14 @@ impl Election {
         }
         p.state = state;
         p.crashed = state == MemberState::Lost;
-        p.departed_at = Some(self.now);
+        // A member still in its quiet period (its beats said it cannot vote before then)
+        // never promised anything in this life: its seat binds nothing and goes at once (a
+        // count one seat smaller still meets every quorum of the larger one; docs/ALGORITHM.md,
+        // "Departures").
+        p.departed_at = (p.quiet_until <= self.now).then_some(self.now);
+        // Our view of its vote ends before its promise does (a vote is a promise): if the
+        // view still runs now, it died promised to our candidacy and to nobody else.
+        p.departed_backing = p.support_until > self.now;
         p.support_until = Millis(0);
         p.beat = None;
         let name = p.info.name.clone();

@@ -1241,3 +1241,85 @@ fn a_voter_of_the_old_master_crashing_right_after_a_heal_never_makes_two_masters
         }
     }
 }
+
+#[test]
+fn a_master_whose_voter_crashed_keeps_its_lease_when_another_voter_is_late() {
+    // a is master of {a, b, c, d}; c crashes (certainly) and, right after, d's beats stop
+    // reaching a for longer than a lease. c died promised to a, so its seat is a's: a still
+    // holds three of four seats with b and keeps its mastership (the same epoch).
+    for seed in 0..10u64 {
+        for delay in [0u64, 20, 150, 300] {
+            let mut sim = Sim::new(seed, NetConfig::default(), Strategy::Age);
+            for n in ["a", "b", "c", "d"] {
+                sim.add(n, cfg(), NodeOpts::default());
+            }
+            for i in 0..4 {
+                sim.start(i);
+                sim.run_for(5);
+            }
+            assert_eq!(sim.settle(5_000).as_deref(), Some("a"));
+            sim.run_for(1_000);
+            let before = sim.masterships().len();
+            sim.kill(2);
+            sim.run_for(delay);
+            sim.block_one_way(3, 0);
+            sim.run_for(700);
+            sim.heal();
+            sim.run_for(2_000);
+            sim.assert_ok(&format!("seed {seed}, block {delay} ms after the crash"));
+            assert!(
+                sim.is_master(0),
+                "seed {seed}, delay {delay}: a lost the role"
+            );
+            assert_eq!(
+                sim.masterships().len(),
+                before,
+                "seed {seed}, delay {delay}: a new mastership began: {:?}",
+                sim.masterships()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_voter_crashing_right_after_the_election_does_not_end_the_mastership() {
+    // a wins {a, b, c, d} while c and d may not vote yet, their first votes are in flight or
+    // d is still pending, and c is killed moments later: c's seat still counts (the departure rule) but gave no
+    // promise to anyone else, d cannot vote for anyone before its quiet period ends, so a
+    // keeps the mastership it has (one mastership, no second epoch).
+    let mut bad = Vec::new();
+    for (seed, gap) in (0..10u64).flat_map(|s| [10u64, 25, 40, 55].map(|g| (s, g))) {
+        for delay in [0u64, 2, 5, 10, 20, 30, 40, 60, 80, 100, 150] {
+            // A loaded host: beats take up to 15 ms.
+            let net = NetConfig {
+                latency: (1, 1 + seed % 3 * 7),
+                ..NetConfig::default()
+            };
+            let mut sim = Sim::new(seed, net, Strategy::Age);
+            for n in ["a", "b", "c", "d"] {
+                sim.add(n, Config::fast(), NodeOpts::default());
+            }
+            for i in 0..4 {
+                sim.start(i);
+                sim.run_for(gap);
+            }
+            let deadline = sim.now + 5_000;
+            while !sim.is_master(0) && sim.now < deadline {
+                sim.run_for(1);
+            }
+            assert!(sim.is_master(0), "seed {seed}: a never became master");
+            sim.run_for(delay);
+            let before = sim.masterships().len();
+            sim.kill(2);
+            sim.run_for(1_000);
+            sim.assert_ok(&format!("seed {seed}, kill {delay} ms after the election"));
+            if sim.masterships().len() != before || !sim.is_master(0) {
+                bad.push((seed, gap, delay));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "mastership changed after (seed, start gap, kill delay) {bad:?}"
+    );
+}

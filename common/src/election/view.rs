@@ -81,12 +81,13 @@ pub(super) struct ViewState {
 /// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
 pub(super) const MAX_SHOWN: usize = 32;
 
-/// One count to win in: its size, whether the exact-half win is ruled out, the votes, and
-/// whether the best-ranked member is among them.
+/// One count to win in: its size, whether the exact-half win is ruled out, the votes, the
+/// best-ranked member and whether it is among them.
 struct Tally {
     counted: usize,
     no_tie: bool,
     votes: usize,
+    top: MemberId,
     top_in: bool,
 }
 
@@ -195,6 +196,26 @@ impl Election {
             base.add(MemberId::MAX);
         }
         (view.finish(), base.finish())
+    }
+
+    /// The digest of our view with the departed seats ([`Self::departed_seats`]) in it: the
+    /// view a member shows that has not heard of the departures yet.
+    fn view_with_seats_digest(&self, now: Millis) -> u64 {
+        let mut d = Digest::new();
+        let mut me_done = false;
+        for p in self.peers.values() {
+            if !me_done && self.me.id < p.info.id {
+                d.add(self.me.id);
+                me_done = true;
+            }
+            if self.in_view(p, now) || self.departed_seat(p, now) {
+                d.add(p.info.id);
+            }
+        }
+        if !me_done {
+            d.add(self.me.id);
+        }
+        d.finish()
     }
 
     /// Sorted ids of the base (ourselves included), as [`Self::shown`] stores views.
@@ -319,23 +340,26 @@ impl Election {
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
     ) -> bool {
-        self.joint_quorum_for(now, me_votes, votes_for, false)
+        self.joint_quorum_for(now, me_votes, votes_for, false, false)
     }
 
     /// [`Self::joint_quorum`]; `sitting`: for the lease of a sitting master, whose end is
     /// capped by [`Self::quiet_cap`]: a pending member that cannot vote yet does not spoil
-    /// the exact half (module docs).
+    /// the exact half (module docs). `own_lease`: the tally is of our own candidacy's votes,
+    /// so the seats of members that died promised to us count as ours
+    /// ([`Self::departures_allow`]).
     pub(super) fn joint_quorum_for(
         &self,
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
         sitting: bool,
+        own_lease: bool,
     ) -> bool {
         let (base, view) = self.tallies(now, me_votes, votes_for, sitting);
         base.decides()
             && view.decides()
-            && self.departures_allow(now, me_votes, votes_for, &base, &view)
+            && self.departures_allow(now, me_votes, votes_for, &base, &view, sitting, own_lease)
             && self
                 .shown_configs(now)
                 .iter()
@@ -346,22 +370,30 @@ impl Election {
     /// drift ago. Their processes vote nowhere any more, but a promise one of them gave just
     /// before it went may still back a master that has not heard of the departure yet (its
     /// crash notice or goodbye reaches each member at its own instant). Until that promise
-    /// has surely run out, a quorum counts their seats (never voting, no exact half), unless
-    /// every member still counted backs us: then no one else can hold a quorum anywhere,
-    /// whatever the departed voted (docs/ALGORITHM.md, "Departures").
-    pub(super) fn departed_seats(&self, now: Millis) -> usize {
-        let keep = self.cfg.lease_ms + self.cfg.drift_ms;
+    /// has surely run out, a quorum counts their seats (never voting, except for us when
+    /// they died promised to us), unless every member still counted backs us: then no one
+    /// else can hold a quorum anywhere, whatever the departed voted (docs/ALGORITHM.md,
+    /// "Departures"). A member that departed in its quiet period has no seat (`member_gone`).
+    pub(super) fn departed_seats(&self, now: Millis) -> impl Iterator<Item = &Peer> {
         self.peers
             .values()
-            .filter(|p| {
-                !p.superseded
-                    && !p.counted(self.cfg.expect)
-                    && p.departed_at.is_some_and(|t| now < t + keep)
-            })
-            .count()
+            .filter(move |p| self.departed_seat(p, now))
+    }
+
+    fn departed_seat(&self, p: &Peer, now: Millis) -> bool {
+        let keep = self.cfg.lease_ms + self.cfg.drift_ms;
+        !p.superseded
+            && !p.counted(self.cfg.expect)
+            && p.departed_at.is_some_and(|t| now < t + keep)
     }
 
     /// The departure rule ([`Self::departed_seats`]) for a tally that decides without them.
+    ///
+    /// In the tally of our own lease (`own_lease`), the seat of a member that died promised
+    /// to us (`departed_backing`) votes for us: its promise to us was still running when it
+    /// died, so it gave none to anyone else that could still run, and no other candidate can
+    /// count it. Without this a master whose voter crashed would need every survivor's
+    /// renewal on time for a lease and a drift (one late beat would end a settled mastership).
     fn departures_allow(
         &self,
         now: Millis,
@@ -369,39 +401,85 @@ impl Election {
         votes_for: &dyn Fn(&Peer) -> bool,
         base: &Tally,
         view: &Tally,
+        sitting: bool,
+        own_lease: bool,
     ) -> bool {
-        let seats = self.departed_seats(now);
-        if seats == 0 {
-            return true;
+        let (mut seats, mut backing) = (0, 0);
+        let mut best = None;
+        for p in self.departed_seats(now) {
+            let backs = own_lease && p.departed_backing;
+            seats += 1;
+            backing += usize::from(backs);
+            let rank = p.rank().tie_order();
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, backs));
+            }
         }
+        let Some((best, best_backs)) = best else {
+            return true;
+        };
+        // The seats stand where the departed stood in the count: the exact half goes to the
+        // best-ranked seat, counted or departed (a departed top backs only the candidate it
+        // died promised to).
+        let rank_of = |id: MemberId| {
+            if id == self.me.id {
+                Some(self.me.rank.tie_order())
+            } else {
+                self.peers.get(&id).map(|p| p.rank().tie_order())
+            }
+        };
         let with_seats = |t: &Tally| Tally {
             counted: t.counted + seats,
-            no_tie: true,
-            votes: t.votes,
-            top_in: t.top_in,
+            no_tie: t.no_tie,
+            votes: t.votes + backing,
+            top: t.top,
+            top_in: if rank_of(t.top).is_none_or(|top| best < top) {
+                best_backs
+            } else {
+                t.top_in
+            },
         };
         if with_seats(base).decides() && with_seats(view).decides() {
             return true;
         }
+        // Where the seats stand, a pending member still showing our view from before the
+        // departures counts exactly these seats: it agrees with this count (its next beats
+        // will show our new view, but the lease must not lapse in between).
+        let (base2, view2) = self.tallies_agreeing(
+            now,
+            me_votes,
+            votes_for,
+            sitting,
+            Some(self.view_with_seats_digest(now)),
+        );
+        if with_seats(&base2).decides() && with_seats(&view2).decides() {
+            return true;
+        }
+        // For a sitting master, a member that cannot vote yet backs no one else either
+        // until its quiet period ends, and the lease is capped there (`quiet_cap`).
         let fresh = self.fresh();
         me_votes
             && self.peers.values().all(|p| {
                 !(self.in_view(p, now) || self.in_base(p, now, fresh) || self.ghost(p))
                     || votes_for(p)
+                    || (sitting && p.quiet_until > now)
             })
     }
 
     /// The lease end a sitting master may not pass: the earliest instant a pending member
     /// that does not show our view may start voting (module docs).
+    /// While departed seats count, also the end of every counted member's quiet period: the
+    /// departure rule lets a member that cannot vote yet stand in for a vote until then
+    /// ([`Self::departures_allow`]).
     pub(super) fn quiet_cap(&self, now: Millis) -> Millis {
         let (my_view, _) = self.digests();
+        let departures = self.departed_seats(now).next().is_some();
         self.peers
             .values()
             .filter(|p| {
                 self.in_view(p, now)
-                    && !p.committed
-                    && p.view() != Some(my_view)
                     && p.quiet_until > now
+                    && (departures || (!p.committed && p.view() != Some(my_view)))
             })
             .map(|p| p.quiet_until)
             .min()
@@ -421,6 +499,7 @@ impl Election {
             counted: 0,
             no_tie: false,
             votes: 0,
+            top: self.me.id,
             top_in: false,
         };
         let mut top = None;
@@ -444,6 +523,7 @@ impl Election {
             t.votes += usize::from(votes);
             if top.is_none_or(|best| rank < best) {
                 top = Some(rank);
+                t.top = id;
                 t.top_in = votes;
             }
         }
@@ -457,6 +537,18 @@ impl Election {
         votes_for: &dyn Fn(&Peer) -> bool,
         sitting: bool,
     ) -> (Tally, Tally) {
+        self.tallies_agreeing(now, me_votes, votes_for, sitting, None)
+    }
+
+    /// [`Self::tallies`]; a pending member that shows `also` (a view digest) agrees too.
+    fn tallies_agreeing(
+        &self,
+        now: Millis,
+        me_votes: bool,
+        votes_for: &dyn Fn(&Peer) -> bool,
+        sitting: bool,
+        also: Option<u64>,
+    ) -> (Tally, Tally) {
         let expect = self.cfg.expect;
         let fresh = self.fresh();
         let (my_view, _) = self.digests();
@@ -464,12 +556,14 @@ impl Election {
             counted: 1,
             no_tie: false,
             votes: usize::from(me_votes),
+            top: self.me.id,
             top_in: me_votes,
         };
         let mut view = Tally {
             counted: 1,
             no_tie: false,
             votes: usize::from(me_votes),
+            top: self.me.id,
             top_in: me_votes,
         };
         let (mut base_top, mut view_top) = (self.me.rank.tie_order(), self.me.rank.tie_order());
@@ -481,6 +575,7 @@ impl Election {
                 view.counted += 1;
                 if p.rank().tie_order() < view_top {
                     view_top = p.rank().tie_order();
+                    view.top = p.info.id;
                     view.top_in = false;
                 }
             }
@@ -489,6 +584,7 @@ impl Election {
                 view.votes += usize::from(v);
                 if p.rank().tie_order() < view_top {
                     view_top = p.rank().tie_order();
+                    view.top = p.info.id;
                     view.top_in = v;
                 }
                 unheard |= p.last_heard.is_none();
@@ -499,7 +595,9 @@ impl Election {
                 // For a sitting master: one that shows our view agrees even before it may
                 // vote, and one that cannot vote yet cannot help anyone win elsewhere before
                 // its quiet period ends (the lease is capped there).
-                let agrees = p.view() == Some(my_view) && (voting || sitting);
+                let agrees = (p.view() == Some(my_view)
+                    || (p.view().is_some() && p.view() == also))
+                    && (voting || sitting);
                 let quiet = sitting && p.quiet_until > now;
                 if !p.committed && !agrees && !quiet {
                     pending_agree = false;
@@ -510,6 +608,7 @@ impl Election {
                 base.votes += usize::from(v && !p.superseded);
                 if p.rank().tie_order() < base_top {
                     base_top = p.rank().tie_order();
+                    base.top = p.info.id;
                     base.top_in = v && !p.superseded;
                 }
                 unheard |= p.last_heard.is_none();
@@ -536,8 +635,7 @@ impl Election {
         (view.counted, view.no_tie, best.1)
     }
 
-    /// "view [..] base [..]" by name, for the simulator's failure dumps.
-    #[cfg(any(test, feature = "sim"))]
+    /// "view [..] base [..]" by name, for the simulator's failure dumps and debug logs.
     pub(crate) fn debug_sets(&self) -> String {
         let now = self.now;
         let fresh = self.fresh();
@@ -560,8 +658,8 @@ impl Election {
         )
     }
 
-    /// The tallies of the lease, for the simulator's failure dumps.
-    #[cfg(test)]
+    /// The tallies of the lease, for the simulator's failure dumps and the debug log of a
+    /// step-down.
     pub(crate) fn debug_tallies(&self, now: Millis) -> String {
         let f = |p: &Peer| p.support_until > now;
         let (b, v) = self.tallies(now, true, &f, true);
@@ -593,8 +691,12 @@ impl Election {
                 )
             })
             .collect();
+        let departed: Vec<String> = self
+            .departed_seats(now)
+            .map(|p| format!("{} backing {}", p.info.name, p.departed_backing))
+            .collect();
         format!(
-            "(sitting) base {}/{} top {} no_tie {} | view {}/{} top {} no_tie {} | shown {shown:?} | {} | {peers:?}",
+            "(sitting) base {}/{} top {} no_tie {} | view {}/{} top {} no_tie {} | shown {shown:?} | departed {departed:?} | {} | {peers:?}",
             b.votes,
             b.counted,
             b.top_in,
