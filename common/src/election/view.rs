@@ -359,7 +359,7 @@ impl Election {
         let (base, view) = self.tallies(now, me_votes, votes_for, sitting);
         base.decides()
             && view.decides()
-            && self.departures_allow(now, me_votes, votes_for, &base, &view, sitting, own_lease)
+            && self.departures_allow(now, me_votes, votes_for, (&base, &view), sitting, own_lease)
             && self
                 .shown_configs(now)
                 .iter()
@@ -399,8 +399,7 @@ impl Election {
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
-        base: &Tally,
-        view: &Tally,
+        (base, view): (&Tally, &Tally),
         sitting: bool,
         own_lease: bool,
     ) -> bool {
