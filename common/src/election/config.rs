@@ -49,10 +49,8 @@ pub struct Config {
     pub version: String,
     /// Quiet pairs in a settled cluster (`cadence.rs`): members beat every heartbeat only the
     /// master, the next in line and whoever asks, and probe the others in rotation, so the
-    /// traffic grows with n, not n². `false` (the default in this release): every pair beats
-    /// every heartbeat. Off by default until its cost under churn is fixed: in the simulator's
-    /// 100-node fault run a silent crash seen late on quiet pairs set off a storm of hellos
-    /// (docs/ALGORITHM.md, "Cadence").
+    /// traffic grows with n, not n² (the default). `false`: every pair beats every heartbeat,
+    /// as the first releases did (docs/ALGORITHM.md, "Cadence").
     pub quiet_pairs: bool,
 }
 
@@ -74,7 +72,7 @@ impl Default for Config {
             startup_ms: 650,
             reap_dispatched_ms: REAP_DISPATCHED_MS,
             version: String::new(),
-            quiet_pairs: false,
+            quiet_pairs: true,
         }
     }
 }

@@ -372,8 +372,15 @@ impl Election {
 
     pub(super) fn detect_silence(&mut self, now: Millis) {
         let s = self.cfg.silence_ms;
+        let silent =
+            |p: &Peer| p.state == MemberState::Alive && p.silent_at(s).is_none_or(|t| t <= now);
+        // Runs on every input: borrow the table mutably (which drops the cached digests,
+        // tracked.rs) only when someone did go silent.
+        if !self.peers.values().any(silent) {
+            return;
+        }
         for p in self.peers.values_mut() {
-            if p.state == MemberState::Alive && p.silent_at(s).is_none_or(|t| t <= now) {
+            if silent(p) {
                 p.state = MemberState::Lost;
                 p.support_until = Millis(0);
                 self.outputs.push_back(Output::Member {

@@ -52,6 +52,7 @@ mod members;
 mod membership;
 pub mod quorum;
 mod roles;
+mod tracked;
 mod view;
 mod votes;
 
@@ -128,7 +129,7 @@ pub struct Election {
     cfg: Config,
     me: MemberInfo,
     started: Millis,
-    peers: BTreeMap<MemberId, Peer>,
+    peers: tracked::Tracked<BTreeMap<MemberId, Peer>>,
     refused: BTreeSet<MemberId>,
     /// Our beat counter and when each recent beat was sent.
     seq: u64,
@@ -145,7 +146,9 @@ pub struct Election {
     /// The role we report and the master we follow (roles.rs).
     roles: roles::Roles,
     /// Agreement on who counts, refusals, the lone node's extra look (view.rs).
-    view: view::ViewState,
+    view: tracked::Tracked<view::ViewState>,
+    /// The digests ([`Election::digests`]) for (now, peers and view generations).
+    digest_cache: std::cell::Cell<Option<((Millis, u64, u64), (u64, u64))>>,
     dispatching: bool,
     /// [`Input::Held`]: not eligible for mastership (checks failing, maintenance, step-down).
     held: bool,
@@ -163,7 +166,7 @@ impl Election {
             cfg,
             me,
             started: now,
-            peers: BTreeMap::new(),
+            peers: tracked::Tracked::new(BTreeMap::new()),
             refused: BTreeSet::new(),
             seq: 0,
             sent: VecDeque::new(),
@@ -173,7 +176,8 @@ impl Election {
             cand: candidacy::Candidacy::default(),
             lease: lease::Lease::default(),
             roles: roles::Roles::default(),
-            view: view::ViewState::default(),
+            view: tracked::Tracked::new(view::ViewState::default()),
+            digest_cache: std::cell::Cell::new(None),
             dispatching: false,
             held: false,
             outputs: VecDeque::new(),

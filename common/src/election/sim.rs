@@ -193,7 +193,17 @@ pub struct Sim {
     pub check_answers: bool,
     /// Beats handed to the network so far (lost ones included): the traffic tests count them.
     pub beats_sent: u64,
+    /// Hellos sent so far (discovery and answers).
+    pub hellos_sent: u64,
+    /// When each node last answered a hello from each sender id: like the daemon's
+    /// transport, which dials an unknown member once (with a back-off), not once per hello.
+    answered: BTreeMap<(usize, MemberId), Millis>,
 }
+
+/// How long a node waits before it answers another hello from the same sender (a link is up
+/// or being dialled meanwhile). Without it two nodes that neither beat nor count each other
+/// (quiet pairs) would bounce hellos at network speed forever.
+const HELLO_ANSWER_BACKOFF_MS: u64 = 1_000;
 
 // Deliveries are ordered by time, then by the order they were queued (FIFO per link).
 impl PartialEq for Delivery {
@@ -259,6 +269,8 @@ impl Sim {
             sabotage: Sabotage::None,
             check_answers: false,
             beats_sent: 0,
+            hellos_sent: 0,
+            answered: BTreeMap::new(),
         }
     }
 
@@ -387,6 +399,9 @@ impl Sim {
         if !self.link_up(from, to) {
             return;
         }
+        if matches!(input, Input::Hello(_)) {
+            self.hellos_sent += 1;
+        }
         if !lossless && self.net.drop_rate > 0.0 && self.rng.chance(self.net.drop_rate) {
             return;
         }
@@ -441,8 +456,14 @@ impl Sim {
                 .core
                 .as_ref()
                 .is_some_and(|c| c.knows_alive(info.id));
-            if !known {
+            let key = (d.to_slot, info.id);
+            let recently = self
+                .answered
+                .get(&key)
+                .is_some_and(|t| self.now < *t + HELLO_ANSWER_BACKOFF_MS);
+            if !known && !recently {
                 if let Some(me) = self.hello(d.to_slot) {
+                    self.answered.insert(key, self.now);
                     self.send(d.to_slot, d.from_slot, Input::Hello(me), true);
                 }
             }

@@ -507,8 +507,9 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> O
     if rng.chance(0.1) {
         c.expect = n;
     }
-    // Debug aid: replay the schedules with the O(n) cadence, off by default (cadence.rs).
-    c.quiet_pairs = std::env::var_os("SIM_QUIET_PAIRS").is_some();
+    // Debug aid: SIM_ALL_PAIRS=1 replays the schedules with every pair beating every
+    // heartbeat instead of the default quiet pairs (cadence.rs).
+    c.quiet_pairs = std::env::var_os("SIM_ALL_PAIRS").is_none();
     let witness = if n >= 3 && rng.chance(0.3) {
         Some(rng.range(0, n as u64 - 1) as usize)
     } else {

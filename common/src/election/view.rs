@@ -162,6 +162,20 @@ impl Election {
     /// (view, base) digests as shown in beats. Superseded entries are not shown: the newcomer
     /// that replaces one never knew it, and must be able to agree with us.
     pub(super) fn digests(&self) -> (u64, u64) {
+        let key = (self.now, self.peers.generation(), self.view.generation());
+        if let Some((k, d)) = self.digest_cache.get() {
+            if k == key {
+                return d;
+            }
+        }
+        let d = self.compute_digests();
+        self.digest_cache.set(Some((key, d)));
+        d
+    }
+
+    /// [`Self::digests`], uncached: everything they depend on is in `peers`, `view` and the
+    /// clock (a member heard of two heartbeats ago enters the view), apart from fixed config.
+    fn compute_digests(&self) -> (u64, u64) {
         let now = self.now;
         let fresh = self.fresh();
         let (mut view, mut base) = (Digest::new(), Digest::new());
@@ -723,8 +737,12 @@ impl Election {
     /// Commits the pending members once a joint quorum, reachable both ways, has shown our
     /// digests for a lease and a drift.
     pub(super) fn commit_view(&mut self, now: Millis) {
+        // Runs on every input: a write to `view` drops the cached digests (tracked.rs), so
+        // only write what changes.
         if !self.has_pending(now) {
-            self.view.agreed = None;
+            if self.view.agreed.is_some() {
+                self.view.agreed = None;
+            }
             return;
         }
         // Agreement on the view is enough: a newcomer that has agreed on nothing yet shows
@@ -737,7 +755,9 @@ impl Election {
             p.reachable(now, s, fresh) && p.view() == Some(digests.0)
         });
         if !agreed {
-            self.view.agreed = None;
+            if self.view.agreed.is_some() {
+                self.view.agreed = None;
+            }
             return;
         }
         let since = match self.view.agreed {
