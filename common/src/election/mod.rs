@@ -148,7 +148,7 @@ pub struct Election {
     /// Agreement on who counts, refusals, the lone node's extra look (view.rs).
     view: tracked::Tracked<view::ViewState>,
     /// The digests ([`Election::digests`]) for (now, peers and view generations).
-    digest_cache: std::cell::Cell<Option<((Millis, u64, u64), (u64, u64))>>,
+    digest_cache: std::cell::Cell<Option<view::DigestMemo>>,
     dispatching: bool,
     /// [`Input::Held`]: not eligible for mastership (checks failing, maintenance, step-down).
     held: bool,

@@ -78,6 +78,9 @@ pub(super) struct ViewState {
     pub ghosts: std::collections::BTreeSet<MemberId>,
 }
 
+/// Cached digests: ((now, peers generation, view generation), (view, base)).
+pub(super) type DigestMemo = ((Millis, u64, u64), (u64, u64));
+
 /// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
 pub(super) const MAX_SHOWN: usize = 32;
 
