@@ -1,9 +1,9 @@
 //! The one mapping from the core's [`Output`]s to what a driver does: the daemon
 //! (`quorumd/src/node.rs`) and the simulator (`sim.rs`) both implement [`Effects`] and apply a
 //! drained [`Round`], so the order that safety needs is written once: the memory is persisted
-//! before anything else of the same round (a beat may show a view that binds the next
-//! incarnation, docs/ALGORITHM.md "A restart is bound by what it agreed"), then every output
-//! in the order the core produced it.
+//! before anything of the same round leaves the host (a beat may show a view that binds the
+//! next incarnation, docs/ALGORITHM.md "A restart is bound by what it agreed"); local effects
+//! (hooks, events, logs) go first, without waiting for the disk.
 
 use super::{Election, Memory, Output};
 use crate::control::MemberChange;
@@ -28,7 +28,7 @@ pub struct RoleChange {
 
 /// What a driver does with the core's outputs.
 pub trait Effects {
-    /// Persist `memory` (durably, before returning): called first in a round.
+    /// Persist `memory` (durably, before returning): called before any send of its round.
     fn remember(&mut self, memory: Memory);
     /// Send `msg` to member `to` over its link; dropping it is allowed (beats repeat).
     fn send(&mut self, to: MemberId, msg: Message);
@@ -53,18 +53,20 @@ pub struct Round {
 }
 
 impl Round {
-    /// Carries the round out on `fx`: the memory first, then the outputs in order. Returns
-    /// whether anything but plain sends happened (what status readers should see at once).
+    /// Carries the round out on `fx`. What stays on this host comes first, in order (role
+    /// changes start their hooks, `follow` hears of them, member logs): nothing of it leaves
+    /// the host, so it need not wait for the disk, and a failover's hook no longer waits for
+    /// the state file's two fsyncs (BENCHMARKS.md, graceful stop). Then the memory, durably,
+    /// then every send and announce in the order the core produced them: a beat may show a
+    /// view that binds the next incarnation. Returns whether anything but plain sends
+    /// happened (what status readers should see at once).
     pub fn apply(self, fx: &mut impl Effects) -> bool {
-        if let Some(memory) = self.memory {
-            fx.remember(memory);
-        }
         let mut news = false;
+        let mut wire = Vec::new();
         for out in self.outputs {
             news |= !matches!(out, Output::Send { .. });
             match out {
-                Output::Send { to, msg } => fx.send(to, msg),
-                Output::Announce(info) => fx.announce(info),
+                Output::Send { .. } | Output::Announce(_) => wire.push(out),
                 Output::RoleChanged {
                     role,
                     previous,
@@ -84,6 +86,16 @@ impl Round {
                 Output::Remember => {}
             }
         }
+        if let Some(memory) = self.memory {
+            fx.remember(memory);
+        }
+        for out in wire {
+            match out {
+                Output::Send { to, msg } => fx.send(to, msg),
+                Output::Announce(info) => fx.announce(info),
+                _ => {}
+            }
+        }
         news
     }
 }
@@ -98,5 +110,72 @@ impl Election {
             .any(|o| matches!(o, Output::Remember))
             .then(|| self.memory());
         Round { outputs, memory }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::MemberChange;
+
+    /// Records the order of the calls.
+    #[derive(Default)]
+    struct Log(Vec<&'static str>);
+
+    impl Effects for Log {
+        fn remember(&mut self, _: Memory) {
+            self.0.push("remember");
+        }
+        fn send(&mut self, _: MemberId, _: Message) {
+            self.0.push("send");
+        }
+        fn announce(&mut self, _: MemberInfo) {
+            self.0.push("announce");
+        }
+        fn role_changed(&mut self, _: RoleChange) {
+            self.0.push("role");
+        }
+        fn master_changed(&mut self, _: Option<String>, _: u64) {
+            self.0.push("master");
+        }
+        fn member(&mut self, _: String, _: MemberChange) {
+            self.0.push("member");
+        }
+        fn refused(&mut self, _: String, _: String, _: String) {
+            self.0.push("refused");
+        }
+    }
+
+    #[test]
+    fn local_effects_go_before_the_disk_and_the_disk_before_anything_on_the_wire() {
+        let outputs = [
+            Output::Send {
+                to: 7,
+                msg: Message::Leave { epoch: 1 },
+            },
+            Output::Member {
+                name: "bob".into(),
+                change: MemberChange::Dispatched,
+            },
+            Output::Remember,
+            Output::RoleChanged {
+                role: Role::Master,
+                previous: Role::Slave,
+                master: Some("alice".into()),
+                epoch: 2,
+                master_until: None,
+            },
+            Output::Send {
+                to: 8,
+                msg: Message::Leave { epoch: 1 },
+            },
+        ];
+        let round = Round {
+            outputs: outputs.into_iter().collect(),
+            memory: Some(Memory::default()),
+        };
+        let mut log = Log::default();
+        assert!(round.apply(&mut log));
+        assert_eq!(log.0, ["member", "role", "remember", "send", "send"]);
     }
 }

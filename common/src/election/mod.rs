@@ -39,7 +39,7 @@
 //! | `view` | agreement on who counts, refusals | disjoint groups can never both win |
 //! | `membership`, `members` | the member table | joins, leaves, crashes, re-entries, clashes |
 //! | `beats` | sequence numbers, send times | a vote is dated from the beat it echoes |
-//! | `effects` | (none) | the memory is persisted before anything else of a round |
+//! | `effects` | (none) | the memory is persisted before any send of a round (local effects first) |
 
 mod beats;
 mod cadence;
