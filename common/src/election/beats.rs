@@ -252,8 +252,10 @@ impl Election {
             self.send_beat_to(now, from);
         }
         // It counts other members than we do: tell it whom we count (membership.rs).
+        // (At most once per silence window per peer: ask that first, the digest costs a
+        // pass over every member and this runs on every beat.)
         let theirs = self.peers.get(&from).and_then(|p| p.view());
-        if theirs.is_some_and(|v| v != self.digests().0) {
+        if theirs.is_some() && self.gossip_due(now, from) && theirs != Some(self.view_digest()) {
             self.gossip_members(now, from);
         }
     }

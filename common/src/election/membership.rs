@@ -445,13 +445,17 @@ impl Election {
 
     /// Sends `to` the members we count, when its beat shows another view than ours (at most
     /// once per silence window per peer).
-    pub(super) fn gossip_members(&mut self, now: Millis, to: MemberId) {
-        if self
+    /// Whether `to` may get our members list now: at most once per silence window each.
+    pub(super) fn gossip_due(&self, now: Millis, to: MemberId) -> bool {
+        !self
             .view
             .gossip_at
             .get(&to)
             .is_some_and(|&t| now < t + self.cfg.silence_ms)
-        {
+    }
+
+    pub(super) fn gossip_members(&mut self, now: Millis, to: MemberId) {
+        if !self.gossip_due(now, to) {
             return;
         }
         let members: Vec<MemberInfo> = self

@@ -81,6 +81,12 @@ pub(super) struct ViewState {
 /// Cached digests: ((now, peers generation, view generation), (view, base)).
 pub(super) type DigestMemo = ((Millis, u64, u64), (u64, u64));
 
+/// The views we showed that still bind us ([`Election::shown_configs`]).
+pub(super) type ShownConfigs = std::collections::BTreeSet<Vec<MemberId>>;
+
+/// Cached [`ShownConfigs`], keyed like [`DigestMemo`].
+pub(super) type ShownMemo = Option<((Millis, u64, u64), std::rc::Rc<ShownConfigs>)>;
+
 /// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
 pub(super) const MAX_SHOWN: usize = 32;
 
@@ -176,34 +182,48 @@ impl Election {
         d
     }
 
+    /// The view digest alone: from the cache when it is fresh, else without the shown views
+    /// the base digest needs (the per-beat check of a peer's view asks only this).
+    pub(super) fn view_digest(&self) -> u64 {
+        let key = (self.now, self.peers.generation(), self.view.generation());
+        if let Some((k, d)) = self.digest_cache.get() {
+            if k == key {
+                return d.0;
+            }
+        }
+        self.ids_digest(|p| self.in_view(p, self.now)).finish()
+    }
+
+    /// FNV of our id and the ids of the peers `with` picks, in ascending order.
+    fn ids_digest(&self, with: impl Fn(&Peer) -> bool) -> Digest {
+        let mut d = Digest::new();
+        let mut me_done = false;
+        for p in self.peers.values() {
+            if !me_done && self.me.id < p.info.id {
+                d.add(self.me.id);
+                me_done = true;
+            }
+            if with(p) {
+                d.add(p.info.id);
+            }
+        }
+        if !me_done {
+            d.add(self.me.id);
+        }
+        d
+    }
+
     /// [`Self::digests`], uncached: everything they depend on is in `peers`, `view` and the
     /// clock (a member heard of two heartbeats ago enters the view), apart from fixed config.
     fn compute_digests(&self) -> (u64, u64) {
         let now = self.now;
         let fresh = self.fresh();
-        let (mut view, mut base) = (Digest::new(), Digest::new());
-        let mut me_done = false;
-        for p in self.peers.values() {
-            if !me_done && self.me.id < p.info.id {
-                view.add(self.me.id);
-                base.add(self.me.id);
-                me_done = true;
-            }
-            if self.in_view(p, now) {
-                view.add(p.info.id);
-            }
-            if self.in_base(p, now, fresh) && !p.superseded {
-                base.add(p.info.id);
-            }
-        }
-        if !me_done {
-            view.add(self.me.id);
-            base.add(self.me.id);
-        }
+        let view = self.ids_digest(|p| self.in_view(p, now));
+        let mut base = self.ids_digest(|p| self.in_base(p, now, fresh) && !p.superseded);
         // The views we showed bind us (module docs): they are part of what a voter must share.
-        for config in self.shown_configs(now) {
+        for config in self.shown_configs(now).iter() {
             base.add(MemberId::MAX);
-            for id in config {
+            for &id in config {
                 base.add(id);
             }
         }
@@ -218,21 +238,8 @@ impl Election {
     /// The digest of our view with the departed seats ([`Self::departed_seats`]) in it: the
     /// view a member shows that has not heard of the departures yet.
     fn view_with_seats_digest(&self, now: Millis) -> u64 {
-        let mut d = Digest::new();
-        let mut me_done = false;
-        for p in self.peers.values() {
-            if !me_done && self.me.id < p.info.id {
-                d.add(self.me.id);
-                me_done = true;
-            }
-            if self.in_view(p, now) || self.departed_seat(p, now) {
-                d.add(p.info.id);
-            }
-        }
-        if !me_done {
-            d.add(self.me.id);
-        }
-        d.finish()
+        self.ids_digest(|p| self.in_view(p, now) || self.departed_seat(p, now))
+            .finish()
     }
 
     /// Sorted ids of the base (ourselves included), as [`Self::shown`] stores views.
@@ -286,10 +293,24 @@ impl Election {
     /// The shown views as they bind now: members that left for good (a certain crash, a
     /// dispatch, `forget`: that incarnation votes nowhere any more) dropped, duplicates and
     /// views equal to the base removed, in a canonical order.
-    fn shown_configs(&self, now: Millis) -> std::collections::BTreeSet<Vec<MemberId>> {
+    fn shown_configs(&self, now: Millis) -> std::rc::Rc<ShownConfigs> {
+        let key = (now, self.peers.generation(), self.view.generation());
+        if let Some((k, c)) = &*self.shown_cache.borrow() {
+            if *k == key {
+                return c.clone();
+            }
+        }
+        let c = std::rc::Rc::new(self.compute_shown_configs(now));
+        *self.shown_cache.borrow_mut() = Some((key, c.clone()));
+        c
+    }
+
+    /// [`Self::shown_configs`], uncached: every tally asks for it, and while members join
+    /// it is up to 32 views of every member, filtered.
+    fn compute_shown_configs(&self, now: Millis) -> ShownConfigs {
         if self.view.shown.is_empty() {
             // The settled case, on every input: no need to build the base.
-            return std::collections::BTreeSet::new();
+            return ShownConfigs::new();
         }
         let base = self.base_ids(now);
         self.view
