@@ -167,6 +167,9 @@ impl Election {
             return;
         }
         p.had_beat = true;
+        // Heard in person now, not only from someone's list: without this a member first
+        // learned from a list kept this node beating everyone every heartbeat for good.
+        p.gossiped = false;
         Election::note_gap(p, beat.gap_ms);
         // Only whom we vote for follows a new priority; the tie-break ignores it (types.rs).
         p.info.rank.priority = beat.priority;

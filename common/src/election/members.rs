@@ -42,7 +42,8 @@ pub(crate) struct Peer {
     /// Until when it surely cannot vote (its quiet period after start, from its newest beat;
     /// 0 when it votes or we cannot tell).
     pub quiet_until: Millis,
-    /// Learned from a peer's list of members, not heard yet ourselves.
+    /// Learned from a peer's list of members, not heard yet ourselves (cleared by its first
+    /// beat).
     pub gossiped: bool,
     /// When it left the count for good (a certain crash or a dispatch, as we learned it): for
     /// a lease and a drift its seat still counts (view.rs, `departed_seats`).
