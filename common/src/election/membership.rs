@@ -447,11 +447,10 @@ impl Election {
     /// once per silence window per peer).
     /// Whether `to` may get our members list now: at most once per silence window each.
     pub(super) fn gossip_due(&self, now: Millis, to: MemberId) -> bool {
-        !self
-            .view
+        self.view
             .gossip_at
             .get(&to)
-            .is_some_and(|&t| now < t + self.cfg.silence_ms)
+            .is_none_or(|&t| now >= t + self.cfg.silence_ms)
     }
 
     pub(super) fn gossip_members(&mut self, now: Millis, to: MemberId) {
