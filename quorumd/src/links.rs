@@ -167,10 +167,16 @@ impl Transport {
     /// Queues `msg` to member `to` on its link. Never blocks, never fails: without a link or
     /// with a full queue the message is dropped (beats are repeated).
     pub fn send(&self, to: MemberId, msg: Message) {
-        let Some(frame) = self.inner.frame(msg) else {
+        // A quiet pair's beat: the writer stays silent (no keepalives) for the gap it declares.
+        let quiet_ms = match &msg {
+            Message::Beat(b) => b.gap_ms,
+            _ => 0,
+        };
+        let Some(bytes) = self.inner.frame(msg) else {
             return;
         };
-        let len = frame.len();
+        let frame = frame::Outgoing { bytes, quiet_ms };
+        let len = frame.bytes.len();
         match self.inner.link_tx(to) {
             None => {
                 METRICS.dropped("no_link");

@@ -3,7 +3,7 @@
 //! The dialler is also the crash probe: a dial that expects member `id` and is refused
 //! (nothing listens on its port any more) reports `Crashed(id)` unless `id` is linked.
 
-use super::frame::{ReadError, length_prefixed, read_frame};
+use super::frame::{Outgoing, ReadError, length_prefixed, read_frame};
 use super::{Inner, LINK_QUEUE, NetEvent, member_addr};
 use common::codec::{self, Keyring, LinkOpener, LinkSealer, NONCE_LEN, Nonce};
 use common::types::{MemberId, MemberInfo};
@@ -188,7 +188,7 @@ async fn run_link(
     if let Some(f) = inner.frame(Message::Peers {
         peers: inner.peer_addrs(None),
     }) {
-        let _ = tx.try_send(f);
+        let _ = tx.try_send(f.into());
     }
     let (nonce_tx, nonce_rx) = oneshot::channel();
     let writer = Writer {
@@ -282,7 +282,9 @@ async fn run_link(
                         Message::Beat(b) => b.gap_ms.min(MAX_GAP_MS),
                         _ => 0,
                     };
-                    last_read.store(inner.now_ms().saturating_add(quiet), Ordering::Relaxed);
+                    // Never backwards: a frame without a gap (a members list) inside a
+                    // declared gap does not cut it short.
+                    last_read.fetch_max(inner.now_ms().saturating_add(quiet), Ordering::Relaxed);
                     let len = body.len().saturating_add(4);
                     crate::metrics::METRICS.frame("in", "link", len);
                     inner.traffic.inbound(id, len);
@@ -467,8 +469,8 @@ struct Writer {
     /// The peer's nonce, from the reader's handshake (dropped if the handshake fails).
     peer_nonce: oneshot::Receiver<Nonce>,
     handshake: Duration,
-    /// Sent when nothing was written for `idle` (1.5 beats), so a quiet link never looks
-    /// stale (3 beats) to the peer.
+    /// Sent when nothing was written for `idle` (1.5 beats) and no declared gap runs, so a
+    /// link never looks stale (3 beats past the gap) to the peer.
     keepalive: Option<Vec<u8>>,
     idle: Duration,
     /// A write not done within this means the peer is stuck: the link is dropped.
@@ -478,7 +480,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    async fn run(mut self, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
         let sealer = match tokio::time::timeout(self.stall, wr.write_all(&self.open)).await {
             Ok(Ok(())) => {
                 let peer = tokio::select! {
@@ -497,6 +499,8 @@ impl Writer {
             self.written.cancel();
             return;
         };
+        // Until when the peer expects nothing from us: the gap our last beat declared.
+        let mut quiet_until = tokio::time::Instant::now();
         loop {
             let next = tokio::select! {
                 biased;
@@ -504,12 +508,20 @@ impl Writer {
                 r = tokio::time::timeout(self.idle, rx.recv()) => r,
             };
             let frame = match next {
-                Ok(Some(f)) => f,
+                Ok(Some(f)) => {
+                    if f.quiet_ms > 0 {
+                        quiet_until = tokio::time::Instant::now()
+                            + Duration::from_millis(f.quiet_ms.min(MAX_GAP_MS));
+                    }
+                    f.bytes
+                }
                 Ok(None) => {
                     // Every sender is gone: the queue is flushed, say goodbye with a FIN.
                     let _ = tokio::time::timeout(self.stall, wr.shutdown()).await;
                     break;
                 }
+                // A quiet pair's gap: the peer does not count the link stale before it ends.
+                Err(_) if tokio::time::Instant::now() < quiet_until => continue,
                 Err(_) => match &self.keepalive {
                     Some(k) => k.clone(),
                     None => continue,

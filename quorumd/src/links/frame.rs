@@ -109,3 +109,20 @@ mod tests {
         ));
     }
 }
+
+/// One frame queued to a link's writer: the encoded message, and how long after writing it
+/// the writer may stay silent (a quiet pair's beat declares the gap until its next probe,
+/// and the peer's reader does not count the link stale before that gap ends: a keepalive
+/// inside it would only undo the O(n) cadence; docs/ALGORITHM.md, "Cadence").
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) quiet_ms: u64,
+}
+
+impl From<Vec<u8>> for Outgoing {
+    /// A frame that declares no gap.
+    fn from(bytes: Vec<u8>) -> Self {
+        Outgoing { bytes, quiet_ms: 0 }
+    }
+}

@@ -5,6 +5,7 @@
 //! The `std` mutexes are never held across an `.await`. Where two are held, the table's is
 //! taken first: a link's traffic counters start and stop under it, with its registration.
 
+use super::frame::Outgoing;
 use super::refused::Refused;
 use super::table::{Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
 use super::{NetEvent, TransportConfig, conn};
@@ -110,13 +111,13 @@ impl Inner {
         self.state().set_me(me);
         if let Some(frame) = self.frame(hello) {
             for tx in self.state().link_txs() {
-                let _ = tx.try_send(frame.clone());
+                let _ = tx.try_send(frame.clone().into());
             }
         }
     }
 
     /// The write queue of member `to`'s link.
-    pub(super) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Vec<u8>>> {
+    pub(super) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Outgoing>> {
         self.state().link_tx(to)
     }
 
@@ -260,7 +261,7 @@ impl Inner {
         info: &MemberInfo,
         addr: SocketAddr,
         dialer: MemberId,
-        tx: mpsc::Sender<Vec<u8>>,
+        tx: mpsc::Sender<Outgoing>,
         last_read: Arc<AtomicU64>,
         close: CancellationToken,
         written: CancellationToken,
@@ -308,7 +309,7 @@ impl Inner {
             };
             if let Some(frame) = self.frame(gossip) {
                 for tx in others {
-                    let _ = tx.try_send(frame.clone());
+                    let _ = tx.try_send(frame.clone().into());
                 }
             }
         }

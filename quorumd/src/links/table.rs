@@ -3,6 +3,7 @@
 //! (the duplicate-link rule, who dials after a hello, the Leave mark) and their bounds. Synchronous and without IO: the transport (`inner.rs`) keeps it behind
 //! one mutex and acts on what its methods return.
 
+use super::frame::Outgoing;
 use common::types::{MemberId, MemberInfo};
 use common::wire::PeerAddr;
 use std::collections::{HashMap, HashSet};
@@ -32,7 +33,7 @@ pub(crate) struct Link {
     /// Tells this connection from a later one to the same member.
     link_id: u64,
     /// The writer's queue. Dropping the last sender makes the writer flush and send FIN.
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Outgoing>,
     /// The member's advertised address: where reconnects and crash probes go.
     addr: SocketAddr,
     /// Who opened the connection (us or the peer): decides between duplicate links.
@@ -49,7 +50,7 @@ impl Link {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         link_id: u64,
-        tx: mpsc::Sender<Vec<u8>>,
+        tx: mpsc::Sender<Outgoing>,
         addr: SocketAddr,
         dialer: MemberId,
         last_read: Arc<AtomicU64>,
@@ -68,7 +69,7 @@ impl Link {
     }
 
     /// The writer's queue and the reader's hard stop, for retiring a replaced link.
-    pub(crate) fn into_parts(self) -> (mpsc::Sender<Vec<u8>>, CancellationToken) {
+    pub(crate) fn into_parts(self) -> (mpsc::Sender<Outgoing>, CancellationToken) {
         (self.tx, self.close)
     }
 }
@@ -136,7 +137,7 @@ pub(crate) enum Registered {
     /// the queues of the other links (tell them about the new member).
     Yes {
         replaced: Option<Link>,
-        others: Vec<mpsc::Sender<Vec<u8>>>,
+        others: Vec<mpsc::Sender<Outgoing>>,
     },
 }
 
@@ -165,12 +166,12 @@ impl Table {
     }
 
     /// The write queue of member `to`'s link.
-    pub(crate) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Vec<u8>>> {
+    pub(crate) fn link_tx(&self, to: MemberId) -> Option<mpsc::Sender<Outgoing>> {
         self.links.get(&to).map(|l| l.tx.clone())
     }
 
     /// The write queues of every link.
-    pub(crate) fn link_txs(&self) -> Vec<mpsc::Sender<Vec<u8>>> {
+    pub(crate) fn link_txs(&self) -> Vec<mpsc::Sender<Outgoing>> {
         self.links.values().map(|l| l.tx.clone()).collect()
     }
 
