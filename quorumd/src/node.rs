@@ -590,10 +590,10 @@ impl Driver {
     }
 
     fn handle(&mut self, input: Input) {
-        self.handle_all(vec![input]);
+        self.handle_all(std::iter::once(input));
     }
 
-    fn handle_all(&mut self, inputs: Vec<Input>) {
+    fn handle_all(&mut self, inputs: impl IntoIterator<Item = Input>) {
         let now = self.now();
         if self.hold.expire(Instant::now()) {
             info!("step-down over: eligible for mastership again");

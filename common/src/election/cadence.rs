@@ -54,6 +54,9 @@ pub(super) struct Cadence {
 pub(super) struct Plan {
     everyone: bool,
     top: Vec<MemberId>,
+    /// The quiet peers, by id (sorted): [`Election::cadence`] looks them up instead of asking
+    /// [`Election::wants`] again for each.
+    quiet: Vec<MemberId>,
     /// The quiet peer whose turn it is to be probed.
     probe: Option<MemberId>,
     /// The gap declared to quiet peers.
@@ -134,6 +137,7 @@ impl Election {
         let mut plan = Plan {
             everyone,
             top,
+            quiet: Vec::new(),
             probe: None,
             gap_ms: 0,
         };
@@ -168,13 +172,15 @@ impl Election {
                 plan.probe = Some(id);
             }
         }
+        plan.quiet = quiet;
         plan
     }
 
     /// How we beat `p` under `plan`.
     pub(super) fn cadence(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> Cadence {
-        let want = self.wants(plan, p, digests);
-        if want || p.wants_beats() {
+        let quiet = plan.quiet.binary_search(&p.info.id).is_ok();
+        let want = !quiet && self.wants(plan, p, digests);
+        if !quiet && (want || p.wants_beats()) {
             return Cadence {
                 want,
                 gap_ms: 0,

@@ -105,6 +105,6 @@ impl Election {
     /// After a start, this long passes before we vote or stand: any promise our previous
     /// incarnation gave (it may have crashed a moment ago) has surely run out by then.
     pub(super) fn quiet_ms(&self) -> u64 {
-        self.cfg.lease_ms + self.cfg.drift_ms
+        self.cfg.promise_ms()
     }
 }

@@ -78,6 +78,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How long a vote can bind after the beat behind it: the voter's promise runs a lease
+    /// and a drift from when it received that beat.
+    pub fn promise_ms(&self) -> u64 {
+        self.lease_ms + self.drift_ms
+    }
+
     /// The fast timer profile (like keepalived's 0.1 s adverts): failover and cold start well
     /// under 300 ms on a quiet LAN.
     pub fn fast() -> Self {

@@ -322,11 +322,17 @@ impl Election {
     /// its last beat at the latest; a process that crashed for certain gave none after its
     /// crash, but one given just before may back a master that has not heard of it yet).
     pub(super) fn votes_binding_until(&self, p: &Peer) -> Millis {
-        let keep = self.cfg.lease_ms + self.cfg.drift_ms;
         if p.crashed {
-            return p.departed_at.map_or(Millis(0), |t| t + keep);
+            return self.seat_until(p).unwrap_or(Millis(0));
         }
-        p.last_heard.map_or(Millis(0), |t| t + keep)
+        p.last_heard
+            .map_or(Millis(0), |t| t + self.cfg.promise_ms())
+    }
+
+    /// Until when a departed member's seat still counts (view.rs, `departed_seats`): any
+    /// promise it gave before it went has surely run out by then.
+    pub(super) fn seat_until(&self, p: &Peer) -> Option<Millis> {
+        p.departed_at.map(|t| t + self.cfg.promise_ms())
     }
 
     fn forget_now(&mut self, id: MemberId) {

@@ -354,8 +354,8 @@ impl Election {
             if let Some(t) = p.forget_at {
                 consider(t);
             }
-            if let Some(t) = p.departed_at {
-                consider(t + self.cfg.lease_ms + self.cfg.drift_ms);
+            if let Some(t) = self.seat_until(p) {
+                consider(t);
             }
         }
         if let Some(t) = self.view.pause_look {

@@ -193,8 +193,6 @@ pub struct Sim {
     pub check_answers: bool,
     /// Beats handed to the network so far (lost ones included): the traffic tests count them.
     pub beats_sent: u64,
-    /// Hellos sent so far (discovery and answers).
-    pub hellos_sent: u64,
     /// When each node last answered a hello from each sender id: like the daemon's
     /// transport, which dials an unknown member once (with a back-off), not once per hello.
     answered: BTreeMap<(usize, MemberId), Millis>,
@@ -269,7 +267,6 @@ impl Sim {
             sabotage: Sabotage::None,
             check_answers: false,
             beats_sent: 0,
-            hellos_sent: 0,
             answered: BTreeMap::new(),
         }
     }
@@ -398,9 +395,6 @@ impl Sim {
         };
         if !self.link_up(from, to) {
             return;
-        }
-        if matches!(input, Input::Hello(_)) {
-            self.hellos_sent += 1;
         }
         if !lossless && self.net.drop_rate > 0.0 && self.rng.chance(self.net.drop_rate) {
             return;

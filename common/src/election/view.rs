@@ -419,10 +419,7 @@ impl Election {
     }
 
     fn departed_seat(&self, p: &Peer, now: Millis) -> bool {
-        let keep = self.cfg.lease_ms + self.cfg.drift_ms;
-        !p.superseded
-            && !p.counted(self.cfg.expect)
-            && p.departed_at.is_some_and(|t| now < t + keep)
+        !p.superseded && !p.counted(self.cfg.expect) && self.seat_until(p).is_some_and(|t| now < t)
     }
 
     /// The departure rule ([`Self::departed_seats`]) for a tally that decides without them.
