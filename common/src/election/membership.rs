@@ -82,6 +82,12 @@ impl Election {
             let reason = format!("its name {:?} is this node's name", info.name);
             return self.refuse(info, reason);
         }
+        if self.later_at_same_place(&info) {
+            // A process started later holds this address and port now: this hello is a late
+            // one of an earlier incarnation, which no longer exists.
+            debug!(name = %info.name, id = info.id, "hello of an earlier incarnation ignored");
+            return;
+        }
         let old = self
             .peers
             .values()
@@ -155,6 +161,19 @@ impl Election {
             change: MemberChange::Joined,
         });
         self.outputs.push_back(Output::Remember);
+    }
+
+    /// A member we know, started later than `info`, advertises `info`'s address and port:
+    /// only one process holds a port, so `info` is an earlier incarnation that is gone (a
+    /// late hello, or a peer's list that still names it, perhaps under its old name).
+    fn later_at_same_place(&self, info: &MemberInfo) -> bool {
+        self.peers.values().any(|p| {
+            p.info.id != info.id
+                && !p.superseded
+                && p.info.addr == info.addr
+                && p.info.port == info.port
+                && p.info.started_ms > info.started_ms
+        })
     }
 
     /// The other process has been running longer than this one (start time, then id).
@@ -429,6 +448,7 @@ impl Election {
                 || self.view.forgotten.contains(&info.id)
                 || self.peers.contains_key(&info.id)
                 || self.peers.values().any(|p| p.info.name == info.name)
+                || self.later_at_same_place(&info)
                 || self.peers.len() >= super::MAX_MEMBERS
                 || crate::types::check_name(&info.name).is_err()
             {

@@ -99,6 +99,11 @@ pub struct Node {
     opts: NodeOpts,
     memory: Memory,
     next_announce: Millis,
+    /// Hosts this process heard a hello from (the transport's known members): like the
+    /// daemon's link maintenance, it dials them every heartbeat while it does not have the
+    /// process there alive, so a healed partition reconnects without waiting for a broadcast.
+    dials: std::collections::BTreeSet<usize>,
+    next_dial: Millis,
     /// Every role change this process reported: (time, previous, role, master, epoch).
     pub role_log: Vec<(Millis, Role, Role, Option<String>, u64)>,
     /// Master changes reported while the role stayed slave.
@@ -294,6 +299,8 @@ impl Sim {
             opts,
             memory: Memory::default(),
             next_announce: Millis::NEVER,
+            dials: Default::default(),
+            next_dial: Millis::NEVER,
             role_log: Vec::new(),
             master_log: Vec::new(),
             ghosts: Vec::new(),
@@ -364,6 +371,8 @@ impl Sim {
         node.frozen = false;
         node.held.clear();
         node.next_announce = self.now;
+        node.dials.clear();
+        node.next_dial = self.now + node.cfg.heartbeat_ms;
         let name = node.name.clone();
         self.note(format!("start {name} id={id}"));
         self.pump(slot);
@@ -432,6 +441,59 @@ impl Sim {
         };
     }
 
+    /// The transport's link maintenance: every heartbeat, each known host whose process this
+    /// one does not have alive is dialled; a connection (both directions up) carries a hello
+    /// each way, as every new link does.
+    fn redial(&mut self, slot: usize) {
+        let n = &mut self.nodes[slot];
+        n.next_dial = self.now + n.cfg.heartbeat_ms;
+        let targets: Vec<usize> = n.dials.iter().copied().collect();
+        for other in targets {
+            let Some(id) = self.id_of(other) else {
+                continue;
+            };
+            let alive = self.nodes[slot]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.knows_alive(id));
+            if alive || !self.link_up(slot, other) || !self.link_up(other, slot) {
+                continue;
+            }
+            if self.nodes[other].frozen {
+                continue; // the kernel accepts, but no hello comes back: not a link yet
+            }
+            if let (Some(me), Some(them)) = (self.hello(slot), self.hello(other)) {
+                self.send(slot, other, Input::Hello(me), true);
+                self.send(other, slot, Input::Hello(them), true);
+            }
+        }
+    }
+
+    /// `to` heard a hello from `from` (a link opened): like the daemon's `Peers` frames, the
+    /// hosts `to` is linked with learn `from`'s address, and `from` learns theirs; each dials
+    /// what it does not have alive at its next maintenance tick.
+    fn link_opened(&mut self, to: usize, from: usize) {
+        self.nodes[to].dials.insert(from);
+        let linked: Vec<usize> = {
+            let n = &self.nodes[to];
+            n.dials
+                .iter()
+                .copied()
+                .filter(|&x| x != from && self.link_up(to, x))
+                .filter(|&x| {
+                    self.id_of(x)
+                        .is_some_and(|id| n.core.as_ref().is_some_and(|c| c.knows_alive(id)))
+                })
+                .collect()
+        };
+        for x in linked {
+            self.nodes[x].dials.insert(from);
+            if self.link_up(to, from) {
+                self.nodes[from].dials.insert(x);
+            }
+        }
+    }
+
     fn hello(&mut self, slot: usize) -> Option<MemberInfo> {
         self.nodes[slot].core.as_ref().map(|c| c.info().clone())
     }
@@ -446,6 +508,7 @@ impl Sim {
         }
         // A hello from an unknown member opens a link: answer with our own hello.
         if let Input::Hello(ref info) = d.input {
+            self.link_opened(d.to_slot, d.from_slot);
             let known = self.nodes[d.to_slot]
                 .core
                 .as_ref()
@@ -474,7 +537,7 @@ impl Sim {
         let mut t = self.queue.peek().map_or(Millis::NEVER, |d| d.0.at);
         for n in &self.nodes {
             if n.core.is_some() && !n.frozen {
-                t = t.min(n.deadline).min(n.next_announce);
+                t = t.min(n.deadline).min(n.next_announce).min(n.next_dial);
             }
         }
         t
@@ -521,6 +584,13 @@ impl Sim {
                     }
                     self.pump(slot);
                     self.check_node(slot);
+                }
+                let dial = {
+                    let n = &self.nodes[slot];
+                    n.core.is_some() && !n.frozen && n.next_dial <= self.now
+                };
+                if dial {
+                    self.redial(slot);
                 }
                 let announce = {
                     let n = &self.nodes[slot];

@@ -1362,3 +1362,44 @@ fn a_voter_crashing_right_after_the_election_does_not_end_the_mastership() {
         "mastership changed after (seed, start gap, kill delay) {bad:?}"
     );
 }
+
+#[test]
+fn a_node_restarted_inside_a_partition_is_linked_again_soon_after_the_heal() {
+    // Like the daemon's transport, nodes dial the hosts they knew every heartbeat while the
+    // process there is not alive for them: a healed partition reconnects a restarted member
+    // within a few heartbeats, not at its next broadcast hello (2 s later here).
+    let mut sim = cluster(&["alice", "bob", "peter"], Strategy::Age);
+    let (alice, bob, peter) = (sim.slot("alice"), sim.slot("bob"), sim.slot("peter"));
+    sim.partition(&[vec![bob], vec![alice, peter]]);
+    sim.run_for(100);
+    sim.kill(bob);
+    sim.run_for(200);
+    sim.start(bob); // with memory, its start-up hello lost in the partition
+    sim.run_for(300);
+    sim.heal();
+    let new_bob = sim.nodes[bob]
+        .core
+        .as_ref()
+        .map(|c| c.id())
+        .expect("bob runs");
+    let hb = cfg().heartbeat_ms;
+    let deadline = sim.now + 3 * hb + 50;
+    let linked = |sim: &Sim| {
+        [alice, peter].iter().all(|&s| {
+            sim.nodes[s]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.knows_alive(new_bob))
+        })
+    };
+    while !linked(&sim) {
+        sim.assert_ok("after the heal");
+        assert!(
+            sim.now < deadline,
+            "the restarted bob was not linked within three heartbeats of the heal\n{}",
+            sim.trail()
+        );
+        sim.run_for(5);
+    }
+    assert_master(&mut sim, "alice", 3_000);
+}

@@ -596,3 +596,84 @@ fn a_dispatched_member_is_reaped_after_the_configured_time_a_lost_one_stays() {
         "bob is gone from the table; carol, lost, stays until forgotten"
     );
 }
+
+/// `info` at a given port (two incarnations of one host's member share it).
+fn at_port(id: MemberId, name: &str, started: u64, port: u16) -> MemberInfo {
+    MemberInfo {
+        port,
+        ..info(id, name, started)
+    }
+}
+
+fn joined(outs: &[Output]) -> Vec<String> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Member {
+                name,
+                change: MemberChange::Joined,
+            } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_late_hello_of_an_earlier_incarnation_changes_nothing() {
+    let mut e = Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    // bob restarted: the process started at 500 holds port 9100 now.
+    e.handle(Millis(1), Input::Hello(at_port(3, "bob", 500, 9100)));
+    assert_eq!(joined(&drain(&mut e)), vec!["bob".to_string()]);
+    // A hello of the process started at 100 at the same port arrives late.
+    e.handle(Millis(2), Input::Hello(at_port(2, "bob", 100, 9100)));
+    assert!(
+        joined(&drain(&mut e)).is_empty(),
+        "the old incarnation re-entered"
+    );
+    assert!(
+        e.knows_alive(3),
+        "the live incarnation was replaced by a late hello"
+    );
+}
+
+#[test]
+fn a_peers_list_naming_an_earlier_incarnation_adds_no_member() {
+    let mut e = Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    e.handle(Millis(1), Input::Hello(info(4, "carol", 50)));
+    // bob restarted and renamed itself bobby; carol's list still names the old process.
+    e.handle(Millis(1), Input::Hello(at_port(3, "bobby", 500, 9100)));
+    drain(&mut e);
+    e.handle(
+        Millis(2),
+        Input::Message {
+            from: 4,
+            msg: Message::Members {
+                members: vec![at_port(2, "bob", 100, 9100)],
+            },
+        },
+    );
+    assert!(
+        joined(&drain(&mut e)).is_empty(),
+        "an earlier incarnation came back from a list: it would count for ever"
+    );
+    // A member at another place in the same list is learned as usual.
+    e.handle(
+        Millis(3),
+        Input::Message {
+            from: 4,
+            msg: Message::Members {
+                members: vec![at_port(5, "dave", 100, 9200)],
+            },
+        },
+    );
+    assert_eq!(joined(&drain(&mut e)), vec!["dave".to_string()]);
+}
