@@ -157,6 +157,20 @@ impl Transport {
         tracing::debug!(%name, incarnation = id, "incarnation id");
     }
 
+    /// Members remembered from the state file: their addresses join the member table as
+    /// unlinked, so the maintenance round dials them every heartbeat until a link exists (a
+    /// node restarted while its hellos could not reach the cluster, inside a partition,
+    /// rejoins within a heartbeat of the heal instead of at its next hello). A refusal there
+    /// is a certain crash of that incarnation, a new incarnation answering replaces it, as
+    /// for any member a link was lost to. Our own address is never dialled.
+    pub fn remember(&self, members: &[MemberInfo]) {
+        for info in members {
+            if let Some(addr) = member_addr(info) {
+                self.inner.learn(info, addr);
+            }
+        }
+    }
+
     /// Our info changed (rename): re-sends Hello on every link and announces at once.
     /// The id must stay the same (peers check it on every frame).
     pub fn set_self(&self, me: MemberInfo) {

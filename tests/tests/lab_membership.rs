@@ -236,3 +236,56 @@ fn case6_two_certain_crashes_then_restarts_behind_a_partition() {
 fn case6_two_dispatches_then_restarts_behind_a_partition() {
     two_leave_then_restart_behind_a_partition("case6-dispatch", libc::SIGTERM);
 }
+
+/// Whether `observer` counts a member `name` that is alive there.
+fn alive_at(ck: &Checker, observer: &str, name: &str) -> Option<()> {
+    let st = ck.status(observer)?;
+    let members = st.get("members")?.as_array()?;
+    members
+        .iter()
+        .any(|m| {
+            m.get("name").and_then(|n| n.as_str()) == Some(name)
+                && m.get("state").and_then(|s| s.as_str()) == Some("alive")
+        })
+        .then_some(())
+}
+
+/// carol is killed (the others forget her address at the certain crash), then restarted with
+/// her state directory while her host is cut off: her start-up hellos reach nobody, and her
+/// next one is 10 s away (`--announce 10s`). She dials the members her state file remembers
+/// every heartbeat, so the others count her alive again within a few heartbeats of the
+/// heal; before, only her next broadcast hello brought her back.
+#[test]
+fn restart_inside_a_partition_rejoins_soon_after_the_heal() {
+    if !root("rejoin") {
+        return;
+    }
+    let extra = ["--announce", "10s"];
+    for run in 0..repeat() {
+        eprintln!("rejoin run {run}");
+        let lab = Lab::new(3);
+        let ck = Checker::new();
+        start(&lab, &ck, &["alice", "bob", "carol"], &extra);
+        ck.wait_master(CONVERGE);
+        ck.signal("carol", libc::SIGKILL);
+        ck.wait_until("alice stops counting carol", CONVERGE, || {
+            not_counted(&ck, "alice", "carol")
+        });
+        lab.cut(2);
+        ck.note("carol cut off; she restarts with her state");
+        ck.start(&lab, 2, "carol", &extra);
+        answered(&ck, "carol");
+        // Her hellos at start, +100, +300 and +700 ms are lost in the cut.
+        std::thread::sleep(Duration::from_millis(1_200));
+        ck.note("heal");
+        lab.heal();
+        let within = Duration::from_secs(4);
+        for observer in ["alice", "bob"] {
+            ck.wait_until(&format!("{observer} has carol alive again"), within, || {
+                alive_at(&ck, observer, "carol")
+            });
+        }
+        ck.wait_master(CONVERGE);
+        ck.finish();
+    }
+}

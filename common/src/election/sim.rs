@@ -99,9 +99,10 @@ pub struct Node {
     opts: NodeOpts,
     memory: Memory,
     next_announce: Millis,
-    /// Hosts this process heard a hello from (the transport's known members): like the
-    /// daemon's link maintenance, it dials them every heartbeat while it does not have the
-    /// process there alive, so a healed partition reconnects without waiting for a broadcast.
+    /// Hosts this process heard a hello from or remembers (the transport's known members):
+    /// like the daemon's link maintenance, it dials them every heartbeat while it does not
+    /// have the process there alive, so a healed partition reconnects without waiting for a
+    /// broadcast. A certain crash report drops the host, as the transport does.
     dials: std::collections::BTreeSet<usize>,
     next_dial: Millis,
     /// Every role change this process reported: (time, previous, role, master, epoch).
@@ -371,7 +372,15 @@ impl Sim {
         node.frozen = false;
         node.held.clear();
         node.next_announce = self.now;
-        node.dials.clear();
+        // The daemon's transport starts knowing the addresses the state file remembers.
+        node.dials = node
+            .memory
+            .members
+            .iter()
+            .filter_map(|(m, _)| m.addr.strip_prefix("10.0.0.")?.parse::<usize>().ok())
+            .filter_map(|host| host.checked_sub(1))
+            .filter(|&s| s != slot)
+            .collect();
         node.next_dial = self.now + node.cfg.heartbeat_ms;
         let name = node.name.clone();
         self.note(format!("start {name} id={id}"));
@@ -505,6 +514,13 @@ impl Sim {
         if self.nodes[d.to_slot].frozen {
             self.nodes[d.to_slot].held.push(d.input);
             return;
+        }
+        // A certain crash report: the transport forgets that member's address (a restart
+        // there is found by its own dials and hellos).
+        if let Input::Crashed(id) = d.input {
+            if let Some(s) = self.slot_of_id(id) {
+                self.nodes[d.to_slot].dials.remove(&s);
+            }
         }
         // A hello from an unknown member opens a link: answer with our own hello.
         if let Input::Hello(ref info) = d.input {
