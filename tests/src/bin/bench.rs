@@ -769,16 +769,16 @@ fn role_and_idle(opts: &Opts) -> Result<Vec<Row>> {
                 opts.idle_secs
             ),
             "%",
-            Target::AtMost(0.2),
-            "<= 0.2 %",
+            Target::AtMost(0.1),
+            "<= 0.1 %",
         );
         cpu.samples = ns;
         let mut cpu_ticks = Row::new(
             "idle-cpu-stat",
             "same, from /proc/pid/stat utime+stime (10 ms ticks)",
             "%",
-            Target::AtMost(0.2),
-            "<= 0.2 %",
+            Target::AtMost(0.1),
+            "<= 0.1 %",
         );
         cpu_ticks.samples = ticks;
         let mut rss = Row::new(
