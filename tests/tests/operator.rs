@@ -398,13 +398,20 @@ fn a_failing_check_is_the_reason_in_hooks_and_follow_and_with_no_preempt_the_nod
     let epoch = alice.status()["epoch"].as_u64().expect("epoch");
     let mut follow = alice.ctl_spawn(&["--json", "follow"]);
     let lines = follow.stdout_lines();
+    let parse =
+        |line: &str| -> serde_json::Value { serde_json::from_str(line).expect("JSON event") };
+    // The follower is subscribed once its snapshot came: only then may the check fail
+    // (quorumctl starting slowly on a busy machine missed the role event otherwise).
+    lines
+        .find_before(std::time::Instant::now() + DEADLINE, |line| {
+            parse(line)["type"] == "snapshot"
+        })
+        .expect("the follow snapshot");
 
     std::fs::remove_file(&flag).expect("rm flag");
     c.wait_master(&all, "bob");
     assert!(bob.status()["epoch"].as_u64().expect("epoch") > epoch);
     let reason = format!("check {check} failing");
-    let parse =
-        |line: &str| -> serde_json::Value { serde_json::from_str(line).expect("JSON event") };
     let line = lines
         .find_before(std::time::Instant::now() + DEADLINE, |line| {
             let ev = parse(line);

@@ -249,6 +249,21 @@ impl Election {
             _ => Millis(0),
         };
         p.beat = Some(beat);
+        // Phase lock: a slave's round follows its master's beat, not its own phase. Every
+        // member's round then follows the master's, so the frames a node receives come in
+        // one burst a heartbeat rather than one wake-up per peer at its own phase (the idle
+        // cost of a daemon is its wake-ups), and the master's echoes are as fresh as can be.
+        // Our round is due within half a heartbeat: it goes now. We beat less than half a
+        // heartbeat ago (our phase is just ahead): the next round waits for the master's
+        // next beat, with a quarter heartbeat of room for its jitter before our own timer.
+        if self.roles.master == Some(from) && !self.lease.is_master {
+            let hb = self.cfg.heartbeat_ms;
+            self.next_beat = if now + hb / 2 >= self.next_beat {
+                now
+            } else {
+                self.next_beat.max(now + hb + hb / 4)
+            };
+        }
         if echo_missing {
             // It has not heard us (yet, or since long): answer at once so that both sides
             // see the link working within one round trip.

@@ -58,7 +58,7 @@ impl Election {
                 });
                 self.outputs.push_back(Output::Remember);
             }
-            p.info.addr = info.addr;
+            p.info.addr = info.addr.clone();
             p.info.port = info.port;
             p.info.rank.priority = info.rank.priority;
             // A member we knew only from a peer's list: now heard, so we beat to it (its
@@ -66,6 +66,31 @@ impl Election {
             if p.gossiped && p.last_heard.is_none() {
                 p.last_heard = Some(now);
                 p.first_heard = now;
+            }
+            // It holds its address and port: an earlier incarnation still listed there (we
+            // learned this one from a list, or under a name the old one never had) is gone
+            // for certain, whatever --expect says (no reset is involved).
+            let earlier: Vec<MemberId> = self
+                .peers
+                .values()
+                .filter(|o| {
+                    o.info.id != info.id
+                        && !o.superseded
+                        && !o.crashed
+                        && o.state != MemberState::Dispatched
+                        && o.info.addr == info.addr
+                        && o.info.port == info.port
+                        && o.info.started_ms < info.started_ms
+                })
+                .map(|o| o.info.id)
+                .collect();
+            for old in earlier {
+                debug!(
+                    old,
+                    new = info.id,
+                    "an earlier incarnation at the same address is gone"
+                );
+                self.member_gone(old, MemberState::Lost, MemberChange::Crashed);
             }
             return;
         }

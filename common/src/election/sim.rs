@@ -199,6 +199,8 @@ pub struct Sim {
     pub check_answers: bool,
     /// Beats handed to the network so far (lost ones included): the traffic tests count them.
     pub beats_sent: u64,
+    /// When `Some`, every beat handed to the network: (time, from slot, to slot).
+    pub beat_log: Option<Vec<(Millis, usize, usize)>>,
     /// When each node last answered a hello from each sender id: like the daemon's
     /// transport, which dials an unknown member once (with a back-off), not once per hello.
     answered: BTreeMap<(usize, MemberId), Millis>,
@@ -273,6 +275,7 @@ impl Sim {
             sabotage: Sabotage::None,
             check_answers: false,
             beats_sent: 0,
+            beat_log: None,
             answered: BTreeMap::new(),
         }
     }
@@ -1274,6 +1277,12 @@ impl super::Effects for NodeEffects<'_> {
             self.sim.beats_sent += 1;
         }
         if let Some(to_slot) = self.sim.slot_of_id(to) {
+            if matches!(msg, crate::wire::Message::Beat(_)) {
+                let now = self.sim.now;
+                if let Some(log) = self.sim.beat_log.as_mut() {
+                    log.push((now, self.slot, to_slot));
+                }
+            }
             let from = self.sim.id_of(self.slot).unwrap_or(0);
             self.sim
                 .send(self.slot, to_slot, Input::Message { from, msg }, false);

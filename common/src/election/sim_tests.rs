@@ -6,6 +6,7 @@
 
 use super::Config;
 use super::sim::{NetConfig, NodeOpts, Rng, Sabotage, Sim};
+use crate::time::Millis;
 use crate::types::{MemberState, Role, Strategy};
 
 fn cfg() -> Config {
@@ -1402,4 +1403,48 @@ fn a_node_restarted_inside_a_partition_is_linked_again_soon_after_the_heal() {
         sim.run_for(5);
     }
     assert_master(&mut sim, "alice", 3_000);
+}
+
+#[test]
+fn slaves_beat_in_phase_with_their_master() {
+    // A slave's round follows the master's beat (phase lock, beats.rs): the frames a node
+    // receives come in one burst a heartbeat, not one wake-up per peer at its own phase.
+    let mut sim = cluster(&["alice", "bob", "carol", "dave", "peter"], Strategy::Age);
+    let master = sim.slot("alice");
+    assert_eq!(sim.agreed_master().as_deref(), Some("alice"));
+    sim.beat_log = Some(Vec::new());
+    sim.run_for(20 * cfg().heartbeat_ms);
+    sim.assert_ok("steady");
+    let log = sim.beat_log.take().unwrap_or_default();
+    let master_rounds: Vec<Millis> = log
+        .iter()
+        .filter(|&&(_, from, _)| from == master)
+        .map(|&(t, _, _)| t)
+        .collect();
+    let latency = NetConfig::default().latency.1;
+    for slave in (0..5).filter(|&s| s != master) {
+        let to_master: Vec<Millis> = log
+            .iter()
+            .filter(|&&(_, from, to)| from == slave && to == master)
+            .map(|&(t, _, _)| t)
+            .collect();
+        assert!(
+            to_master.len() >= 15,
+            "{slave} beat the master {} times",
+            to_master.len()
+        );
+        let in_phase = to_master
+            .iter()
+            .filter(|&&t| {
+                master_rounds
+                    .iter()
+                    .any(|&m| m <= t && t.since(m) <= latency + 1)
+            })
+            .count();
+        assert!(
+            in_phase * 10 >= to_master.len() * 9,
+            "node {slave}: {in_phase} of {} beats to the master right after one of its beats",
+            to_master.len()
+        );
+    }
 }

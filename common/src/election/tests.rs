@@ -677,3 +677,46 @@ fn a_peers_list_naming_an_earlier_incarnation_adds_no_member() {
     );
     assert_eq!(joined(&drain(&mut e)), vec!["dave".to_string()]);
 }
+
+#[test]
+fn a_member_heard_at_an_earlier_incarnations_place_ends_that_incarnation() {
+    // bob (started at 100, port 9100) is known; his restart (started at 500, same port,
+    // renamed bobby) is first learned from carol's list, then heard directly: the old entry
+    // must stop counting, or this node counts one member more than everyone else for ever
+    // (its views never equal theirs again: no vote, no master).
+    let mut e = Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    );
+    e.handle(Millis(1), Input::Hello(info(4, "carol", 50)));
+    e.handle(Millis(1), Input::Hello(at_port(2, "bob", 100, 9100)));
+    e.handle(
+        Millis(2),
+        Input::Message {
+            from: 4,
+            msg: Message::Members {
+                members: vec![at_port(3, "bobby", 500, 9100)],
+            },
+        },
+    );
+    drain(&mut e);
+    let counted = |e: &Election, name: &str| {
+        e.status(Millis(3))
+            .members
+            .iter()
+            .any(|m| m.name == name && m.counted)
+    };
+    assert!(
+        counted(&e, "bob") && counted(&e, "bobby"),
+        "both listed first"
+    );
+    e.handle(Millis(3), Input::Hello(at_port(3, "bobby", 500, 9100)));
+    drain(&mut e);
+    assert!(counted(&e, "bobby"), "the live incarnation counts");
+    assert!(
+        !counted(&e, "bob"),
+        "the earlier incarnation at bobby's address and port still counts"
+    );
+}
