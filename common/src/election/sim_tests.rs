@@ -1448,3 +1448,53 @@ fn slaves_beat_in_phase_with_their_master() {
         );
     }
 }
+
+#[test]
+fn no_preempt_a_member_healthy_again_leaves_the_new_master_alone() {
+    // alice (best rank) is master; her health check fails (held), bob takes over; she is
+    // healthy again: with --no-preempt bob keeps the role, on a slow and lossy network too.
+    for seed in 0..40u64 {
+        let c = Config {
+            preempt: false,
+            ..cfg()
+        };
+        let net = NetConfig {
+            latency: (0, 1 + seed % 60),
+            drop_rate: if seed % 2 == 0 { 0.0 } else { 0.02 },
+            ..NetConfig::default()
+        };
+        let mut sim = Sim::new(seed, net, Strategy::Age);
+        for (i, n) in ["alice", "bob", "peter"].iter().enumerate() {
+            let opts = NodeOpts {
+                port: Some(8000 + i as u16),
+                ..Default::default()
+            };
+            sim.add(n, c.clone(), opts);
+        }
+        for i in 0..3 {
+            sim.start(i);
+            sim.run_for(50);
+        }
+        assert_eq!(
+            sim.settle(5_000).as_deref(),
+            Some("alice"),
+            "{}",
+            sim.trail()
+        );
+        sim.run_for(1_000);
+        sim.hold(0, true);
+        let m = sim.settle(5_000);
+        assert_eq!(m.as_deref(), Some("bob"), "seed {seed}\n{}", sim.trail());
+        sim.run_for(200);
+        sim.hold(0, false);
+        let before = sim.nodes[1].role_log.len();
+        sim.run_for(10_000);
+        sim.assert_ok("healthy again");
+        assert_eq!(
+            sim.nodes[1].role_log.len(),
+            before,
+            "seed {seed}: bob's role changed after alice was healthy again\n{}",
+            sim.trail()
+        );
+    }
+}
