@@ -501,11 +501,15 @@ impl Writer {
         };
         // Until when the peer expects nothing from us: the gap our last beat declared.
         let mut quiet_until = tokio::time::Instant::now();
+        let mut last_write = tokio::time::Instant::now();
         loop {
+            // A keepalive is due once the link was idle for `idle` and the declared gap is
+            // over: one timer to that instant, not a wake-up every `idle` inside the gap.
+            let due = (last_write + self.idle).max(quiet_until);
             let next = tokio::select! {
                 biased;
                 _ = self.close.cancelled() => break,
-                r = tokio::time::timeout(self.idle, rx.recv()) => r,
+                r = tokio::time::timeout_at(due, rx.recv()) => r,
             };
             let frame = match next {
                 Ok(Some(f)) => {
@@ -529,7 +533,7 @@ impl Writer {
             };
             let frame = length_prefixed(&sealer.seal(&frame));
             match tokio::time::timeout(self.stall, wr.write_all(&frame)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => last_write = tokio::time::Instant::now(),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "write failed: link dropped");
                     // A reset seen here first must still reach the reader, which probes for a
