@@ -180,17 +180,31 @@ fn case5_duplicate_live_name() {
     }
 }
 
-/// Whether `observer` no longer counts `name` (crashed for certain, or dispatched).
-fn not_counted(ck: &Checker, observer: &str, name: &str) -> Option<()> {
+/// Whether `observer` lists member `name` with `key` equal to `value` in its status.
+fn member_shows(
+    ck: &Checker,
+    observer: &str,
+    name: &str,
+    key: &str,
+    value: &serde_json::Value,
+) -> Option<()> {
     let st = ck.status(observer)?;
     let members = st.get("members")?.as_array()?;
     members
         .iter()
-        .any(|m| {
-            m.get("name").and_then(|n| n.as_str()) == Some(name)
-                && m.get("counted").and_then(|c| c.as_bool()) == Some(false)
-        })
+        .any(|m| m.get("name").and_then(|n| n.as_str()) == Some(name) && m.get(key) == Some(value))
         .then_some(())
+}
+
+/// Whether `observer` no longer counts `name` (crashed for certain, or dispatched).
+fn not_counted(ck: &Checker, observer: &str, name: &str) -> Option<()> {
+    member_shows(
+        ck,
+        observer,
+        name,
+        "counted",
+        &serde_json::Value::Bool(false),
+    )
 }
 
 /// Two of three members leave one after the other (`signal`: SIGKILL on a live host, a
@@ -237,17 +251,15 @@ fn case6_two_dispatches_then_restarts_behind_a_partition() {
     two_leave_then_restart_behind_a_partition("case6-dispatch", libc::SIGTERM);
 }
 
-/// Whether `observer` counts a member `name` that is alive there.
+/// Whether `observer` has member `name` alive.
 fn alive_at(ck: &Checker, observer: &str, name: &str) -> Option<()> {
-    let st = ck.status(observer)?;
-    let members = st.get("members")?.as_array()?;
-    members
-        .iter()
-        .any(|m| {
-            m.get("name").and_then(|n| n.as_str()) == Some(name)
-                && m.get("state").and_then(|s| s.as_str()) == Some("alive")
-        })
-        .then_some(())
+    member_shows(
+        ck,
+        observer,
+        name,
+        "state",
+        &serde_json::Value::from("alive"),
+    )
 }
 
 /// carol is killed (the others forget her address at the certain crash), then restarted with

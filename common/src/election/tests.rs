@@ -597,6 +597,16 @@ fn a_dispatched_member_is_reaped_after_the_configured_time_a_lost_one_stays() {
     );
 }
 
+/// alice (id 1, started at 100), fresh, with the default configuration.
+fn alice() -> Election {
+    Election::new(
+        Config::default(),
+        info(1, "alice", 100),
+        Memory::default(),
+        Millis(0),
+    )
+}
+
 /// `info` at a given port (two incarnations of one host's member share it).
 fn at_port(id: MemberId, name: &str, started: u64, port: u16) -> MemberInfo {
     MemberInfo {
@@ -619,12 +629,7 @@ fn joined(outs: &[Output]) -> Vec<String> {
 
 #[test]
 fn a_late_hello_of_an_earlier_incarnation_changes_nothing() {
-    let mut e = Election::new(
-        Config::default(),
-        info(1, "alice", 100),
-        Memory::default(),
-        Millis(0),
-    );
+    let mut e = alice();
     // bob restarted: the process started at 500 holds port 9100 now.
     e.handle(Millis(1), Input::Hello(at_port(3, "bob", 500, 9100)));
     assert_eq!(joined(&drain(&mut e)), vec!["bob".to_string()]);
@@ -642,12 +647,7 @@ fn a_late_hello_of_an_earlier_incarnation_changes_nothing() {
 
 #[test]
 fn a_peers_list_naming_an_earlier_incarnation_adds_no_member() {
-    let mut e = Election::new(
-        Config::default(),
-        info(1, "alice", 100),
-        Memory::default(),
-        Millis(0),
-    );
+    let mut e = alice();
     e.handle(Millis(1), Input::Hello(info(4, "carol", 50)));
     // bob restarted and renamed itself bobby; carol's list still names the old process.
     e.handle(Millis(1), Input::Hello(at_port(3, "bobby", 500, 9100)));
@@ -684,12 +684,7 @@ fn a_member_heard_at_an_earlier_incarnations_place_ends_that_incarnation() {
     // renamed bobby) is first learned from carol's list, then heard directly: the old entry
     // must stop counting, or this node counts one member more than everyone else for ever
     // (its views never equal theirs again: no vote, no master).
-    let mut e = Election::new(
-        Config::default(),
-        info(1, "alice", 100),
-        Memory::default(),
-        Millis(0),
-    );
+    let mut e = alice();
     e.handle(Millis(1), Input::Hello(info(4, "carol", 50)));
     e.handle(Millis(1), Input::Hello(at_port(2, "bob", 100, 9100)));
     e.handle(
