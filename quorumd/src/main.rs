@@ -59,8 +59,8 @@ fn main() -> ExitCode {
     // With worker threads every frame woke two or three threads (the reader's worker, the
     // driver on the main thread, a sibling worker looking for work): measured side by side,
     // an idle daemon of 5 used 0.42 % of a core that way and 0.24 % on one thread (50 idle
-    // daemons: 47 % in an earlier run, 38 % now). Blocking work (the state file's fsync) was already on
-    // the driver's path, and hooks are child processes.
+    // daemons: 47 % in an earlier run, 38 % now). Blocking work (the state file's fsync)
+    // was already on the driver's path, and hooks are child processes.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -188,13 +188,18 @@ impl Election {
         self.outputs.push_back(Output::Remember);
     }
 
-    /// A member we know, started later than `info`, advertises `info`'s address and port:
+    /// A member alive here, started later than `info`, advertises `info`'s address and port:
     /// only one process holds a port, so `info` is an earlier incarnation that is gone (a
-    /// late hello, or a peer's list that still names it, perhaps under its old name).
+    /// late hello, or a peer's list that still names it, perhaps under its old name). Only
+    /// a live holder counts: start times come from the host's wall clock, which may have
+    /// been set back across a reboot, and a new process must never be locked out by the
+    /// entry of a dead one that merely claims a later start.
     fn later_at_same_place(&self, info: &MemberInfo) -> bool {
         self.peers.values().any(|p| {
             p.info.id != info.id
                 && !p.superseded
+                && p.state == MemberState::Alive
+                && !p.crashed
                 && p.info.addr == info.addr
                 && p.info.port == info.port
                 && p.info.started_ms > info.started_ms

@@ -715,3 +715,17 @@ fn a_member_heard_at_an_earlier_incarnations_place_ends_that_incarnation() {
         "the earlier incarnation at bobby's address and port still counts"
     );
 }
+
+#[test]
+fn a_restart_whose_clock_went_back_still_replaces_a_dead_incarnation() {
+    // bob's host rebooted with its clock set back: the new process says it started before
+    // the old one. The old one is gone (lost, then its crash certain): the newcomer must be
+    // taken in, not ignored as a "late hello of an earlier incarnation".
+    let mut e = alice();
+    e.handle(Millis(1), Input::Hello(at_port(2, "bob", 900, 9100)));
+    e.handle(Millis(2), Input::Crashed(2));
+    drain(&mut e);
+    e.handle(Millis(3), Input::Hello(at_port(3, "bob", 500, 9100)));
+    assert_eq!(joined(&drain(&mut e)), vec!["bob".to_string()]);
+    assert!(e.knows_alive(3));
+}
