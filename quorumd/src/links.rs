@@ -163,7 +163,7 @@ impl Transport {
     /// rejoins within a heartbeat of the heal instead of at its next hello). A refusal there
     /// is a certain crash of that incarnation, a new incarnation answering replaces it, as
     /// for any member a link was lost to. Our own address is never dialled.
-    pub fn remember(&self, members: &[MemberInfo]) {
+    pub fn remember<'a>(&self, members: impl IntoIterator<Item = &'a MemberInfo>) {
         for info in members {
             if let Some(addr) = member_addr(info) {
                 self.inner.learn(info, addr);

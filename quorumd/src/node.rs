@@ -194,13 +194,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     let checks = crate::checks::spawn(&settings.checks, check_tx.clone(), checks_cancel.clone());
     let mut settings = settings;
     transport.start(me);
-    let remembered: Vec<_> = saved
-        .memory
-        .members
-        .iter()
-        .map(|(m, _)| m.clone())
-        .collect();
-    transport.remember(&remembered);
+    transport.remember(saved.memory.members.iter().map(|(m, _)| m));
     notify::ready();
     // The loop turns at least every heartbeat; the watchdog pings only while it does.
     let loop_turned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

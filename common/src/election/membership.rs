@@ -74,12 +74,9 @@ impl Election {
                 .peers
                 .values()
                 .filter(|o| {
-                    o.info.id != info.id
-                        && !o.superseded
+                    Self::other_at_place(o, &info)
                         && !o.crashed
                         && o.state != MemberState::Dispatched
-                        && o.info.addr == info.addr
-                        && o.info.port == info.port
                         && o.info.started_ms < info.started_ms
                 })
                 .map(|o| o.info.id)
@@ -164,7 +161,7 @@ impl Election {
         let same_place: Vec<MemberId> = self
             .peers
             .values()
-            .filter(|p| p.info.addr == info.addr && p.info.port == info.port && !p.superseded)
+            .filter(|p| Self::other_at_place(p, &info))
             .map(|p| p.info.id)
             .collect();
         for old_id in same_place {
@@ -196,14 +193,19 @@ impl Election {
     /// entry of a dead one that merely claims a later start.
     fn later_at_same_place(&self, info: &MemberInfo) -> bool {
         self.peers.values().any(|p| {
-            p.info.id != info.id
-                && !p.superseded
+            Self::other_at_place(p, info)
                 && p.state == MemberState::Alive
                 && !p.crashed
-                && p.info.addr == info.addr
-                && p.info.port == info.port
                 && p.info.started_ms > info.started_ms
         })
+    }
+
+    /// `p` is another incarnation (not replaced yet) at `info`'s address and port.
+    fn other_at_place(p: &Peer, info: &MemberInfo) -> bool {
+        p.info.id != info.id
+            && !p.superseded
+            && p.info.addr == info.addr
+            && p.info.port == info.port
     }
 
     /// The other process has been running longer than this one (start time, then id).

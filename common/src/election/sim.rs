@@ -251,6 +251,19 @@ fn relative_times(text: &str, now: u64) -> String {
     out
 }
 
+/// The address of the host on `slot` (10.0.0.1 is slot 0).
+fn host_addr(slot: usize) -> String {
+    format!("10.0.0.{}", slot + 1)
+}
+
+/// The slot of the host at `addr`, the inverse of [`host_addr`].
+fn host_slot(addr: &str) -> Option<usize> {
+    addr.strip_prefix("10.0.0.")?
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)
+}
+
 impl Sim {
     /// An empty cluster with the given seed, network behaviour and rank strategy.
     pub fn new(seed: u64, net: NetConfig, strategy: Strategy) -> Self {
@@ -350,7 +363,7 @@ impl Sim {
         let info = MemberInfo {
             id,
             name: node.name.clone(),
-            addr: format!("10.0.0.{}", slot + 1),
+            addr: host_addr(slot),
             port,
             rank: Rank {
                 priority: node.opts.priority,
@@ -380,8 +393,7 @@ impl Sim {
             .memory
             .members
             .iter()
-            .filter_map(|(m, _)| m.addr.strip_prefix("10.0.0.")?.parse::<usize>().ok())
-            .filter_map(|host| host.checked_sub(1))
+            .filter_map(|(m, _)| host_slot(&m.addr))
             .filter(|&s| s != slot)
             .collect();
         node.next_dial = self.now + node.cfg.heartbeat_ms;
@@ -461,14 +473,11 @@ impl Sim {
         n.next_dial = self.now + n.cfg.heartbeat_ms;
         let targets: Vec<usize> = n.dials.iter().copied().collect();
         for other in targets {
-            let Some(id) = self.id_of(other) else {
-                continue;
-            };
-            let alive = self.nodes[slot]
-                .core
-                .as_ref()
-                .is_some_and(|c| c.knows_alive(id));
-            if alive || !self.link_up(slot, other) || !self.link_up(other, slot) {
+            if self.id_of(other).is_none()
+                || self.sees_alive(slot, other)
+                || !self.link_up(slot, other)
+                || !self.link_up(other, slot)
+            {
                 continue;
             }
             if self.nodes[other].frozen {
@@ -486,24 +495,28 @@ impl Sim {
     /// what it does not have alive at its next maintenance tick.
     fn link_opened(&mut self, to: usize, from: usize) {
         self.nodes[to].dials.insert(from);
-        let linked: Vec<usize> = {
-            let n = &self.nodes[to];
-            n.dials
-                .iter()
-                .copied()
-                .filter(|&x| x != from && self.link_up(to, x))
-                .filter(|&x| {
-                    self.id_of(x)
-                        .is_some_and(|id| n.core.as_ref().is_some_and(|c| c.knows_alive(id)))
-                })
-                .collect()
-        };
+        let linked: Vec<usize> = self.nodes[to]
+            .dials
+            .iter()
+            .copied()
+            .filter(|&x| x != from && self.link_up(to, x) && self.sees_alive(to, x))
+            .collect();
         for x in linked {
             self.nodes[x].dials.insert(from);
             if self.link_up(to, from) {
                 self.nodes[from].dials.insert(x);
             }
         }
+    }
+
+    /// Whether the process on `slot` has the process running on `other` alive.
+    fn sees_alive(&self, slot: usize, other: usize) -> bool {
+        self.id_of(other).is_some_and(|id| {
+            self.nodes[slot]
+                .core
+                .as_ref()
+                .is_some_and(|c| c.knows_alive(id))
+        })
     }
 
     fn hello(&mut self, slot: usize) -> Option<MemberInfo> {
