@@ -73,20 +73,42 @@ impl Election {
 
     /// A round of beats (all under one sequence number): to every linked peer we beat every
     /// heartbeat, and a probe to the quiet peer whose turn it is (cadence.rs).
-    pub(super) fn send_beats(&mut self, now: Millis) {
+    /// Returns whom it went to (sorted).
+    pub(super) fn send_beats(&mut self, now: Millis) -> Vec<MemberId> {
         let to: Vec<MemberId> = self.linked_peers().collect();
         let rotate = now >= self.next_beat;
-        self.send_beats_to(now, &to, rotate, false);
+        let sent = self.send_beats_to(now, &to, rotate, false);
         self.next_beat = now + self.cfg.heartbeat_ms;
+        sent
     }
 
-    /// One beat to one peer, outside the rhythm (an answer to a beat that does not echo us).
-    pub(super) fn send_beat_to(&mut self, now: Millis, id: MemberId) {
-        self.send_beats_to(now, &[id], false, true);
+    /// Beats outside the rhythm to the peers whose beats in this batch did not echo one of
+    /// ours (`sent`: whom this batch's round reached already), so that both sides see the
+    /// link working within one round trip. One round for all of them: while many members
+    /// start together every beat is such a one, and a round per beat (each building the
+    /// plan and the digests over every member) was most of a 100-node cluster's CPU.
+    pub(super) fn answer_unechoed(&mut self, now: Millis, sent: &[MemberId]) {
+        if self.answer.is_empty() {
+            return;
+        }
+        let due: Vec<MemberId> = std::mem::take(&mut self.answer)
+            .into_iter()
+            .filter(|id| sent.binary_search(id).is_err() && self.peers.contains_key(id))
+            .collect();
+        if !due.is_empty() {
+            self.send_beats_to(now, &due, false, true);
+        }
     }
 
-    /// Beats to those of `to` that the cadence plan says (all of them when `all`).
-    fn send_beats_to(&mut self, now: Millis, to: &[MemberId], rotate: bool, all: bool) {
+    /// Beats to those of `to` that the cadence plan says (all of them when `all`); returns
+    /// whom they went to, in the order of `to`.
+    fn send_beats_to(
+        &mut self,
+        now: Millis,
+        to: &[MemberId],
+        rotate: bool,
+        all: bool,
+    ) -> Vec<MemberId> {
         let plan = self.plan_round(now, rotate);
         let view = self.digests();
         let mut plans: Vec<(MemberId, Cadence)> = Vec::with_capacity(to.len());
@@ -120,6 +142,7 @@ impl Election {
             }
         }
         self.extend_promise();
+        ids
     }
 
     /// Every beat that carries our vote renews the promise, dated from when we received the
@@ -265,9 +288,9 @@ impl Election {
             };
         }
         if echo_missing {
-            // It has not heard us (yet, or since long): answer at once so that both sides
-            // see the link working within one round trip.
-            self.send_beat_to(now, from);
+            // It has not heard us (yet, or since long): it gets a beat at the end of this
+            // batch of inputs (`answer_unechoed`).
+            self.answer.insert(from);
         }
         // It counts other members than we do: tell it whom we count (membership.rs).
         // (At most once per silence window per peer: ask that first, the digest costs a

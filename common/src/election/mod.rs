@@ -135,6 +135,9 @@ pub struct Election {
     seq: u64,
     sent: VecDeque<(u64, Millis)>,
     next_beat: Millis,
+    /// Peers whose beat did not echo one of ours: they get a beat at the end of this batch
+    /// of inputs (beats.rs), in one round, not one round per beat taken in.
+    answer: BTreeSet<MemberId>,
     /// The quiet peer probed last (cadence.rs): the rotation goes on after it.
     probe_after: MemberId,
     /// Votes we give and the promises behind them (votes.rs).
@@ -173,6 +176,7 @@ impl Election {
             seq: 0,
             sent: VecDeque::new(),
             next_beat: now,
+            answer: BTreeSet::new(),
             probe_after: 0,
             votes: votes::Votes::default(),
             cand: candidacy::Candidacy::default(),
@@ -673,8 +677,11 @@ impl Election {
         self.update_role(now);
         changed |= self.roles.role != role_before;
 
-        if changed || now >= self.next_beat {
-            self.send_beats(now);
-        }
+        let sent = if changed || now >= self.next_beat {
+            self.send_beats(now)
+        } else {
+            Vec::new()
+        };
+        self.answer_unechoed(now, &sent);
     }
 }
