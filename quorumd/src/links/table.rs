@@ -107,6 +107,9 @@ struct Known {
     left: bool,
     /// When its link ended (or since when we wait for one); None while linked.
     unlinked_since: Option<Instant>,
+    /// A discovery hello of it reached us: it is on our broadcast domain, and so hears the
+    /// hellos of every other member we heard that way (no need to tell them of each other).
+    heard: bool,
 }
 
 /// A crash report of [`Table::report_crash`].
@@ -234,6 +237,7 @@ impl Table {
             name: name.to_string(),
             left: false,
             unlinked_since: None,
+            heard: false,
         });
         k.addr = addr;
         // `left` stays: a hello still in flight after a Leave does not undo it (a restarted
@@ -265,6 +269,9 @@ impl Table {
         let newcomer = settled && self.is_unknown(id);
         if !self.learn(id, name, addr, now) {
             return HelloDial::Full;
+        }
+        if let Some(k) = self.known.get_mut(&id) {
+            k.heard = true;
         }
         if (me < id || newcomer) && !self.is_linked(id) {
             HelloDial::Now
@@ -305,6 +312,7 @@ impl Table {
         let replaced = self.links.insert(id, link);
         self.crashed.remove(&id);
         let left = self.known.get(&id).is_some_and(|k| k.left);
+        let heard = self.known.get(&id).is_some_and(|k| k.heard);
         self.known.insert(
             id,
             Known {
@@ -312,12 +320,20 @@ impl Table {
                 name: name.to_string(),
                 left,
                 unlinked_since: None,
+                heard,
             },
         );
+        // Whom to tell about the new link: every other linked member, except those that
+        // heard it say hello as we did. Two members whose hellos both reached us are on our
+        // broadcast domain and hear each other's: telling them cost one frame per link per
+        // other link, n³ frames while a large cluster starts (a hundred members started
+        // together spent seconds on it before their hellos were all in).
         let others = self
             .links
             .iter()
-            .filter(|(other, _)| **other != id)
+            .filter(|(other, _)| {
+                **other != id && !(heard && self.known.get(*other).is_some_and(|k| k.heard))
+            })
             .map(|(_, l)| l.tx.clone())
             .collect();
         Registered::Yes { replaced, others }
@@ -531,8 +547,22 @@ mod tests {
         assert!(!t.knows_addr(a(11)), "a crashed member is forgotten");
         let (_, others) = yes(t.register(8, "m", link(2, a(11), 8, 0), 1, 0, 300));
         assert_eq!(others, 1, "the link to 7 hears of 8");
-        assert_eq!(t.linked_ids(), vec![7, 8]);
-        assert_eq!(t.peer_addrs(Some(7)).len(), 1);
+        // Members whose hellos both reached us hear each other's: no need to tell them.
+        let now = Instant::now();
+        assert_eq!(t.hello(1, 20, "h", a(20), now, false), HelloDial::Now);
+        assert_eq!(t.hello(1, 21, "i", a(21), now, false), HelloDial::Now);
+        let (_, others) = yes(t.register(20, "h", link(3, a(20), 1, 0), 1, 0, 300));
+        assert_eq!(
+            others, 2,
+            "7 and 8 (no hello of theirs reached us) hear of 20"
+        );
+        let (_, others) = yes(t.register(21, "i", link(4, a(21), 1, 0), 1, 0, 300));
+        assert_eq!(
+            others, 2,
+            "7 and 8 hear of 21, 20 (heard by hello too) does not"
+        );
+        assert_eq!(t.linked_ids(), vec![7, 8, 20, 21]);
+        assert_eq!(t.peer_addrs(Some(7)).len(), 3);
         assert!(t.unregister(8, 2, Instant::now()));
         assert!(
             t.report_crash(8).is_some(),
