@@ -470,7 +470,7 @@ struct Writer {
     peer_nonce: oneshot::Receiver<Nonce>,
     handshake: Duration,
     /// Sent when nothing was written for `idle` (1.5 beats) and no declared gap runs, so a
-    /// link never looks stale (3 beats past the gap) to the peer.
+    /// link never looks stale (six beats past the gap, `STALE_BEATS`) to the peer.
     keepalive: Option<Vec<u8>>,
     idle: Duration,
     /// A write not done within this means the peer is stuck: the link is dropped.

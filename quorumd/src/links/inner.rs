@@ -19,6 +19,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+
+/// A link from which nothing was read for this many heartbeats (past a gap the peer
+/// declared) is re-dialled by the maintenance round (see `Inner::tick`).
+pub(crate) const STALE_BEATS: u32 = 6;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -440,7 +444,14 @@ impl Inner {
     /// One maintenance round: re-dial stale links and unlinked members.
     fn tick(self: &Arc<Self>) {
         let now = self.now_ms();
-        let stale_ms = (self.hb() * 3).as_millis() as u64;
+        // Stale: nothing read for six heartbeats (the default silence window), four times
+        // the writer's keepalive interval. At three, a member merely slowed down (a hundred
+        // members starting together on two cores) had its links re-dialled every round, and
+        // each new link replacing the old one lost the frames in flight: beats went missing,
+        // members went `lost`, everyone stayed loud, and the load that made the links look
+        // stale never ended (no master after 30 s). A link really broken is re-dialled at most
+        // three heartbeats later than before; a crash is seen by the crash probe, not here.
+        let stale_ms = (self.hb() * STALE_BEATS).as_millis() as u64;
         let grace = self.hb();
         let to_dial = self.state().due(Instant::now(), now, stale_ms, grace);
         for (addr, id) in to_dial {

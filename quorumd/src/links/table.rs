@@ -415,7 +415,7 @@ impl Table {
         let mut to_dial = Vec::new();
         for (id, l) in &self.links {
             if now_ms.saturating_sub(l.last_read.load(Ordering::Relaxed)) >= stale_ms {
-                tracing::trace!(peer = id, "link silent for 3 beats: reconnecting");
+                tracing::trace!(peer = id, "link silent for long: reconnecting");
                 to_dial.push((l.addr, *id));
             }
         }
