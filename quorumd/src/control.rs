@@ -121,6 +121,12 @@ pub enum Command {
         /// Where the driver answers.
         reply: oneshot::Sender<Reply>,
     },
+    /// Rebuild the published snapshot now (members' `last heard`, traffic, metrics): the
+    /// driver rebuilds it only on news otherwise. Answered once it is published.
+    Refresh {
+        /// Where the driver answers.
+        reply: oneshot::Sender<()>,
+    },
     /// Step down, resume, maintenance on or off.
     Hold {
         /// The change.

@@ -207,7 +207,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
 
     let mut driver = Driver {
         base,
-        published: Millis(0),
+        publish_now: false,
         election,
         transport: transport.clone(),
         hooks,
@@ -262,7 +262,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                     .filter(|c| !c.passing)
                     .map(|c| c.command.clone())
                     .collect();
-                driver.published = Millis(0);
+                driver.publish_now = true;
                 driver.handle(Input::Tick);
             }
             cmd = cmd_rx.recv() => match cmd {
@@ -290,6 +290,11 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 Some(Command::Dispatch { reply }) => {
                     dispatch_replies.push(reply);
                     break Stop::Dispatch;
+                }
+                Some(Command::Refresh { reply }) => {
+                    driver.publish_now = true;
+                    driver.flush();
+                    let _ = reply.send(());
                 }
                 Some(Command::Hold { change, reply }) => {
                     driver.hold.apply(change, Instant::now());
@@ -329,7 +334,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                                 settings.maintenance = new.maintenance;
                                 let state = if new.maintenance { "on" } else { "off" };
                                 info!(maintenance = state, "reload: maintenance changed by the config file");
-                                driver.published = Millis(0);
+                                driver.publish_now = true;
                                 driver.handle(Input::Tick);
                             }
                             if new.priority != settings.priority {
@@ -348,7 +353,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                                 checks_cancel = cancel.child_token();
                                 driver.checks = crate::checks::spawn(&new.checks, check_tx.clone(), checks_cancel.clone());
                                 driver.hold.failing_checks.clear();
-                                driver.published = Millis(0);
+                                driver.publish_now = true;
                                 driver.handle(Input::Tick);
                             }
                             settings.master_script = new.master_script;
@@ -403,6 +408,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
             while let Ok(cmd) = cmd_rx.try_recv() {
                 match cmd {
                     Command::Dispatch { reply } => dispatch_replies.push(reply),
+                    // Its client reads the last snapshot.
+                    Command::Refresh { .. } => {}
                     Command::Rename { reply, .. }
                     | Command::Forget { reply, .. }
                     | Command::Hold { reply, .. } => {
@@ -510,13 +517,11 @@ pub fn election_config(settings: &Settings) -> Config {
     }
 }
 
-/// Longest time between two rebuilds of the published status without news.
-const PUBLISH_EVERY_MS: u64 = 50;
-
 struct Driver {
     base: Instant,
-    /// When the status was last rebuilt.
-    published: Millis,
+    /// Rebuild the published status at the next flush even without news: a control
+    /// client asked for it (`last heard`, traffic rates), or a check changed.
+    publish_now: bool,
     election: Election,
     transport: Transport,
     hooks: HookRunner,
@@ -627,11 +632,13 @@ impl Driver {
             let _ = self.lease.send_if_modified(|l| l.take().is_some());
         }
         // Beats arrive hundreds of times a second in a large cluster; the members table is
-        // rebuilt on news, and otherwise at most every PUBLISH_EVERY (for `last heard`).
-        // The lease end in the snapshot is refreshed every time: readers check it.
-        let due = now.since(self.published) >= PUBLISH_EVERY_MS;
-        if news || due {
-            self.published = now;
+        // rebuilt on news and when a control client asks for it (`Command::Refresh`: its
+        // `last heard` and traffic rates must be fresh), never on a timer: rebuilding it at
+        // every batch of beats (members, traffic, metrics: hundreds of allocations in a
+        // cluster of a hundred) was most of an idle daemon's work there. The lease end in
+        // the snapshot is refreshed every time: readers check it.
+        if news || self.publish_now {
+            self.publish_now = false;
             let mut status = self.election.status(now);
             let mut security = self.transport.security();
             let transport = &self.transport;

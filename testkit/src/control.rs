@@ -118,6 +118,11 @@ impl FakeDriver {
                     return;
                 }
                 Command::Dispatch { reply } => reply.send(Ok(Response::Dispatched)),
+                // The fake's snapshot never changes: nothing to rebuild.
+                Command::Refresh { reply } => {
+                    let _ = reply.send(());
+                    Ok(())
+                }
                 Command::Forget { name, reply } if name == self.forgettable => {
                     reply.send(Ok(Response::Forgotten { name }))
                 }

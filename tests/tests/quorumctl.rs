@@ -524,3 +524,44 @@ fn a_dispatched_member_is_reaped_from_the_table_after_reap_dispatched() {
     });
     assert_eq!(a.role().as_deref(), Some("master"));
 }
+
+/// The daemon rebuilds its published status only on news (a role, master or member change)
+/// and when a client asks: `status` must still show the traffic counters and `last heard` of
+/// the moment of the request in an idle cluster, not those of the last change.
+#[test]
+fn status_shows_the_traffic_and_last_heard_of_the_request_in_an_idle_cluster() {
+    let c = Cluster::new();
+    let (_alpha, beta, _gamma) = three(&c);
+    let alpha_in = || -> (u64, u64) {
+        let out = beta.ctl(&["--json", "status"]);
+        let s: Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+        let traffic = s["security"]["traffic"]
+            .as_array()
+            .and_then(|t| t.iter().find(|r| r["name"] == "alpha"))
+            .and_then(|r| r["messages_in"].as_u64());
+        let heard = s["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == "alpha"))
+            .and_then(|m| m["last_heard_ms"].as_u64());
+        match (traffic, heard) {
+            (Some(t), Some(h)) => (t, h),
+            _ => panic!("no traffic or last heard of alpha in {s}"),
+        }
+    };
+    let (before, _) = alpha_in();
+    // A settled cluster: no news for the daemon to publish, but the master beats on.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let (now, heard) = alpha_in();
+        // Fast profile: alpha beats beta every 20 ms; silent for 150 ms it is lost.
+        if now > before && heard < 1000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "beta's status still says {now} frames in from alpha (was {before}), last heard \
+             {heard} ms ago: a snapshot of the last change, not of the request"
+        );
+    }
+}

@@ -96,7 +96,12 @@ impl Client {
     async fn answer(&self, request: Request) -> Reply {
         let now = Instant::now();
         match request {
-            Request::Status => Ok(Response::Status(self.handle.status.borrow().effective(now))),
+            Request::Status => {
+                self.refresh().await;
+                Ok(Response::Status(
+                    self.handle.status.borrow().effective(Instant::now()),
+                ))
+            }
             Request::Role => {
                 let snapshot = self.handle.status.borrow();
                 Ok(Response::Role {
@@ -104,9 +109,17 @@ impl Client {
                     valid_until_ns: snapshot.valid_until_ns(now),
                 })
             }
-            Request::Members => Ok(Response::Members {
-                members: self.handle.status.borrow().effective(now).members,
-            }),
+            Request::Members => {
+                self.refresh().await;
+                Ok(Response::Members {
+                    members: self
+                        .handle
+                        .status
+                        .borrow()
+                        .effective(Instant::now())
+                        .members,
+                })
+            }
             Request::Rename { name } => self.forward(|reply| Command::Rename { name, reply }).await,
             Request::Dispatch => self.forward(|reply| Command::Dispatch { reply }).await,
             Request::Forget { name } => self.forward(|reply| Command::Forget { name, reply }).await,
@@ -114,9 +127,12 @@ impl Client {
                 let change = HoldChange::StepDown(for_ms.map(Duration::from_millis));
                 self.forward(|reply| Command::Hold { change, reply }).await
             }
-            Request::Metrics => Ok(Response::Metrics {
-                text: crate::metrics::METRICS.encode(),
-            }),
+            Request::Metrics => {
+                self.refresh().await;
+                Ok(Response::Metrics {
+                    text: crate::metrics::METRICS.encode(),
+                })
+            }
             Request::Resume => {
                 self.forward(|reply| Command::Hold {
                     change: HoldChange::Resume,
@@ -153,11 +169,27 @@ impl Client {
         rx.await.unwrap_or_else(|_| gone())
     }
 
+    /// Has the driver publish a fresh snapshot (it does so only on news otherwise). While it
+    /// shuts down it answers nothing: the last snapshot is read then.
+    async fn refresh(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .handle
+            .commands
+            .send(Command::Refresh { reply: tx })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+
     /// `Following`, the snapshot, then every event until hang-up, lag, a stuck write or shutdown.
     async fn follow(&self, mut reader: LineReader<OwnedReadHalf>, mut writer: OwnedWriteHalf) {
         // Subscribe before reading the snapshot: an event published in between is then sent
         // (possibly redundantly) rather than lost.
         let mut events = self.handle.events.subscribe();
+        self.refresh().await;
         let snapshot = Event::Snapshot(self.handle.status.borrow().effective(Instant::now()));
         let following: Reply = Ok(Response::Following);
         if write_line(&mut writer, &following).await.is_err()
