@@ -532,7 +532,9 @@ fn a_dispatched_member_is_reaped_from_the_table_after_reap_dispatched() {
 fn status_shows_the_traffic_and_last_heard_of_the_request_in_an_idle_cluster() {
     let c = Cluster::new();
     let (_alpha, beta, _gamma) = three(&c);
-    let alpha_in = || -> (u64, u64) {
+    // (frames beta has received from alpha on their link, ms since beta last heard alpha);
+    // None while the link is not counted yet (it may have been replaced since the start).
+    let alpha_in = || -> (Option<u64>, Option<u64>, Value) {
         let out = beta.ctl(&["--json", "status"]);
         let s: Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
         let traffic = s["security"]["traffic"]
@@ -543,25 +545,26 @@ fn status_shows_the_traffic_and_last_heard_of_the_request_in_an_idle_cluster() {
             .as_array()
             .and_then(|m| m.iter().find(|m| m["name"] == "alpha"))
             .and_then(|m| m["last_heard_ms"].as_u64());
-        match (traffic, heard) {
-            (Some(t), Some(h)) => (t, h),
-            _ => panic!("no traffic or last heard of alpha in {s}"),
-        }
+        (traffic, heard, s)
     };
-    let (before, _) = alpha_in();
-    // A settled cluster: no news for the daemon to publish, but the master beats on.
     let deadline = Instant::now() + DEADLINE;
+    let mut first = None;
+    // A settled cluster: no news for the daemon to publish, but the master beats on.
     loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let (now, heard) = alpha_in();
-        // Fast profile: alpha beats beta every 20 ms; silent for 150 ms it is lost.
-        if now > before && heard < 1000 {
-            break;
+        let (frames, heard, s) = alpha_in();
+        if let (Some(f), Some(h)) = (frames, heard) {
+            // Fast profile: alpha beats beta every 20 ms; silent for 150 ms it is lost.
+            match first {
+                None => first = Some(f),
+                Some(before) if f > before && h < 1000 => break,
+                Some(_) => {}
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "beta's status still says {now} frames in from alpha (was {before}), last heard \
-             {heard} ms ago: a snapshot of the last change, not of the request"
+            "beta's status still says {frames:?} frames in from alpha (first {first:?}), last \
+             heard {heard:?} ms ago: a snapshot of the last change, not of the request: {s}"
         );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
