@@ -8,10 +8,11 @@
 //!   duplicate-link rule), known members (who dials after a hello), dials in flight, crash
 //!   reports, with their bounds.
 //! - `inner`: the state the tasks share (the table behind a mutex, sockets, events) and the
-//!   maintenance timer: stale links are re-dialled every heartbeat, unlinked members and
-//!   `--peer` seeds are dialled until a link exists.
+//!   maintenance task: unlinked members are dialled every heartbeat and `--peer` seeds every
+//!   `announce` until a link exists; it sleeps while there is nothing to dial.
 //! - `conn`: one task pair per TCP connection (handshake + reader, writer with a bounded
-//!   queue) and the dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
+//!   queue; the reader re-dials its member every heartbeat while the link is stale) and the
+//!   dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
 //!   refused connection to a member whose link just ended means its process is gone.
 //! - `frame`: the length-prefixed codec.
 //! - `discovery`: UDP hellos (schedule, receive loop) and the advertised address.
