@@ -163,11 +163,14 @@ impl Transport {
     /// node restarted while its hellos could not reach the cluster, inside a partition,
     /// rejoins within a heartbeat of the heal instead of at its next hello). A refusal there
     /// is a certain crash of that incarnation, a new incarnation answering replaces it, as
-    /// for any member a link was lost to. Our own address is never dialled.
+    /// for any member a link was lost to. A member remembered at our own address (it had
+    /// that port before us) is left out: it would never be dialled, only keep the maintenance
+    /// round waking every heartbeat for ten minutes.
     pub fn remember<'a>(&self, members: impl IntoIterator<Item = &'a MemberInfo>) {
         for info in members {
-            if let Some(addr) = member_addr(info) {
-                self.inner.learn(info, addr);
+            match member_addr(info) {
+                Some(addr) if !self.inner.is_self_addr(addr) => self.inner.learn(info, addr),
+                _ => {}
             }
         }
     }

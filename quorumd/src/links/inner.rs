@@ -199,7 +199,7 @@ impl Inner {
     }
 
     /// Is `addr` our own listener?
-    fn is_self_addr(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn is_self_addr(&self, addr: SocketAddr) -> bool {
         addr.port() == self.port
             && (addr.ip() == self.advertise
                 || addr.ip() == self.cfg.listen
