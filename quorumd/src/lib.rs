@@ -10,6 +10,7 @@
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
 //! - `explain`: plain-text reasons for the log (why inquorate, remembered members).
 //! - `state`: the election memory and a renamed name, kept across restarts.
+//! - `timer`: the driver's deadline timer (a timerfd: one wake-up per deadline).
 
 pub mod checks;
 pub mod config;
@@ -24,3 +25,4 @@ pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod state;
+pub mod timer;
