@@ -119,9 +119,10 @@ mod linux {
                 *armed = Some(deadline);
             }
             let mut ready = fd.readable().await?;
-            // Reading the expiry count clears it; nothing to read (an expiry of an earlier
-            // setting, re-armed since) clears the readiness and we wait again.
-            let _ = ready.try_io(|fd| {
+            // Reading the expiry count clears it, and the readiness with it (else the next
+            // wait would start with a read that finds nothing); nothing to read (an expiry
+            // of an earlier setting, re-armed since) clears the readiness too: wait again.
+            let read = ready.try_io(|fd| {
                 let mut expiries = 0u64;
                 // SAFETY: reads at most 8 bytes into a valid, writable u64.
                 let n = unsafe {
@@ -137,6 +138,12 @@ mod linux {
                     Ok(())
                 }
             });
+            match read {
+                Ok(Ok(())) => ready.clear_ready(),
+                // Not "would block" (that is `Err(_)`): the timerfd is unusable.
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {}
+            }
         }
     }
 }
