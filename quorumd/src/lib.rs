@@ -10,7 +10,7 @@
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
 //! - `explain`: plain-text reasons for the log (why inquorate, remembered members).
 //! - `state`: the election memory and a renamed name, kept across restarts.
-//! - `timer`: the driver's deadline timer (a timerfd: one wake-up per deadline).
+//! - `timer`: the deadline timer of the driver and the hellos (a timerfd: one wake-up each).
 
 pub mod checks;
 pub mod config;

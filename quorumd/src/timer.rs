@@ -1,5 +1,5 @@
-//! The driver's deadline timer: on Linux, one timerfd in the runtime's epoll set; elsewhere
-//! (or without a timerfd) tokio's timer.
+//! A deadline timer for the driver's loop and the hello schedule: on Linux, one timerfd in the
+//! runtime's epoll set; elsewhere (or without a timerfd) tokio's timer.
 //!
 //! Why not `tokio::time::sleep_until` alone: tokio's timer wheel keeps a timer more than
 //! 64 ms away on a coarser level and, at the start of its 64 ms slot, moves it down to the
