@@ -43,7 +43,8 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     origin: Instant,
     pub(crate) announce_now: Notify,
-    /// A member began waiting for a link: the maintenance task plans its next round anew.
+    /// A member began waiting for a link and the planned round is too late for it
+    /// ([`Table::claim_round`]): the maintenance task plans its next round anew.
     replan: Notify,
     next_link: AtomicU64,
     listener: Mutex<Option<TcpListener>>,
@@ -243,9 +244,9 @@ impl Inner {
             );
             return;
         }
-        let unlinked = !table.is_linked(info.id);
+        let replan = !table.is_linked(info.id) && table.claim_round(Instant::now() + self.hb());
         drop(table);
-        if unlinked {
+        if replan {
             self.replan.notify_one();
         }
     }
@@ -267,10 +268,12 @@ impl Inner {
         let settled = self.origin.elapsed() > 2 * self.hb();
         let mut table = self.state();
         let answer = table.hello(me, info.id, &info.name, addr, Instant::now(), settled);
-        let unlinked = !table.is_linked(info.id);
+        // Dialled now or not, it is the maintenance round's until a link exists.
+        let replan = answer != HelloDial::Full
+            && !table.is_linked(info.id)
+            && table.claim_round(Instant::now() + self.hb());
         drop(table);
-        if unlinked && answer != HelloDial::Full {
-            // Dialled now or not, it is the maintenance round's until a link exists.
+        if replan {
             self.replan.notify_one();
         }
         match answer {
@@ -369,9 +372,12 @@ impl Inner {
         if was {
             // Under the table's lock: see `register`.
             self.traffic.unlinked(id);
-            drop(table);
             // The member now waits for a link: dialled a grace after, then every round.
-            self.replan.notify_one();
+            let replan = table.claim_round(Instant::now() + self.hb());
+            drop(table);
+            if replan {
+                self.replan.notify_one();
+            }
         }
         was
     }
@@ -509,9 +515,9 @@ impl Inner {
 /// Dials the members waiting for a link (a heartbeat after their link ended or their first
 /// hello, then every heartbeat until linked) and, every `announce`, the unlinked seeds.
 ///
-/// The round sleeps until the table's next due instant ([`Table::next_round`]), or until a
-/// member begins to wait ([`Inner::replan`]): in a settled cluster every member is linked and
-/// nothing wakes this task. The seed timer exists only with `--peer` seeds.
+/// The round sleeps until the table's next due instant ([`Table::plan_round`]), or until a
+/// member begins to wait before it ([`Inner::replan`]): in a settled cluster every member is
+/// linked and nothing wakes this task. The seed timer exists only with `--peer` seeds.
 pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
     let hb = inner.hb();
     let mut seeds = (!inner.cfg.seeds.is_empty()).then(|| {
@@ -521,7 +527,7 @@ pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
     });
     let mut last = Instant::now();
     loop {
-        let next = inner.state().next_round(last, hb, hb);
+        let next = inner.state().plan_round(last, hb, hb);
         tokio::select! {
             _ = inner.stop.cancelled() => break,
             // A member began to wait: plan again (`last` keeps the rounds a heartbeat apart).

@@ -164,6 +164,8 @@ pub(crate) struct Table {
     crashed: HashSet<MemberId>,
     /// Which member answered at each seed address.
     seed_ids: HashMap<SocketAddr, MemberId>,
+    /// When the maintenance round is planned (None: not at all, nobody waits for a link).
+    round_at: Option<Instant>,
     shutting_down: bool,
 }
 
@@ -442,6 +444,29 @@ impl Table {
         to_dial
     }
 
+    /// Plans the next maintenance round ([`Table::next_round`]) and returns it.
+    pub(crate) fn plan_round(
+        &mut self,
+        last: Instant,
+        grace: Duration,
+        every: Duration,
+    ) -> Option<Instant> {
+        self.round_at = self.next_round(last, grace, every);
+        self.round_at
+    }
+
+    /// A member begins to wait for a link, due to be dialled at `by`: true if the planned
+    /// round comes too late for it (then it is moved to `by`, and the maintenance task must
+    /// plan again). Constant time: a flood of hellos from ever new members (table churning
+    /// as their dials are refused) must not cost a scan of the table each.
+    pub(crate) fn claim_round(&mut self, by: Instant) -> bool {
+        if self.round_at.is_some_and(|r| r <= by) {
+            return false;
+        }
+        self.round_at = Some(by);
+        true
+    }
+
     /// When the next maintenance round is due, the last one having run at `last`: as soon as
     /// an unlinked member has waited `grace`, and never sooner than `every` after the last
     /// round (an unlinked member is dialled once a round until it links or is forgotten).
@@ -668,6 +693,24 @@ mod tests {
         yes(t.register(7, "m", link(2, a(10), 7, 0), 1, 0, 300));
         yes(t.register(8, "m", link(3, a(11), 8, 0), 1, 0, 300));
         assert_eq!(t.next_round(t2, grace, every), None);
+    }
+
+    #[test]
+    fn a_new_waiter_replans_only_a_round_planned_too_late_for_it() {
+        let mut t = Table::default();
+        let t0 = Instant::now();
+        let hb = Duration::from_millis(150);
+        assert_eq!(t.plan_round(t0, hb, hb), None);
+        assert!(t.claim_round(t0 + hb), "no round planned");
+        assert!(
+            !t.claim_round(t0 + hb),
+            "the claimed round serves the next one"
+        );
+        assert!(!t.claim_round(t0 + 2 * hb));
+        assert!(t.claim_round(t0 + hb / 2), "an earlier one moves it");
+        assert!(t.learn(8, "m", a(11), t0));
+        assert_eq!(t.plan_round(t0, hb, hb), Some(t0 + hb));
+        assert!(!t.claim_round(t0 + hb));
     }
 
     #[test]
