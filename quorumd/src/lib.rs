@@ -10,6 +10,7 @@
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
 //! - `explain`: plain-text reasons for the log (why inquorate, remembered members).
 //! - `state`: the election memory and a renamed name, kept across restarts.
+//! - `timer`: the deadline timer of the driver and the hellos (a timerfd: one wake-up each).
 
 pub mod checks;
 pub mod config;
@@ -24,3 +25,4 @@ pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod state;
+pub mod timer;

@@ -8,10 +8,11 @@
 //!   duplicate-link rule), known members (who dials after a hello), dials in flight, crash
 //!   reports, with their bounds.
 //! - `inner`: the state the tasks share (the table behind a mutex, sockets, events) and the
-//!   maintenance timer: stale links are re-dialled every heartbeat, unlinked members and
-//!   `--peer` seeds are dialled until a link exists.
+//!   maintenance task: unlinked members are dialled every heartbeat and `--peer` seeds every
+//!   `announce` until a link exists; it sleeps while there is nothing to dial.
 //! - `conn`: one task pair per TCP connection (handshake + reader, writer with a bounded
-//!   queue) and the dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
+//!   queue; the reader re-dials its member every heartbeat while the link is stale) and the
+//!   dialler, which doubles as the crash probe (docs/ALGORITHM.md, rule 5): a
 //!   refused connection to a member whose link just ended means its process is gone.
 //! - `frame`: the length-prefixed codec.
 //! - `discovery`: UDP hellos (schedule, receive loop) and the advertised address.
@@ -162,11 +163,14 @@ impl Transport {
     /// node restarted while its hellos could not reach the cluster, inside a partition,
     /// rejoins within a heartbeat of the heal instead of at its next hello). A refusal there
     /// is a certain crash of that incarnation, a new incarnation answering replaces it, as
-    /// for any member a link was lost to. Our own address is never dialled.
+    /// for any member a link was lost to. A member remembered at our own address (it had
+    /// that port before us) is left out: it would never be dialled, only keep the maintenance
+    /// round waking every heartbeat for ten minutes.
     pub fn remember<'a>(&self, members: impl IntoIterator<Item = &'a MemberInfo>) {
         for info in members {
-            if let Some(addr) = member_addr(info) {
-                self.inner.learn(info, addr);
+            match member_addr(info) {
+                Some(addr) if !self.inner.is_self_addr(addr) => self.inner.learn(info, addr),
+                _ => {}
             }
         }
     }

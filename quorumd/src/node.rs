@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   transport (UDP hellos, TCP links) ──NetEvent──┐
-//!   timer: sleep_until(next_deadline) ──Tick──────┤
+//!   timer (timerfd): next_deadline ──Tick─────────┤
 //!   control socket ──Command (rename/forget/...)──┼──► Election::handle ──► outputs:
 //!   signals / "q"+Enter ──dispatch or stop────────┘        Send → transport
 //!                                                          RoleChanged/MasterChanged → hooks, events
@@ -231,6 +231,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     driver.flush();
 
     let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
+    // Not tokio's timer: see `crate::timer` (one wake-up per deadline, not two).
+    let mut timer = crate::timer::DeadlineTimer::new();
     let stop_kind = loop {
         loop_turned.store(driver.now().0, std::sync::atomic::Ordering::Relaxed);
         let mut deadline = driver.instant(driver.election.next_deadline());
@@ -251,7 +253,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 }
                 driver.handle_all(inputs);
             }
-            _ = tokio::time::sleep_until(deadline) => driver.handle(Input::Tick),
+            _ = timer.sleep_until(deadline) => driver.handle(Input::Tick),
             Some(report) = check_rx.recv() => {
                 if let Some(slot) = driver.checks.get_mut(report.index) {
                     *slot = report.state;

@@ -1,5 +1,6 @@
 //! The transport over loopback: discovery by broadcast on 127.255.255.255, seeds, port clashes,
-//! crash detection with a real SIGKILLed / SIGSTOPped child process, junk input and shutdown.
+//! crash detection with a real SIGKILLed / SIGSTOPped child process, junk input, shutdown, and
+//! the re-dials of remembered members and stale links.
 //!
 //! Every test uses its own broadcast port(s) and cluster name, so parallel tests never hear
 //! each other. The child process is this test binary re-run in a hidden helper mode
@@ -611,5 +612,128 @@ async fn a_restarted_member_on_the_same_port_is_a_new_member() -> anyhow::Result
     .await?;
     a.wait_linked(&[new.id], LONG).await?;
     assert!(!a.t.linked().contains(&old_id));
+    Ok(())
+}
+
+// ---- re-dialling: what the maintenance round and the links' readers must keep doing ----
+
+/// Accepts (and at once closes) every connection to `listener` for `d`: how many came.
+async fn count_accepts(listener: &tokio::net::TcpListener, d: Duration) -> usize {
+    let deadline = Instant::now() + d;
+    let mut n = 0;
+    while let Ok(Ok((stream, _))) = tokio::time::timeout_at(deadline, listener.accept()).await {
+        drop(stream);
+        n += 1;
+    }
+    n
+}
+
+/// A member that is nothing but a listener on loopback (it hangs up on every connection):
+/// its info, advertising the listener's port.
+async fn hollow_member(id: MemberId) -> anyhow::Result<(MemberInfo, tokio::net::TcpListener)> {
+    let listener = tokio::net::TcpListener::bind((LOCALHOST, 0)).await?;
+    let bound = Bound {
+        port: listener.local_addr()?.port(),
+        advertise: LOCALHOST,
+    };
+    Ok((member(id, &bound), listener))
+}
+
+#[tokio::test]
+async fn a_remembered_member_is_dialled_every_heartbeat_until_it_links() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = format!("remember-{}", std::process::id());
+    let mut a = node(config(free_udp_port(), &cluster, vec![]), member_id(90)).await?;
+    let (gone, listener) = hollow_member(member_id(91)).await?;
+    a.t.remember([&gone]);
+    // No hello ever comes (nobody else broadcasts on this port): only the maintenance round
+    // dials it, once a heartbeat (100 ms), each dial ending in the handshake.
+    let dials = count_accepts(&listener, Duration::from_millis(1500)).await;
+    assert!(
+        dials >= 6,
+        "a remembered member was dialled {dials} times in 1.5 s (15 heartbeats)"
+    );
+    // A member comes up at that address (a new incarnation, broadcasting elsewhere): the
+    // next round links it, and the remembered incarnation is reported gone.
+    let port = listener.local_addr()?.port();
+    drop(listener);
+    let mut cfg = config(free_udp_port(), &cluster, vec![]);
+    cfg.port = port;
+    let back = node(cfg, member_id(92)).await?;
+    assert_eq!(back.port, port);
+    a.wait_linked(&[back.id], LONG).await?;
+    let old = gone.id;
+    a.wait_event("the remembered incarnation's crash", LONG, |ev| {
+        is_crashed(ev, old)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Writes one frame: an already sealed message after its length.
+async fn write_frame(s: &mut tokio::net::TcpStream, sealed: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    s.write_all(&(sealed.len() as u32).to_be_bytes()).await?;
+    s.write_all(sealed).await?;
+    Ok(())
+}
+
+/// Plays member `info` on a raw connection to `to`: sends its open frame, reads the
+/// transport's, and returns the connection with the sealer of the frames that follow (the
+/// first of them completes the handshake).
+async fn link_as(
+    to: SocketAddr,
+    cluster: &str,
+    info: &MemberInfo,
+) -> anyhow::Result<(tokio::net::TcpStream, codec::LinkSealer)> {
+    use tokio::io::AsyncReadExt as _;
+    let keys = Keyring::none();
+    let ours = [7u8; codec::NONCE_LEN];
+    let mut s = tokio::net::TcpStream::connect(to).await?;
+    let hello = Envelope::new(cluster, info.id, Message::Hello(info.clone()));
+    write_frame(&mut s, &codec::seal_open(&keys, &ours, &hello)?).await?;
+    // The transport's open frame: its nonce.
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await?;
+    let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
+    s.read_exact(&mut body).await?;
+    let (theirs, _) = codec::open_open(&keys, &body)?;
+    let sealer = codec::LinkSealer::new(keys, &ours, &theirs);
+    Ok((s, sealer))
+}
+
+#[tokio::test]
+async fn a_stale_link_is_redialled_every_heartbeat_while_it_stays_stale() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = format!("stale-{}", std::process::id());
+    let a = node(config(free_udp_port(), &cluster, vec![]), member_id(95)).await?;
+    let (quiet, listener) = hollow_member(member_id(96)).await?;
+    let (mut s, mut sealer) = link_as(a.addr(), &cluster, &quiet).await?;
+    let peers = |sealer: &mut codec::LinkSealer| -> anyhow::Result<Vec<u8>> {
+        let env = Envelope::new(&cluster, quiet.id, Message::Peers { peers: Vec::new() });
+        Ok(sealer.seal(&codec::encode_body(&env)?))
+    };
+    // The first frame proves the link.
+    write_frame(&mut s, &peers(&mut sealer)?).await?;
+    a.wait_linked(&[quiet.id], LONG).await?;
+    // While frames come every heartbeat, the link is never re-dialled.
+    let end = Instant::now() + Duration::from_millis(800);
+    while Instant::now() < end {
+        write_frame(&mut s, &peers(&mut sealer)?).await?;
+        assert_eq!(
+            count_accepts(&listener, Duration::from_millis(100)).await,
+            0,
+            "a live link was re-dialled"
+        );
+    }
+    // Silent (connection open): stale after 6 heartbeats, then re-dialled every heartbeat
+    // while it stays so (each dial ends in the handshake: the stale link stays registered).
+    let dials = count_accepts(&listener, Duration::from_millis(1500)).await;
+    assert!(
+        dials >= 6,
+        "a stale link was re-dialled {dials} times in 1.5 s (15 heartbeats, 6 to go stale)"
+    );
+    assert!(a.t.linked().contains(&quiet.id));
+    drop(s);
     Ok(())
 }

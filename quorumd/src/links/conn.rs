@@ -267,11 +267,34 @@ async fn run_link(
         .await;
     handle_frame(&inner, id, first).await;
 
+    // Staleness is watched here, not by a periodic scan of every link: one timer at the
+    // instant this link would turn stale, replaced by every frame, so a busy link never
+    // wakes anybody. Once stale, the member is re-dialled every heartbeat while it stays so.
+    let stale_ms = inner.stale_ms();
+    let hb_ms = inner.hb().as_millis() as u64;
+    // Not before this instant (ms on `inner`'s clock) is the link checked again; None: it
+    // is no longer the registered one (replaced), nothing to watch.
+    let mut watch = Some(0u64);
     let end = loop {
-        let r = tokio::select! {
-            _ = close.cancelled() => break None,
-            r = read_frame(&mut rd) => r,
+        // The read stays pinned across staleness checks: a frame half read is never lost.
+        let read = read_frame(&mut rd);
+        tokio::pin!(read);
+        let r = loop {
+            let stale_at = watch.map(|not_before| {
+                let silent = last_read.load(Ordering::Relaxed).saturating_add(stale_ms);
+                inner.instant_ms(silent.max(not_before))
+            });
+            tokio::select! {
+                _ = close.cancelled() => break None,
+                r = &mut read => break Some(r),
+                _ = super::inner::sleep_until(stale_at) => {
+                    watch = inner
+                        .stale_link(id, link_id)
+                        .then(|| inner.now_ms().saturating_add(hb_ms));
+                }
+            }
         };
+        let Some(r) = r else { break None };
         match r {
             Ok(body) => match opener.open(&body) {
                 Ok(env) => {

@@ -103,10 +103,13 @@ pub(crate) async fn announce_loop(inner: Arc<Inner>) {
         .iter()
         .map(|ms| start + Duration::from_millis(*ms));
     let mut next = schedule.next().unwrap_or(start);
+    // Seconds apart in steady state: on tokio's timer each hello cost a second wake-up, to
+    // move the timer down the wheel (`crate::timer`).
+    let mut timer = crate::timer::DeadlineTimer::new();
     loop {
         tokio::select! {
             _ = inner.stop.cancelled() => break,
-            _ = tokio::time::sleep_until(next) => {
+            _ = timer.sleep_until(next) => {
                 next = schedule.next().unwrap_or_else(|| {
                     let linked = inner.state().linked_count();
                     tokio::time::Instant::now() + steady_interval(announce, linked)

@@ -1,13 +1,20 @@
 //! The transport's shared state: the member table (`table.rs`, behind one mutex), the event
-//! channel, the sockets, and the maintenance timer. The table decides; this module acts (dials,
-//! events, retiring replaced links).
+//! channel, the sockets, and the maintenance task, which dials unlinked members and `--peer`
+//! seeds. The table decides; this module acts (dials, events, retiring replaced links).
+//!
+//! Nothing here wakes on a fixed period for nothing to do: the maintenance task sleeps until
+//! the table's next due round (none while every known member is linked), the seed timer runs
+//! only when there are seeds, and a stale link is noticed by its own reader
+//! ([`Inner::stale_link`]).
 //!
 //! The `std` mutexes are never held across an `.await`. Where two are held, the table's is
 //! taken first: a link's traffic counters start and stop under it, with its registration.
 
 use super::frame::Outgoing;
 use super::refused::Refused;
-use super::table::{Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Table};
+use super::table::{
+    Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Staleness, Table,
+};
 use super::{NetEvent, TransportConfig, conn};
 use common::codec;
 use common::types::{MemberId, MemberInfo};
@@ -19,12 +26,12 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
-
-/// A link from which nothing was read for this many heartbeats (past a gap the peer
-/// declared) is re-dialled by the maintenance round (see `Inner::tick`).
-pub(crate) const STALE_BEATS: u32 = 6;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// A link from which nothing was read for this many heartbeats (past a gap the peer
+/// declared) is stale: its reader has the member re-dialled ([`Inner::stale_ms`]).
+pub(crate) const STALE_BEATS: u32 = 6;
 
 /// State shared by the transport's tasks.
 pub(crate) struct Inner {
@@ -40,6 +47,9 @@ pub(crate) struct Inner {
     pub(crate) tracker: TaskTracker,
     origin: Instant,
     pub(crate) announce_now: Notify,
+    /// A member began waiting for a link and the planned round is too late for it
+    /// ([`Table::claim_round`]): the maintenance task plans its next round anew.
+    replan: Notify,
     next_link: AtomicU64,
     listener: Mutex<Option<TcpListener>>,
     pub(crate) udp: Arc<UdpSocket>,
@@ -92,6 +102,7 @@ impl Inner {
             tracker: TaskTracker::new(),
             origin: Instant::now(),
             announce_now: Notify::new(),
+            replan: Notify::new(),
             next_link: AtomicU64::new(1),
             listener: Mutex::new(Some(listener)),
             udp: Arc::new(udp),
@@ -161,6 +172,24 @@ impl Inner {
         self.origin.elapsed().as_millis() as u64
     }
 
+    /// The instant `ms` on the clock of [`Inner::now_ms`].
+    pub(crate) fn instant_ms(&self, ms: u64) -> Instant {
+        self.origin + Duration::from_millis(ms)
+    }
+
+    /// A link silent for this long ([`STALE_BEATS`] heartbeats) is stale: its member is
+    /// re-dialled.
+    pub(crate) fn stale_ms(&self) -> u64 {
+        // Six heartbeats (the default silence window), four times the writer's keepalive
+        // interval. At three, a member merely slowed down (a hundred members starting
+        // together on two cores) had its links re-dialled every round, and each new link
+        // replacing the old one lost the frames in flight: beats went missing, members went
+        // `lost`, everyone stayed loud, and the load that made the links look stale never
+        // ended (no master after 30 s). A link really broken is re-dialled at most three
+        // heartbeats later than before; a crash is seen by the crash probe, not here.
+        (self.hb() * STALE_BEATS).as_millis() as u64
+    }
+
     /// Our own envelope around `msg`, encoded once (each link's writer seals it). None
     /// before `start` or if too large.
     pub(crate) fn frame(&self, msg: Message) -> Option<Vec<u8>> {
@@ -183,7 +212,7 @@ impl Inner {
     }
 
     /// Is `addr` our own listener?
-    fn is_self_addr(&self, addr: SocketAddr) -> bool {
+    pub(crate) fn is_self_addr(&self, addr: SocketAddr) -> bool {
         addr.port() == self.port
             && (addr.ip() == self.advertise
                 || addr.ip() == self.cfg.listen
@@ -218,14 +247,19 @@ impl Inner {
 
     /// Records a member's address (from a hello); clears an earlier crash report.
     pub(crate) fn learn(&self, info: &MemberInfo, addr: SocketAddr) {
-        if !self
-            .state()
-            .learn(info.id, &info.name, addr, Instant::now())
-        {
+        let mut table = self.state();
+        if !table.learn(info.id, &info.name, addr, Instant::now()) {
+            drop(table);
             tracing::debug!(
                 id = info.id,
                 "member table of the transport full: hello ignored"
             );
+            return;
+        }
+        let replan = !table.is_linked(info.id) && table.claim_round(Instant::now() + self.hb());
+        drop(table);
+        if replan {
+            self.replan.notify_one();
         }
     }
 
@@ -244,9 +278,16 @@ impl Inner {
         };
         // Past our first heartbeats: whoever says hello now and is unknown is a newcomer.
         let settled = self.origin.elapsed() > 2 * self.hb();
-        let answer = self
-            .state()
-            .hello(me, info.id, &info.name, addr, Instant::now(), settled);
+        let mut table = self.state();
+        let answer = table.hello(me, info.id, &info.name, addr, Instant::now(), settled);
+        // Dialled now or not, it is the maintenance round's until a link exists.
+        let replan = answer != HelloDial::Full
+            && !table.is_linked(info.id)
+            && table.claim_round(Instant::now() + self.hb());
+        drop(table);
+        if replan {
+            self.replan.notify_one();
+        }
         match answer {
             HelloDial::Now => self.dial(addr, Some(info.id)),
             HelloDial::Later => {}
@@ -343,6 +384,12 @@ impl Inner {
         if was {
             // Under the table's lock: see `register`.
             self.traffic.unlinked(id);
+            // The member now waits for a link: dialled a grace after, then every round.
+            let replan = table.claim_round(Instant::now() + self.hb());
+            drop(table);
+            if replan {
+                self.replan.notify_one();
+            }
         }
         was
     }
@@ -441,21 +488,30 @@ impl Inner {
         }
     }
 
-    /// One maintenance round: re-dial stale links and unlinked members.
+    /// One maintenance round: dial the members waiting for a link.
     fn tick(self: &Arc<Self>) {
-        let now = self.now_ms();
-        // Stale: nothing read for six heartbeats (the default silence window), four times
-        // the writer's keepalive interval. At three, a member merely slowed down (a hundred
-        // members starting together on two cores) had its links re-dialled every round, and
-        // each new link replacing the old one lost the frames in flight: beats went missing,
-        // members went `lost`, everyone stayed loud, and the load that made the links look
-        // stale never ended (no master after 30 s). A link really broken is re-dialled at most
-        // three heartbeats later than before; a crash is seen by the crash probe, not here.
-        let stale_ms = (self.hb() * STALE_BEATS).as_millis() as u64;
-        let grace = self.hb();
-        let to_dial = self.state().due(Instant::now(), now, stale_ms, grace);
+        let to_dial = self.state().due(Instant::now(), self.hb());
         for (addr, id) in to_dial {
             self.dial(addr, Some(id));
+        }
+    }
+
+    /// The reader of link `link_id` to member `id` found it silent since its last frame
+    /// for [`Inner::stale_ms`]: re-dial the member (the new link replaces the stale one, by the
+    /// duplicate-link rule). Returns whether the reader should keep watching: false once
+    /// that link is not the member's registered one any more.
+    pub(crate) fn stale_link(self: &Arc<Self>, id: MemberId, link_id: u64) -> bool {
+        let staleness = self
+            .state()
+            .staleness(id, link_id, self.now_ms(), self.stale_ms());
+        match staleness {
+            Staleness::Gone => false,
+            Staleness::Fresh => true,
+            Staleness::Stale(addr) => {
+                tracing::trace!(peer = id, "link silent for long: reconnecting");
+                self.dial(addr, Some(id));
+                true
+            }
         }
     }
 
@@ -468,17 +524,49 @@ impl Inner {
     }
 }
 
-/// Every heartbeat: reconnect stale links and unlinked members; every `announce`: seeds.
+/// Dials the members waiting for a link (a heartbeat after their link ended or their first
+/// hello, then every heartbeat until linked) and, every `announce`, the unlinked seeds.
+///
+/// The round sleeps until the table's next due instant ([`Table::plan_round`]), or until a
+/// member begins to wait before it ([`Inner::replan`]): in a settled cluster every member is
+/// linked and nothing wakes this task. The seed timer exists only with `--peer` seeds.
 pub(super) async fn maintenance_loop(inner: Arc<Inner>) {
-    let mut beat = tokio::time::interval(inner.hb());
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seeds = tokio::time::interval(inner.cfg.announce.max(Duration::from_millis(10)));
-    seeds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let hb = inner.hb();
+    let mut seeds = (!inner.cfg.seeds.is_empty()).then(|| {
+        let mut t = tokio::time::interval(inner.cfg.announce.max(Duration::from_millis(10)));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut last = Instant::now();
     loop {
+        let next = inner.state().plan_round(last, hb, hb);
         tokio::select! {
             _ = inner.stop.cancelled() => break,
-            _ = beat.tick() => inner.tick(),
-            _ = seeds.tick() => inner.dial_seeds(),
+            // A member began to wait: plan again (`last` keeps the rounds a heartbeat apart).
+            _ = inner.replan.notified() => {}
+            _ = sleep_until(next) => {
+                last = Instant::now();
+                inner.tick();
+            }
+            _ = tick(&mut seeds) => inner.dial_seeds(),
         }
+    }
+}
+
+/// Sleeps until `t`; forever if None.
+pub(crate) async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next tick of `timer`; never if None.
+async fn tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

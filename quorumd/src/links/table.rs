@@ -132,6 +132,17 @@ pub(crate) enum HelloDial {
     Later,
 }
 
+/// What [`Table::staleness`] says to the reader of a link.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Staleness {
+    /// The link is no longer the member's registered one: nothing to watch any more.
+    Gone,
+    /// A frame came within the stale limit.
+    Fresh,
+    /// Silent past the limit: re-dial the member at this address (the new link replaces it).
+    Stale(SocketAddr),
+}
+
 /// The outcome of [`Table::register`].
 pub(crate) enum Registered {
     /// An existing link wins, the table is full, or we are shutting down: close the new one.
@@ -156,6 +167,8 @@ pub(crate) struct Table {
     crashed: HashSet<MemberId>,
     /// Which member answered at each seed address.
     seed_ids: HashMap<SocketAddr, MemberId>,
+    /// When the maintenance round is planned (None: not at all, nobody waits for a link).
+    round_at: Option<Instant>,
     shutting_down: bool,
 }
 
@@ -402,23 +415,32 @@ impl Table {
         self.seed_ids.insert(addr, id);
     }
 
-    /// One maintenance round at `now` (`now_ms` on the clock of `last_read`): links silent
-    /// for `stale_ms` and members unlinked for `grace` are to be dialled (returned); members
-    /// unlinked for [`FORGET_UNLINKED`] are forgotten.
-    pub(crate) fn due(
-        &mut self,
-        now: Instant,
+    /// What the reader of link `link_id` to member `id` should do at `now_ms` (on the clock
+    /// of `last_read`) about a link silent for `stale_ms`: see [`Staleness`].
+    pub(crate) fn staleness(
+        &self,
+        id: MemberId,
+        link_id: u64,
         now_ms: u64,
         stale_ms: u64,
-        grace: Duration,
-    ) -> Vec<(SocketAddr, MemberId)> {
-        let mut to_dial = Vec::new();
-        for (id, l) in &self.links {
-            if now_ms.saturating_sub(l.last_read.load(Ordering::Relaxed)) >= stale_ms {
-                tracing::trace!(peer = id, "link silent for long: reconnecting");
-                to_dial.push((l.addr, *id));
+    ) -> Staleness {
+        match self.links.get(&id) {
+            Some(l) if l.link_id == link_id => {
+                if now_ms.saturating_sub(l.last_read.load(Ordering::Relaxed)) >= stale_ms {
+                    Staleness::Stale(l.addr)
+                } else {
+                    Staleness::Fresh
+                }
             }
+            _ => Staleness::Gone,
         }
+    }
+
+    /// One maintenance round at `now`: members unlinked for `grace` are to be dialled
+    /// (returned); members unlinked for [`FORGET_UNLINKED`] are forgotten. (Stale links are
+    /// their readers' to notice: [`Table::staleness`].)
+    pub(crate) fn due(&mut self, now: Instant, grace: Duration) -> Vec<(SocketAddr, MemberId)> {
+        let mut to_dial = Vec::new();
         let links = &self.links;
         let mut forget = Vec::new();
         for (id, k) in &self.known {
@@ -436,6 +458,48 @@ impl Table {
             self.known.remove(&id);
         }
         to_dial
+    }
+
+    /// Plans the next maintenance round ([`Table::next_round`]) and returns it.
+    pub(crate) fn plan_round(
+        &mut self,
+        last: Instant,
+        grace: Duration,
+        every: Duration,
+    ) -> Option<Instant> {
+        self.round_at = self.next_round(last, grace, every);
+        self.round_at
+    }
+
+    /// A member begins to wait for a link, due to be dialled at `by`: true if the planned
+    /// round comes too late for it (then it is moved to `by`, and the maintenance task must
+    /// plan again). Constant time: a flood of hellos from ever new members (table churning
+    /// as their dials are refused) must not cost a scan of the table each.
+    pub(crate) fn claim_round(&mut self, by: Instant) -> bool {
+        if self.round_at.is_some_and(|r| r <= by) {
+            return false;
+        }
+        self.round_at = Some(by);
+        true
+    }
+
+    /// When the next maintenance round is due, the last one having run at `last`: as soon as
+    /// an unlinked member has waited `grace`, and never sooner than `every` after the last
+    /// round (an unlinked member is dialled once a round until it links or is forgotten).
+    /// None: no member waits for a link, so no round will have anything to do until one
+    /// does (a link ends, a hello or a remembered member arrives).
+    pub(crate) fn next_round(
+        &self,
+        last: Instant,
+        grace: Duration,
+        every: Duration,
+    ) -> Option<Instant> {
+        self.known
+            .iter()
+            .filter(|(id, _)| !self.links.contains_key(id))
+            .filter_map(|(_, k)| k.unlinked_since)
+            .map(|since| (since + grace).max(last + every))
+            .min()
     }
 
     /// The seeds without a link (by the member that answered there, or by address).
@@ -609,22 +673,74 @@ mod tests {
     }
 
     #[test]
-    fn maintenance_redials_stale_links_and_unlinked_members_then_forgets_them() {
+    fn maintenance_redials_unlinked_members_then_forgets_them() {
         let mut t = Table::default();
         let t0 = Instant::now();
         yes(t.register(7, "m", link(1, a(10), 7, 1000), 1, 1000, 300));
         assert!(t.learn(8, "m", a(11), t0));
         let grace = Duration::from_millis(150);
-        assert!(t.due(t0, 1100, 450, grace).is_empty(), "all fresh");
-        let mut due = t.due(t0 + grace, 1500, 450, grace);
-        due.sort();
-        assert_eq!(due, vec![(a(10), 7), (a(11), 8)]);
-        assert!(t.due(t0 + FORGET_UNLINKED, 1000, 450, grace).is_empty());
+        assert!(t.due(t0, grace).is_empty(), "8 is still in its grace");
+        assert_eq!(t.due(t0 + grace, grace), vec![(a(11), 8)], "7 is linked");
+        assert!(t.due(t0 + FORGET_UNLINKED, grace).is_empty());
         assert!(
             !t.knows_addr(a(11)),
             "8 forgotten after 10 minutes unlinked"
         );
         assert!(t.knows_addr(a(10)));
+    }
+
+    #[test]
+    fn a_stale_link_is_for_its_reader_to_redial_while_it_is_the_registered_one() {
+        let mut t = Table::default();
+        yes(t.register(7, "m", link(1, a(10), 7, 1000), 1, 1000, 300));
+        assert_eq!(t.staleness(7, 1, 1449, 450), Staleness::Fresh);
+        assert_eq!(t.staleness(7, 1, 1450, 450), Staleness::Stale(a(10)));
+        // Replaced by link 2: link 1's reader has nothing to watch any more.
+        yes(t.register(7, "m", link(2, a(10), 7, 1500), 1, 1500, 300));
+        assert_eq!(t.staleness(7, 1, 2000, 450), Staleness::Gone);
+        assert!(t.unregister(7, 2, Instant::now()));
+        assert_eq!(t.staleness(7, 2, 2000, 450), Staleness::Gone);
+    }
+
+    #[test]
+    fn the_next_round_is_due_when_a_member_waits_for_a_link_and_only_then() {
+        let mut t = Table::default();
+        let t0 = Instant::now();
+        let (grace, every) = (Duration::from_millis(150), Duration::from_millis(150));
+        assert_eq!(t.next_round(t0, grace, every), None, "nobody known");
+        yes(t.register(7, "m", link(1, a(10), 7, 0), 1, 0, 300));
+        assert_eq!(t.next_round(t0, grace, every), None, "everybody linked");
+        // The link ends: a round once its grace is over, then one every `every`.
+        let t1 = t0 + Duration::from_millis(1000);
+        assert!(t.unregister(7, 1, t1));
+        assert_eq!(t.next_round(t0, grace, every), Some(t1 + grace));
+        let t2 = t1 + grace;
+        assert_eq!(t.next_round(t2, grace, every), Some(t2 + every));
+        // A hello of a member never linked: the earliest wait decides.
+        assert!(t.learn(8, "m", a(11), t0));
+        assert_eq!(t.next_round(t0, grace, every), Some(t0 + every));
+        // Both linked again: nothing due.
+        yes(t.register(7, "m", link(2, a(10), 7, 0), 1, 0, 300));
+        yes(t.register(8, "m", link(3, a(11), 8, 0), 1, 0, 300));
+        assert_eq!(t.next_round(t2, grace, every), None);
+    }
+
+    #[test]
+    fn a_new_waiter_replans_only_a_round_planned_too_late_for_it() {
+        let mut t = Table::default();
+        let t0 = Instant::now();
+        let hb = Duration::from_millis(150);
+        assert_eq!(t.plan_round(t0, hb, hb), None);
+        assert!(t.claim_round(t0 + hb), "no round planned");
+        assert!(
+            !t.claim_round(t0 + hb),
+            "the claimed round serves the next one"
+        );
+        assert!(!t.claim_round(t0 + 2 * hb));
+        assert!(t.claim_round(t0 + hb / 2), "an earlier one moves it");
+        assert!(t.learn(8, "m", a(11), t0));
+        assert_eq!(t.plan_round(t0, hb, hb), Some(t0 + hb));
+        assert!(!t.claim_round(t0 + hb));
     }
 
     #[test]
