@@ -88,6 +88,22 @@ mod tests {
         Ok(())
     }
 
+    /// A link reads through a small buffer (`LINK_READ_BUFFER`): frames larger than it, up to
+    /// the limit, and several small ones in one buffer fill, all arrive whole.
+    #[tokio::test]
+    async fn frames_larger_than_the_read_buffer_arrive_whole() -> anyhow::Result<()> {
+        let big: Vec<u8> = (0..MAX_FRAME).map(|i| i as u8).collect();
+        let mut bytes = length_prefixed(b"small");
+        bytes.extend(length_prefixed(&big));
+        bytes.extend(length_prefixed(b"after"));
+        let mut rd = tokio::io::BufReader::with_capacity(2 * 1024, &bytes[..]);
+        let e = |e: ReadError| anyhow::anyhow!("{e}");
+        assert_eq!(read_frame(&mut rd).await.map_err(e)?, b"small");
+        assert_eq!(read_frame(&mut rd).await.map_err(e)?, big);
+        assert_eq!(read_frame(&mut rd).await.map_err(e)?, b"after");
+        Ok(())
+    }
+
     #[tokio::test]
     async fn an_oversized_length_is_refused_before_reading_the_body() {
         let bytes = u32::MAX.to_be_bytes();
