@@ -256,7 +256,15 @@ impl Inner {
             );
             return;
         }
-        let replan = !table.is_linked(info.id) && table.claim_round(Instant::now() + self.hb());
+        if !table.is_linked(info.id) {
+            self.await_link(table);
+        }
+    }
+
+    /// A member begins to wait for a link (under `table`, released here): the maintenance
+    /// round dials it a heartbeat from now, planned anew if it was later than that.
+    fn await_link(&self, mut table: MutexGuard<'_, Table>) {
+        let replan = table.claim_round(Instant::now() + self.hb());
         drop(table);
         if replan {
             self.replan.notify_one();
@@ -281,12 +289,10 @@ impl Inner {
         let mut table = self.state();
         let answer = table.hello(me, info.id, &info.name, addr, Instant::now(), settled);
         // Dialled now or not, it is the maintenance round's until a link exists.
-        let replan = answer != HelloDial::Full
-            && !table.is_linked(info.id)
-            && table.claim_round(Instant::now() + self.hb());
-        drop(table);
-        if replan {
-            self.replan.notify_one();
+        if answer != HelloDial::Full && !table.is_linked(info.id) {
+            self.await_link(table);
+        } else {
+            drop(table);
         }
         match answer {
             HelloDial::Now => self.dial(addr, Some(info.id)),
@@ -385,11 +391,7 @@ impl Inner {
             // Under the table's lock: see `register`.
             self.traffic.unlinked(id);
             // The member now waits for a link: dialled a grace after, then every round.
-            let replan = table.claim_round(Instant::now() + self.hb());
-            drop(table);
-            if replan {
-                self.replan.notify_one();
-            }
+            self.await_link(table);
         }
         was
     }
