@@ -516,6 +516,7 @@ pub fn election_config(settings: &Settings) -> Config {
         reap_dispatched_ms: settings.reap_dispatched_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
         quiet_pairs: base.quiet_pairs,
+        pace_above: base.pace_above,
     }
 }
 

@@ -165,6 +165,7 @@ impl Election {
             .min(self.quiet_ms())
             .saturating_sub(self.cfg.drift_ms);
         let sent_at = self.sent_at(beat.echo);
+        let reach = self.reach();
         let Some(p) = self.peers.get_mut(&from) else {
             debug!(from, "beat from an unknown member ignored");
             return;
@@ -239,7 +240,7 @@ impl Election {
                 self.cand.bump = true;
             }
         }
-        let reachable = p.reachable(now, self.cfg.silence_ms, self.lease.inquorate_since);
+        let reachable = p.reachable(now, &reach);
         if reachable {
             self.cand.max_voted_seen = self.cand.max_voted_seen.max(beat.voted);
             if let Some(c) = self.cand.current {

@@ -23,6 +23,19 @@
 //! pause) makes a node beat everyone and ask everyone to answer every heartbeat: the
 //! all-pairs exchange the election and the membership agreement were designed on.
 //!
+//! **Forming pace.** Up to [`super::Config::pace_above`] links that is cheap; a hundred
+//! members starting together would send ten thousand beats a heartbeat, more than two cores
+//! carry, and beats late past the silence window make members flap and the start take
+//! seconds. So an unsettled node with more links (not a candidate, not a master: their
+//! beats carry leases and votes to everyone) beats every heartbeat only the members the
+//! election rides on (the master it follows, the candidate it votes for, anyone claiming a
+//! candidacy or a mastership, the next in line, a member it has no beat from yet, and anyone
+//! whose beat asks for ours), and every other member one heartbeat in `k`, in turn, `k` being
+//! what keeps a round near `pace_above` of them, at most `2/3` of a silence window
+//! ([`Election::pace_cap`]). It declares that gap (`gap_ms`), and while it paces, a member
+//! that declared a gap stays reachable that much longer (twice: both sides pace), so paced
+//! members still count as reached both ways and still agree on views.
+//!
 //! **Safety does not depend on any of this.** A beat not sent is a beat lost, and the
 //! election is safe under any loss (docs/ALGORITHM.md). Two things change and no more: whom
 //! we beat, and when a quiet peer goes `lost` ([`super::members::Peer::silent_at`]): after
@@ -30,7 +43,7 @@
 //! answer every heartbeat. `lost` members still count, so this moves no quorum.
 
 use super::Election;
-use super::members::Peer;
+use super::members::{Peer, Reach};
 use crate::time::Millis;
 use crate::types::{MemberId, MemberState, Rank, Role};
 use crate::wire::MAX_GAP_MS;
@@ -61,6 +74,11 @@ pub(super) struct Plan {
     probe: Option<MemberId>,
     /// The gap declared to quiet peers.
     gap_ms: u64,
+    /// Forming pace (module docs): 1 when every member gets every round, else `k`, and
+    /// `quiet` holds nothing: the paced members are the ones [`Election::rides_on`] refuses.
+    pace: u64,
+    /// A round in the rhythm (not one sent at once on a change): paced members' turns.
+    rotating: bool,
 }
 
 impl Election {
@@ -126,59 +144,159 @@ impl Election {
             || (b.view, b.base) != digests
     }
 
-    /// Plans a round of beats: who is next in line, whose turn it is to be probed.
+    /// Plans a round of beats: who is next in line, whose turn it is to be probed, and the
+    /// forming pace.
     pub(super) fn plan_round(&mut self, now: Millis, rotate: bool) -> Plan {
         let everyone = self.loud_to_all(now);
-        let top = if everyone {
-            Vec::new()
-        } else {
-            self.next_in_line(now)
-        };
         let mut plan = Plan {
             everyone,
-            top,
+            top: Vec::new(),
             quiet: Vec::new(),
             probe: None,
             gap_ms: 0,
+            pace: 1,
+            rotating: rotate,
         };
-        if everyone {
-            return plan;
+        let may_pace = self.may_pace();
+        if !everyone || may_pace {
+            plan.top = self.next_in_line(now);
         }
-        let digests = self.digests();
-        let quiet: Vec<MemberId> = self
-            .linked_peers()
-            .filter(|id| {
-                self.peers
-                    .get(id)
-                    .is_some_and(|p| !p.wants_beats() && !self.wants(&plan, p, digests))
-            })
-            .collect();
-        if quiet.is_empty() {
+        if !everyone {
+            let digests = self.digests();
+            plan.quiet = self
+                .linked_peers()
+                .filter(|id| {
+                    self.peers
+                        .get(id)
+                        .is_some_and(|p| !p.wants_beats() && !self.wants(&plan, p, digests))
+                })
+                .collect();
+        }
+        if may_pace {
+            plan.pace = self.forming_pace(&plan);
+        }
+        self.pacing = plan.pace > 1;
+        if self.pacing && rotate {
+            self.pace_round = self.pace_round.wrapping_add(1);
+        }
+        if plan.quiet.is_empty() {
             return plan;
         }
         // One probe a heartbeat: each quiet peer's turn comes every `quiet.len()` beats. The
         // gap declared is twice that, so a lost probe or a few more quiet peers do not make
         // it `lost` on the far side.
-        let turn = quiet.len() as u64;
+        let turn = plan.quiet.len() as u64;
         plan.gap_ms = (2 * turn + 1).saturating_mul(self.cfg.heartbeat_ms);
         if rotate {
-            let next = quiet
+            let next = plan
+                .quiet
                 .iter()
                 .copied()
                 .find(|&id| id > self.probe_after)
-                .or_else(|| quiet.first().copied());
+                .or_else(|| plan.quiet.first().copied());
             if let Some(id) = next {
                 self.probe_after = id;
                 plan.probe = Some(id);
             }
         }
-        plan.quiet = quiet;
         plan
+    }
+
+    /// Whether we may pace at all (module docs): linked to more than `pace_above` members,
+    /// neither standing nor holding a lease nor leaving.
+    fn may_pace(&self) -> bool {
+        !(self.lease.is_master
+            || self.cand.current.is_some()
+            || self.dispatching
+            || self.linked_peers().nth(self.cfg.pace_above).is_none())
+    }
+
+    /// The forming pace `k` (module docs) for the members we would beat every round though
+    /// the election does not ride on them (all of them while unsettled; those whose state
+    /// differs from ours otherwise): 1 when there are none.
+    fn forming_pace(&self, plan: &Plan) -> u64 {
+        // Not asking whom their beats ask for ours: every member that does not pace yet asks
+        // everyone, and counting those out would keep everyone from ever pacing.
+        let paced = self
+            .linked_peers()
+            .filter(|id| {
+                plan.quiet.binary_search(id).is_err()
+                    && self.peers.get(id).is_some_and(|p| !self.rides_on(plan, p))
+            })
+            .count() as u64;
+        let per_round = self.cfg.pace_above.max(1) as u64;
+        if paced == 0 || (!plan.everyone && paced <= per_round) {
+            return 1;
+        }
+        paced.div_ceil(per_round).clamp(1, self.pace_cap_rounds())
+    }
+
+    /// The most rounds a forming node leaves between two beats to a member: 2/3 of a silence
+    /// window (4 by default, 5 in the fast profile), so a paced member never looks silent.
+    fn pace_cap_rounds(&self) -> u64 {
+        (2 * self.cfg.silence_ms / (3 * self.cfg.heartbeat_ms.max(1))).max(1)
+    }
+
+    /// How much longer than a silence window a member that declared a gap stays reachable
+    /// while we pace (0 when we do not): module docs.
+    pub(super) fn pace_cap(&self) -> u64 {
+        if self.pacing && std::env::var_os("NOEXT").is_none() {
+            self.pace_cap_rounds() * self.cfg.heartbeat_ms
+        } else {
+            0
+        }
+    }
+
+    /// What [`Peer::reachable`] measures against now.
+    pub(super) fn reach(&self) -> Reach {
+        Reach {
+            silence_ms: self.cfg.silence_ms,
+            fresh_after: self.lease.inquorate_since,
+            pace_cap: self.pace_cap(),
+        }
+    }
+
+    /// A member the election rides on (module docs): it gets every round, even paced.
+    fn rides_on(&self, plan: &Plan, p: &Peer) -> bool {
+        let id = p.info.id;
+        let Some(b) = p.beat.as_ref() else {
+            return true;
+        };
+        Some(id) == self.roles.master
+            || self.votes.grant.is_some_and(|g| g.candidate == id)
+            || plan.top.contains(&id)
+            || b.candidacy.is_some()
+            || b.master
+            || p.gossiped
     }
 
     /// How we beat `p` under `plan`.
     pub(super) fn cadence(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> Cadence {
         let quiet = plan.quiet.binary_search(&p.info.id).is_ok();
+        if plan.pace > 1 && !quiet {
+            if self.rides_on(plan, p) {
+                return Cadence {
+                    want: true,
+                    gap_ms: 0,
+                    send: true,
+                };
+            }
+            if p.wants_beats() {
+                return Cadence {
+                    want: false,
+                    gap_ms: 0,
+                    send: true,
+                };
+            }
+            // Its turn: ids are random, so the members spread evenly over the `k` rounds.
+            // Beats outside the rhythm (a change, an answer) go only to those riding on it.
+            let turn = self.pace_round.wrapping_add(p.info.id) % plan.pace == 0;
+            return Cadence {
+                want: false,
+                gap_ms: plan.pace * self.cfg.heartbeat_ms,
+                send: turn && plan.rotating,
+            };
+        }
         let want = !quiet && self.wants(plan, p, digests);
         if !quiet && (want || p.wants_beats()) {
             return Cadence {

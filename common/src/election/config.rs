@@ -52,7 +52,16 @@ pub struct Config {
     /// traffic grows with n, not n² (the default). `false`: every pair beats every heartbeat,
     /// as the first releases did (docs/ALGORITHM.md, "Cadence").
     pub quiet_pairs: bool,
+    /// While nothing is settled, a node linked to more than this many members paces its
+    /// rounds (`cadence.rs`, "Forming pace"): the members the election rides on every
+    /// heartbeat, and about this many of the others in turn. Default 24; `usize::MAX` turns
+    /// it off.
+    pub pace_above: usize,
 }
+
+/// [`Config::pace_above`] by default: up to this many links every pair of an unsettled
+/// cluster beats every heartbeat (a cluster of 25 formed in 0.75 s that way).
+pub const PACE_ABOVE: usize = 24;
 
 /// [`Config::reap_dispatched_ms`] by default: 24 hours, Serf's tombstone timeout.
 pub const REAP_DISPATCHED_MS: u64 = 24 * 3600 * 1000;
@@ -73,6 +82,7 @@ impl Default for Config {
             reap_dispatched_ms: REAP_DISPATCHED_MS,
             version: String::new(),
             quiet_pairs: true,
+            pace_above: PACE_ABOVE,
         }
     }
 }

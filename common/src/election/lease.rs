@@ -103,9 +103,8 @@ impl Election {
     }
 
     pub(super) fn reachable_quorum(&self, now: Millis) -> bool {
-        let s = self.cfg.silence_ms;
-        let fresh = self.lease.inquorate_since;
-        self.joint_quorum(now, true, &|p: &Peer| p.reachable(now, s, fresh))
+        let reach = self.reach();
+        self.joint_quorum(now, true, &|p: &Peer| p.reachable(now, &reach))
     }
 
     pub(super) fn votes(&self, now: Millis) -> usize {

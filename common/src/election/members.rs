@@ -4,6 +4,17 @@ use crate::time::Millis;
 use crate::types::{MemberInfo, MemberState, Rank};
 use crate::wire::Beat;
 
+/// What [`Peer::reachable`] measures against (`Election::reach`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reach {
+    /// The silence window.
+    pub silence_ms: u64,
+    /// Contacts must be later than this (the inquorate latch), if set.
+    pub fresh_after: Option<Millis>,
+    /// The most a declared gap extends the window (0 unless we pace: cadence.rs).
+    pub pace_cap: u64,
+}
+
 /// One other member, as seen from here.
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
@@ -122,14 +133,16 @@ impl Peer {
         self.beat.as_ref().is_some_and(|b| b.want)
     }
 
-    /// Heard from it within `silence_ms` and it heard us within `silence_ms`, both after
-    /// `fresh_after` (the inquorate latch): the link works both ways.
-    pub fn reachable(&self, now: Millis, silence_ms: u64, fresh_after: Option<Millis>) -> bool {
+    /// Heard from it within the silence window and it heard us within it, both after the
+    /// inquorate latch: the link works both ways. While we pace (cadence.rs, "Forming pace")
+    /// a member that declared a gap gets twice that gap more (both sides pace), up to the cap.
+    pub fn reachable(&self, now: Millis, reach: &Reach) -> bool {
         if self.state != MemberState::Alive {
             return false;
         }
+        let window = reach.silence_ms + 2 * self.gap.min(reach.pace_cap);
         let recent = |t: Option<Millis>| match t {
-            Some(t) => t + silence_ms > now && fresh_after.is_none_or(|f| t > f),
+            Some(t) => t + window > now && reach.fresh_after.is_none_or(|f| t > f),
             None => false,
         };
         recent(self.last_heard) && recent(self.heard_me)

@@ -140,6 +140,10 @@ pub struct Election {
     answer: BTreeSet<MemberId>,
     /// The quiet peer probed last (cadence.rs): the rotation goes on after it.
     probe_after: MemberId,
+    /// Rounds paced so far (cadence.rs): whose turn it is in a paced round.
+    pace_round: u64,
+    /// Our last round was paced: peers that declared a gap stay reachable that much longer.
+    pacing: bool,
     /// Votes we give and the promises behind them (votes.rs).
     votes: votes::Votes,
     /// Our candidacy and the epochs we know (candidacy.rs).
@@ -178,6 +182,8 @@ impl Election {
             next_beat: now,
             answer: BTreeSet::new(),
             probe_after: 0,
+            pace_round: 0,
+            pacing: false,
             votes: votes::Votes::default(),
             cand: candidacy::Candidacy::default(),
             lease: lease::Lease::default(),

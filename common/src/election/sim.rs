@@ -1101,11 +1101,12 @@ impl Sim {
                 if let Some(c) = &n.core {
                     let st = c.status(self.now);
                     eprintln!(
-                        "{} {:?} {:?} {} members {:?}",
+                        "{} {:?} {:?} {} {} members {:?}",
                         n.name,
                         st.role,
                         st.quorum,
                         c.debug_sets(),
+                        c.debug_tallies(self.now),
                         st.members
                             .iter()
                             .map(|m| (m.name.clone(), m.state, m.counted))

@@ -510,6 +510,12 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> O
     // Debug aid: SIM_ALL_PAIRS=1 replays the schedules with every pair beating every
     // heartbeat instead of the default quiet pairs (cadence.rs).
     c.quiet_pairs = std::env::var_os("SIM_ALL_PAIRS").is_none();
+    // Forming pace (cadence.rs) in a small cluster: every round only to those the election
+    // rides on, the others one round in up to four. Drawn apart from `rng`, so the
+    // schedules (and the known list) stay those of the seeds without it.
+    if paced_seed(seed) {
+        c.pace_above = 1;
+    }
     let witness = if n >= 3 && rng.chance(0.3) {
         Some(rng.range(0, n as u64 - 1) as usize)
     } else {
@@ -733,6 +739,13 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> O
 }
 
 /// Seeds to run: `SEED=n` for one, else `0..SIM_SEEDS` (default `default`).
+/// Whether the schedule of `seed` runs with the forming pace on in a small cluster
+/// (`pace_above = 1`): three seeds in ten, drawn apart from the schedule's own generator.
+/// `SIM_NO_PACE=1` turns it off (to tell a pacing failure from another).
+pub(super) fn paced_seed(seed: u64) -> bool {
+    std::env::var_os("SIM_NO_PACE").is_none() && Rng::new(seed ^ 0x9ACE).chance(0.3)
+}
+
 fn seeds(default: u64) -> std::ops::Range<u64> {
     if let Ok(one) = std::env::var("SEED") {
         let s: u64 = one.parse().expect("SEED must be a number");
@@ -941,6 +954,12 @@ fn two_dispatches_then_restarts_behind_a_partition_never_overlap() {
 /// members that left restart with their memory on either side, at random moments; then the
 /// network heals and one agreed master must follow.
 fn leave_then_restart_schedule(seed: u64) -> Option<String> {
+    leave_then_restart_schedule_drawn(seed, false)
+}
+
+/// [`leave_then_restart_schedule`]; `shifted`: one more draw before the schedule, which
+/// gives other schedules (the known two-master one is among them: see the ignored test).
+fn leave_then_restart_schedule_drawn(seed: u64, shifted: bool) -> Option<String> {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x1EA7E);
     let n = rng.range(3, 5) as usize;
     let strategy = if rng.chance(0.3) {
@@ -948,11 +967,17 @@ fn leave_then_restart_schedule(seed: u64) -> Option<String> {
     } else {
         Strategy::Age
     };
-    let cfg = if rng.chance(0.3) {
+    let mut cfg = if rng.chance(0.3) {
         Config::fast()
     } else {
         Config::default()
     };
+    if shifted {
+        rng.chance(0.3);
+    }
+    if paced_seed(seed) {
+        cfg.pace_above = 1;
+    }
     let mut sim = Sim::new(seed, NetConfig::default(), strategy);
     sim.check_answers = true;
     for i in 0..n {
@@ -1031,6 +1056,10 @@ fn leave_then_restart_schedule(seed: u64) -> Option<String> {
     sim.heal();
     schedule.push(format!("{} heal", sim.now.0));
     if sim.settle(10_000).is_none() {
+        // A broken rule stops the settling early: report it, not a liveness failure.
+        if let Some(f) = failure(&sim, &schedule) {
+            return Some(f);
+        }
         return Some(format!(
             "{}\nliveness: no agreed master 10 s after the heal (masters {:?})\n{}",
             schedule.join("\n"),
@@ -1043,6 +1072,20 @@ fn leave_then_restart_schedule(seed: u64) -> Option<String> {
 
 /// Seeds of [`leave_then_restart_schedule`] run by `cargo test`.
 const LEAVE_RESTART_SEEDS: u64 = 3_000;
+
+/// Known limit (docs/ALGORITHM.md, "Known limits"): four members, three of them crash
+/// (one silently, two for certain) and restart with their memory behind a partition away
+/// from the one that carried on, which is master of itself alone; after the heal one of the
+/// restarted wins its old count of four with the other two restarted and its own new seat,
+/// beside its old one (a ghost), while the survivor's lease still runs: two masters. About
+/// 1 schedule in 2,000 of this kind. `cargo test --release -p quorum-common --lib
+/// known_two_masters -- --ignored` shows it.
+#[test]
+#[ignore = "known two-master schedule, not fixed yet: docs/ALGORITHM.md, Known limits"]
+fn known_two_masters_when_three_of_four_restart_behind_a_partition() {
+    let schedule = leave_then_restart_schedule_drawn(1912, true);
+    assert!(schedule.is_none(), "{}", schedule.unwrap_or_default());
+}
 
 #[test]
 fn random_leaves_then_restarts_behind_partitions_keep_every_rule() {

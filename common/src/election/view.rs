@@ -770,10 +770,9 @@ impl Election {
         // another base (its whole view), and the members it completes must still be able to
         // commit it.
         let digests = self.digests();
-        let s = self.cfg.silence_ms;
-        let fresh = self.lease.inquorate_since;
+        let reach = self.reach();
         let agreed = self.joint_quorum(now, true, &|p: &Peer| {
-            p.reachable(now, s, fresh) && p.view() == Some(digests.0)
+            p.reachable(now, &reach) && p.view() == Some(digests.0)
         });
         if !agreed {
             if self.view.agreed.is_some() {
@@ -794,7 +793,7 @@ impl Election {
         let unbound = self.votes.last_granted_epoch == 0
             && self.votes.promise.is_none()
             && self.joint_quorum(now, true, &|p: &Peer| {
-                p.reachable(now, s, fresh)
+                p.reachable(now, &reach)
                     && p.view() == Some(digests.0)
                     && p.beat.as_ref().is_some_and(|b| b.voted == 0)
             });

@@ -109,7 +109,7 @@ impl Election {
     /// included), or the sitting master with `--no-preempt`.
     pub(super) fn vote_target(&self, now: Millis) -> Option<MemberId> {
         let s = self.cfg.silence_ms;
-        let fresh = self.lease.inquorate_since;
+        let reach = self.reach();
         if !self.cfg.preempt {
             if self.lease.is_master && !self.held {
                 return Some(self.me.id);
@@ -120,7 +120,7 @@ impl Election {
                 .filter(|p| {
                     self.in_view(p, now)
                         && p.claims_master(now, s)
-                        && p.reachable(now, s, fresh)
+                        && p.reachable(now, &reach)
                         && p.eligible()
                 })
                 .min_by(|a, b| a.rank().cmp(b.rank()))
@@ -140,7 +140,7 @@ impl Election {
         for p in self.peers.values() {
             if self.in_view(p, now)
                 && p.eligible()
-                && p.reachable(now, s, fresh)
+                && p.reachable(now, &reach)
                 && best.is_none_or(|(r, _)| p.rank() < r)
             {
                 best = Some((p.rank(), p.info.id));
@@ -156,7 +156,7 @@ impl Election {
                 self.in_view(p, now)
                     && !p.info.witness
                     && p.rank() < best_rank
-                    && p.reachable(now, s, fresh)
+                    && p.reachable(now, &reach)
                     && p.beat.as_ref().is_some_and(|b| b.role == Role::Starting)
             });
             if better_starting {
