@@ -252,7 +252,12 @@ impl Election {
             {
                 continue;
             }
-            if !config.contains(&e.me.id) {
+            // Our old seat there is a ghost, and this incarnation holds no other: added
+            // beside the ghost it would be a seat that votes, and a count of four restarted
+            // three times would be five, won by the three restarted without the member that
+            // carried on (the simulator found two masters that way). A count written before
+            // ghosts were kept has none: there we stand for our old self as before.
+            if !config.contains(&e.me.id) && !config.iter().any(|id| e.view.ghosts.contains(id)) {
                 config.push(e.me.id);
                 config.sort_unstable();
             }

@@ -954,11 +954,12 @@ fn two_dispatches_then_restarts_behind_a_partition_never_overlap() {
 /// members that left restart with their memory on either side, at random moments; then the
 /// network heals and one agreed master must follow.
 fn leave_then_restart_schedule(seed: u64) -> Option<String> {
-    leave_then_restart_schedule_drawn(seed, false)
+    // SIM_SHIFTED=1: the other draw (a soak over more schedules of the kind).
+    leave_then_restart_schedule_drawn(seed, std::env::var_os("SIM_SHIFTED").is_some())
 }
 
 /// [`leave_then_restart_schedule`]; `shifted`: one more draw before the schedule, which
-/// gives other schedules (the known two-master one is among them: see the ignored test).
+/// gives other schedules (a two-master one was among them: see the test after it).
 fn leave_then_restart_schedule_drawn(seed: u64, shifted: bool) -> Option<String> {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x1EA7E);
     let n = rng.range(3, 5) as usize;
@@ -1073,16 +1074,15 @@ fn leave_then_restart_schedule_drawn(seed: u64, shifted: bool) -> Option<String>
 /// Seeds of [`leave_then_restart_schedule`] run by `cargo test`.
 const LEAVE_RESTART_SEEDS: u64 = 3_000;
 
-/// Known limit (docs/ALGORITHM.md, "Known limits"): four members, three of them crash
-/// (one silently, two for certain) and restart with their memory behind a partition away
-/// from the one that carried on, which is master of itself alone; after the heal one of the
-/// restarted wins its old count of four with the other two restarted and its own new seat,
-/// beside its old one (a ghost), while the survivor's lease still runs: two masters. About
-/// 1 schedule in 2,000 of this kind. `cargo test --release -p quorum-common --lib
-/// known_two_masters -- --ignored` shows it.
+/// Four members; three crash (one silently, two for certain) and restart with their memory
+/// behind a partition away from the one that carried on, master of itself alone. Each
+/// restart was *added* to its old counts beside its old seat (a ghost): a count of four
+/// became five, the three restarted a majority of it without the survivor, and after the
+/// heal one of them was elected while the survivor's lease ran (the simulator found it in
+/// about 1 schedule in 2,000 of another draw of this kind). A restart now holds no seat of
+/// its own in its old counts (docs/ALGORITHM.md, "A restart is bound by what it agreed").
 #[test]
-#[ignore = "known two-master schedule, not fixed yet: docs/ALGORITHM.md, Known limits"]
-fn known_two_masters_when_three_of_four_restart_behind_a_partition() {
+fn three_of_four_restarting_behind_a_partition_never_make_two_masters() {
     let schedule = leave_then_restart_schedule_drawn(1912, true);
     assert!(schedule.is_none(), "{}", schedule.unwrap_or_default());
 }

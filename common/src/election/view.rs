@@ -340,7 +340,7 @@ impl Election {
                 }
                 c
             })
-            .filter(|c| *c != base)
+            .filter(|c| !c.is_empty() && *c != base)
             .collect()
     }
 
@@ -537,14 +537,16 @@ impl Election {
             top_in: false,
         };
         let mut top = None;
+        let mut ghosts = 0;
         for &id in config {
             let (rank, votes) = if id == self.me.id {
                 (self.me.rank.tie_order(), me_votes)
             } else if self.view.ghosts.contains(&id) {
-                // Our own old seat: it counts and never votes; its rank is unknown, so the
-                // exact half is ruled out.
+                // Our own old seat: it counts and votes only with every other seat (below);
+                // its rank is unknown, so the exact half is ruled out.
                 t.counted += 1;
                 t.no_tie = true;
+                ghosts += 1;
                 continue;
             } else {
                 let Some(p) = self.peers.get(&id) else {
@@ -560,6 +562,13 @@ impl Election {
                 t.top = id;
                 t.top_in = votes;
             }
+        }
+        // Our old seat backs what every other seat of that count backs. Only a count of two
+        // (one other member and our ghost) gains by it: there the other's vote is a majority
+        // of what is left of the count, and without it such a count could never be won nor
+        // shed; in a larger count every other seat already is one.
+        if ghosts > 0 && t.votes + ghosts == t.counted {
+            t.votes = t.counted;
         }
         t
     }
