@@ -126,7 +126,8 @@ impl Election {
         // Showing a view may have changed the digests (a shown view binds us).
         let view = self.digests();
         for (id, c) in plans {
-            if let Some(p) = self.peers.get_mut(&id) {
+            // Whether we asked for its beats is no part of the view: the cached digests stay.
+            if let Some(p) = self.peers.untracked_mut().get_mut(&id) {
                 p.wanted_since = if c.want {
                     Some(p.wanted_since.unwrap_or(now))
                 } else {
@@ -166,7 +167,22 @@ impl Election {
             .saturating_sub(self.cfg.drift_ms);
         let sent_at = self.sent_at(beat.echo);
         let reach = self.reach();
-        let Some(p) = self.peers.get_mut(&from) else {
+        // A beat of a member already in the view as alive changes nothing the view is
+        // computed from (it had a beat, is heard, alive, not crashed nor replaced): the
+        // table's generation stays, and the cached digests with it (view.rs, `MemoKey`).
+        let routine = self.peers.get(&from).is_some_and(|p| {
+            p.had_beat
+                && p.state == MemberState::Alive
+                && !p.crashed
+                && !p.superseded
+                && p.last_heard.is_some()
+        });
+        let peers = if routine {
+            self.peers.untracked_mut()
+        } else {
+            &mut *self.peers
+        };
+        let Some(p) = peers.get_mut(&from) else {
             debug!(from, "beat from an unknown member ignored");
             return;
         };

@@ -42,7 +42,22 @@ impl Election {
             );
             return self.refuse(info, reason);
         }
-        if let Some(p) = self.peers.get_mut(&info.id) {
+        // The hello of a member we know, under the name, address and port we know: nothing
+        // the view is computed from changes (its priority orders only our vote), so the
+        // table's generation and the cached digests stay (view.rs, `MemoKey`). Every member's
+        // steady hellos reach every member.
+        let same = self.peers.get(&info.id).is_some_and(|p| {
+            p.info.name == info.name
+                && p.info.addr == info.addr
+                && p.info.port == info.port
+                && !(p.gossiped && p.last_heard.is_none())
+        });
+        let peers = if same {
+            self.peers.untracked_mut()
+        } else {
+            &mut *self.peers
+        };
+        if let Some(p) = peers.get_mut(&info.id) {
             if p.state == MemberState::Dispatched || p.superseded {
                 return;
             }

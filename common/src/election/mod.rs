@@ -154,10 +154,13 @@ pub struct Election {
     roles: roles::Roles,
     /// Agreement on who counts, refusals, the lone node's extra look (view.rs).
     view: tracked::Tracked<view::ViewState>,
-    /// The digests ([`Election::digests`]) for (now, peers and view generations).
+    /// The digests ([`Election::digests`]), keyed on what they were computed from (view.rs,
+    /// `MemoKey`).
     digest_cache: std::cell::Cell<Option<view::DigestMemo>>,
     /// The binding shown views ([`Election::shown_configs`]), keyed the same way.
     shown_cache: std::cell::RefCell<view::ShownMemo>,
+    /// Uses of a cached view so far, in test builds (view.rs, `check_memo`).
+    memo_checks: std::cell::Cell<u64>,
     dispatching: bool,
     /// [`Input::Held`]: not eligible for mastership (checks failing, maintenance, step-down).
     held: bool,
@@ -191,6 +194,7 @@ impl Election {
             view: tracked::Tracked::new(view::ViewState::default()),
             digest_cache: std::cell::Cell::new(None),
             shown_cache: std::cell::RefCell::new(None),
+            memo_checks: std::cell::Cell::new(0),
             dispatching: false,
             held: false,
             outputs: VecDeque::new(),

@@ -26,6 +26,15 @@ impl<T> Tracked<T> {
     }
 }
 
+impl<T> Tracked<T> {
+    /// A mutable borrow that does not move the generation: only for a change that leaves
+    /// every value derived from `T` as it was (a cache keyed on the generation would go
+    /// stale otherwise; the view cache checks itself in test builds).
+    pub(super) fn untracked_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
 impl<T> Deref for Tracked<T> {
     type Target = T;
     fn deref(&self) -> &T {

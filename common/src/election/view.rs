@@ -78,14 +78,34 @@ pub(super) struct ViewState {
     pub ghosts: std::collections::BTreeSet<MemberId>,
 }
 
-/// Cached digests: ((now, peers generation, view generation), (view, base)).
-pub(super) type DigestMemo = ((Millis, u64, u64), (u64, u64));
+/// What a cached view (digests, shown views) was computed from: the generations of the
+/// peer table and of the view state, and the span of time over which the clock changes
+/// nothing in it (a member heard of by hello enters the view two heartbeats later:
+/// [`Election::view_steady_until`]). A beat of a member already in the view touches the
+/// table without moving its generation (`handle_beat`), so a settled node computes its view
+/// once per change, not once per input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct MemoKey {
+    peers: u64,
+    view: u64,
+    from: Millis,
+    until: Millis,
+}
+
+impl MemoKey {
+    fn fits(&self, peers: u64, view: u64, now: Millis) -> bool {
+        self.peers == peers && self.view == view && self.from <= now && now < self.until
+    }
+}
+
+/// Cached digests: (key, (view, base)).
+pub(super) type DigestMemo = (MemoKey, (u64, u64));
 
 /// The views we showed that still bind us ([`Election::shown_configs`]).
 pub(super) type ShownConfigs = std::collections::BTreeSet<Vec<MemberId>>;
 
 /// Cached [`ShownConfigs`], keyed like [`DigestMemo`].
-pub(super) type ShownMemo = Option<((Millis, u64, u64), std::rc::Rc<ShownConfigs>)>;
+pub(super) type ShownMemo = Option<(MemoKey, std::rc::Rc<ShownConfigs>)>;
 
 /// Bound on [`ViewState::shown`]: distinct uncommitted views shown in a row.
 pub(super) const MAX_SHOWN: usize = 32;
@@ -171,27 +191,70 @@ impl Election {
     /// (view, base) digests as shown in beats. Superseded entries are not shown: the newcomer
     /// that replaces one never knew it, and must be able to agree with us.
     pub(super) fn digests(&self) -> (u64, u64) {
-        let key = (self.now, self.peers.generation(), self.view.generation());
+        let (peers, view, now) = (self.peers.generation(), self.view.generation(), self.now);
         if let Some((k, d)) = self.digest_cache.get() {
-            if k == key {
+            if k.fits(peers, view, now) {
+                self.check_memo(|| d == self.compute_digests());
                 return d;
             }
         }
         let d = self.compute_digests();
-        self.digest_cache.set(Some((key, d)));
+        self.digest_cache.set(Some((self.memo_key(now), d)));
         d
     }
 
     /// The view digest alone: from the cache when it is fresh, else without the shown views
     /// the base digest needs (the per-beat check of a peer's view asks only this).
     pub(super) fn view_digest(&self) -> u64 {
-        let key = (self.now, self.peers.generation(), self.view.generation());
+        let (peers, view, now) = (self.peers.generation(), self.view.generation(), self.now);
         if let Some((k, d)) = self.digest_cache.get() {
-            if k == key {
+            if k.fits(peers, view, now) {
                 return d.0;
             }
         }
         self.ids_digest(|p| self.in_view(p, self.now)).finish()
+    }
+
+    /// The key a view computed now is cached under.
+    fn memo_key(&self, now: Millis) -> MemoKey {
+        MemoKey {
+            peers: self.peers.generation(),
+            view: self.view.generation(),
+            from: now,
+            until: self.view_steady_until(now),
+        }
+    }
+
+    /// Until when the clock alone changes nothing in the view: the first instant a member
+    /// heard of only by hello enters it ([`Self::in_view`]: two heartbeats after it was
+    /// first heard), or never.
+    fn view_steady_until(&self, now: Millis) -> Millis {
+        let newcomer_until = self.started + self.quiet_ms();
+        self.peers
+            .values()
+            .filter(|p| {
+                !p.had_beat
+                    && !p.committed
+                    && p.last_heard.is_some()
+                    && p.first_heard >= newcomer_until
+            })
+            .map(|p| p.first_heard + 2 * self.cfg.heartbeat_ms)
+            .filter(|&t| t > now)
+            .min()
+            .unwrap_or(Millis::NEVER)
+    }
+
+    /// In test builds, every 16th use of a cached view is checked against one computed
+    /// afresh: a change to the peers that does not move the table's generation must never
+    /// change the view (`handle_beat`).
+    fn check_memo(&self, same: impl FnOnce() -> bool) {
+        if cfg!(debug_assertions) {
+            let n = self.memo_checks.get().wrapping_add(1);
+            self.memo_checks.set(n);
+            if n % 16 == 0 {
+                assert!(same(), "a cached view went stale (view.rs, MemoKey)");
+            }
+        }
     }
 
     /// FNV of our id and the ids of the peers `with` picks, in ascending order.
@@ -294,14 +357,15 @@ impl Election {
     /// dispatch, `forget`: that incarnation votes nowhere any more) dropped, duplicates and
     /// views equal to the base removed, in a canonical order.
     fn shown_configs(&self, now: Millis) -> std::rc::Rc<ShownConfigs> {
-        let key = (now, self.peers.generation(), self.view.generation());
+        let (peers, view) = (self.peers.generation(), self.view.generation());
         if let Some((k, c)) = &*self.shown_cache.borrow() {
-            if *k == key {
+            if k.fits(peers, view, now) {
+                self.check_memo(|| **c == self.compute_shown_configs(now));
                 return c.clone();
             }
         }
         let c = std::rc::Rc::new(self.compute_shown_configs(now));
-        *self.shown_cache.borrow_mut() = Some((key, c.clone()));
+        *self.shown_cache.borrow_mut() = Some((self.memo_key(now), c.clone()));
         c
     }
 
