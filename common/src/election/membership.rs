@@ -219,8 +219,8 @@ impl Election {
     fn other_at_place(p: &Peer, info: &MemberInfo) -> bool {
         p.info.id != info.id
             && !p.superseded
-            && p.info.addr == info.addr
             && p.info.port == info.port
+            && p.info.addr == info.addr
     }
 
     /// The other process has been running longer than this one (start time, then id).
