@@ -126,22 +126,13 @@ impl Election {
 
     /// Our own reason to want `p`'s beats every heartbeat (not counting its wish for ours).
     fn wants(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> bool {
-        if plan.everyone {
+        if plan.everyone || self.rides_on(plan, p) {
             return true;
         }
-        let id = p.info.id;
-        let Some(b) = p.beat.as_ref() else {
-            return true;
-        };
-        Some(id) == self.roles.master
-            || self.votes.grant.is_some_and(|g| g.candidate == id)
-            || plan.top.contains(&id)
-            || b.candidacy.is_some()
-            || b.master
-            || b.role != Role::Slave
-            || !p.committed
-            || p.gossiped
-            || (b.view, b.base) != digests
+        // Its state differs from ours.
+        p.beat
+            .as_ref()
+            .is_some_and(|b| b.role != Role::Slave || !p.committed || (b.view, b.base) != digests)
     }
 
     /// Plans a round of beats: who is next in line, whose turn it is to be probed, and the
