@@ -166,6 +166,7 @@ impl Election {
             .min(self.quiet_ms())
             .saturating_sub(self.cfg.drift_ms);
         let sent_at = self.sent_at(beat.echo);
+        let probe = self.is_quiet_probe(beat.gap_ms);
         let reach = self.reach();
         // A beat of a member already in the view as alive changes nothing the view is
         // computed from (it had a beat, is heard, alive, not crashed nor replaced): the
@@ -304,9 +305,14 @@ impl Election {
                 self.next_beat.max(now + hb + hb / 4)
             };
         }
-        if echo_missing {
+        if echo_missing && (!probe || self.loud_to_all(now)) {
             // It has not heard us (yet, or since long): it gets a beat at the end of this
-            // batch of inputs (`answer_unechoed`).
+            // batch of inputs (`answer_unechoed`). Not a probe of a quiet pair while we are
+            // settled ourselves: our own rhythm reaches it (every heartbeat if we want its
+            // beats, in our rotation if not), and an answer to each probe doubled the
+            // traffic of the quiet pairs of a large cluster, whose probes come seconds apart
+            // and so never echo a beat we still remember. (A paced beat of a forming member
+            // is answered: it may see us as quiet while it still needs to reach us.)
             self.answer.insert(from);
         }
         // It counts other members than we do: tell it whom we count (membership.rs).

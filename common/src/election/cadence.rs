@@ -16,8 +16,10 @@
 //! The other pairs are *quiet*: each member sends one probe per heartbeat to the next quiet
 //! peer in rotation, so every quiet pair still meets every few seconds (a member that died on
 //! a quiet pair's far side is `lost` there only that much later; the master sees it within
-//! the silence window). The traffic of a settled cluster is then about `2·(SUCCESSORS + 1)·n`
-//! messages a period plus `2n` for the probes: O(n).
+//! the silence window). A settled member does not answer a probe out of rhythm (beats.rs):
+//! its own rotation reaches the prober. The traffic of a settled cluster is then about
+//! `2·SUCCESSORS·n` messages a period (the master and the next in line beat everyone and
+//! everyone beats them) plus `n` probes: O(n).
 //!
 //! Anything unsettled (no master, a candidacy, a lost lease, a pending member, a start, a
 //! pause) makes a node beat everyone and ask everyone to answer every heartbeat: the
@@ -83,7 +85,7 @@ pub(super) struct Plan {
 
 impl Election {
     /// Whether we are settled enough to keep quiet pairs at all.
-    fn loud_to_all(&self, now: Millis) -> bool {
+    pub(super) fn loud_to_all(&self, now: Millis) -> bool {
         if !self.cfg.quiet_pairs {
             return true;
         }
@@ -176,8 +178,11 @@ impl Election {
         // One probe a heartbeat: each quiet peer's turn comes every `quiet.len()` beats. The
         // gap declared is twice that, so a lost probe or a few more quiet peers do not make
         // it `lost` on the far side.
+        // Never as short as a forming pace's gap: that is how a receiver tells a probe from
+        // a paced beat ([`Election::is_quiet_probe`]).
         let turn = plan.quiet.len() as u64;
-        plan.gap_ms = (2 * turn + 1).saturating_mul(self.cfg.heartbeat_ms);
+        let rounds = (2 * turn + 1).max(self.pace_cap_rounds() + 1);
+        plan.gap_ms = rounds.saturating_mul(self.cfg.heartbeat_ms);
         if rotate {
             let next = plan
                 .quiet
@@ -228,10 +233,17 @@ impl Election {
         (2 * self.cfg.silence_ms / (3 * self.cfg.heartbeat_ms.max(1))).max(1)
     }
 
+    /// A beat declaring `gap_ms` is a quiet pair's probe from a settled member, not a
+    /// forming member's paced beat: its gap is longer than any forming pace
+    /// ([`Election::plan_round`]). Probes are not answered out of rhythm (beats.rs).
+    pub(super) fn is_quiet_probe(&self, gap_ms: u64) -> bool {
+        gap_ms > self.pace_cap_rounds().saturating_mul(self.cfg.heartbeat_ms)
+    }
+
     /// How much longer than a silence window a member that declared a gap stays reachable
     /// while we pace (0 when we do not): module docs.
     pub(super) fn pace_cap(&self) -> u64 {
-        if self.pacing && std::env::var_os("NOEXT").is_none() {
+        if self.pacing {
             self.pace_cap_rounds() * self.cfg.heartbeat_ms
         } else {
             0
