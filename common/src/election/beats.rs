@@ -178,12 +178,7 @@ impl Election {
                 && !p.superseded
                 && p.last_heard.is_some()
         });
-        let peers = if routine {
-            self.peers.untracked_mut()
-        } else {
-            &mut *self.peers
-        };
-        let Some(p) = peers.get_mut(&from) else {
+        let Some(p) = self.peers.borrow_mut_if_tracked(routine).get_mut(&from) else {
             debug!(from, "beat from an unknown member ignored");
             return;
         };

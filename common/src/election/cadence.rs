@@ -237,17 +237,18 @@ impl Election {
     /// forming member's paced beat: its gap is longer than any forming pace
     /// ([`Election::plan_round`]). Probes are not answered out of rhythm (beats.rs).
     pub(super) fn is_quiet_probe(&self, gap_ms: u64) -> bool {
-        gap_ms > self.pace_cap_rounds().saturating_mul(self.cfg.heartbeat_ms)
+        gap_ms > self.pace_cap_ms()
+    }
+
+    /// The longest gap a forming pace declares: [`Election::pace_cap_rounds`] heartbeats.
+    fn pace_cap_ms(&self) -> u64 {
+        self.pace_cap_rounds().saturating_mul(self.cfg.heartbeat_ms)
     }
 
     /// How much longer than a silence window a member that declared a gap stays reachable
     /// while we pace (0 when we do not): module docs.
     pub(super) fn pace_cap(&self) -> u64 {
-        if self.pacing {
-            self.pace_cap_rounds() * self.cfg.heartbeat_ms
-        } else {
-            0
-        }
+        if self.pacing { self.pace_cap_ms() } else { 0 }
     }
 
     /// What [`Peer::reachable`] measures against now.

@@ -52,12 +52,7 @@ impl Election {
                 && p.info.port == info.port
                 && !(p.gossiped && p.last_heard.is_none())
         });
-        let peers = if same {
-            self.peers.untracked_mut()
-        } else {
-            &mut *self.peers
-        };
-        if let Some(p) = peers.get_mut(&info.id) {
+        if let Some(p) = self.peers.borrow_mut_if_tracked(same).get_mut(&info.id) {
             if p.state == MemberState::Dispatched || p.superseded {
                 return;
             }

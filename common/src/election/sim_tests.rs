@@ -1026,10 +1026,7 @@ fn random_fault_schedules_keep_every_rule() {
 /// `n` nodes started 5 ms apart agree on the oldest, then ten rounds of kill / silent crash /
 /// cut and heal over 60 s of virtual time: no rule broken, one agreed master at the end.
 fn big_cluster_for_sixty_seconds_with_faults(n: usize) {
-    let mut sim = Sim::new(42, NetConfig::default(), Strategy::Age);
-    for i in 0..n {
-        sim.add(&format!("n{i:03}"), cfg(), NodeOpts::default());
-    }
+    let mut sim = numbered_nodes(42, n, &cfg());
     for i in 0..n {
         sim.start(i);
         sim.run_for(5);
@@ -1150,6 +1147,15 @@ fn a_lone_master_keeps_its_role_when_members_join_one_by_one() {
     }
 }
 
+/// A simulator (`seed`, age strategy) with `n` nodes `n000`, `n001`, ... on `c`, not started.
+fn numbered_nodes(seed: u64, n: usize, c: &Config) -> Sim {
+    let mut sim = Sim::new(seed, NetConfig::default(), Strategy::Age);
+    for i in 0..n {
+        sim.add(&format!("n{i:03}"), c.clone(), NodeOpts::default());
+    }
+    sim
+}
+
 /// Beats a settled cluster of `n` sends per heartbeat period, measured over 20 periods after
 /// it agreed on a master (and then some), with `quiet_pairs` on or off.
 fn steady_beats_per_period(n: usize, quiet_pairs: bool) -> f64 {
@@ -1163,10 +1169,7 @@ fn steady_beats_per_period_with(n: usize, quiet_pairs: bool, deaf: usize) -> f64
         quiet_pairs,
         ..cfg()
     };
-    let mut sim = Sim::new(7, NetConfig::default(), Strategy::Age);
-    for i in 0..n {
-        sim.add(&format!("n{i:03}"), c.clone(), NodeOpts::default());
-    }
+    let mut sim = numbered_nodes(7, n, &c);
     for i in 0..deaf {
         for j in n - deaf..n {
             sim.block_one_way(j, i);
@@ -1234,10 +1237,7 @@ fn forming_beats(n: usize, pace_above: usize) -> (u64, u64) {
         pace_above,
         ..cfg()
     };
-    let mut sim = Sim::new(11, NetConfig::default(), Strategy::Age);
-    for i in 0..n {
-        sim.add(&format!("n{i:03}"), c.clone(), NodeOpts::default());
-    }
+    let mut sim = numbered_nodes(11, n, &c);
     let t0 = sim.now;
     for i in 0..n {
         sim.start(i);

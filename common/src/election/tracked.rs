@@ -33,6 +33,16 @@ impl<T> Tracked<T> {
     pub(super) fn untracked_mut(&mut self) -> &mut T {
         &mut self.value
     }
+
+    /// [`Tracked::untracked_mut`] when `untracked` (the caller knows its change leaves every
+    /// derived value as it was), else a tracked borrow that moves the generation.
+    pub(super) fn borrow_mut_if_tracked(&mut self, untracked: bool) -> &mut T {
+        if untracked {
+            self.untracked_mut()
+        } else {
+            &mut *self
+        }
+    }
 }
 
 impl<T> Deref for Tracked<T> {
