@@ -182,6 +182,16 @@ impl Transport {
         self.inner.announce_now.notify_one();
     }
 
+    /// Whether this node follows a master or is one. Only then does a hello from a member
+    /// never heard of make us dial it at once whatever the ids ([`table::Table::hello`]): a
+    /// newcomer to a settled cluster is linked within a round trip, while members starting
+    /// together dial each pair once (the smaller id dials).
+    pub fn set_settled(&self, settled: bool) {
+        self.inner
+            .settled
+            .store(settled, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Queues `msg` to member `to` on its link. Never blocks, never fails: without a link or
     /// with a full queue the message is dropped (beats are repeated).
     pub fn send(&self, to: MemberId, msg: Message) {

@@ -780,6 +780,8 @@ impl Effects for Driver {
         } = c;
         let context = self.hook_context(master.as_deref(), Some((role, previous)));
         info!(%role, %previous, master = master.as_deref().unwrap_or("none"), epoch, reason = %context.reason, "role changed");
+        self.transport
+            .set_settled(role == Role::Master || (role == Role::Slave && master.is_some()));
         let until = master_until.map(|m| self.instant(m));
         let _ = self.lease.send(until);
         let reason = context.reason.clone();
@@ -817,6 +819,8 @@ impl Effects for Driver {
             epoch, "master changed"
         );
         let role = self.election.role();
+        self.transport
+            .set_settled(master.is_some() && matches!(role, Role::Master | Role::Slave));
         self.hooks.submit(HookEvent {
             role,
             previous: role,

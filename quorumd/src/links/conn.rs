@@ -19,8 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Accepted connections still in their handshake, at most: more are closed at once (a flood
-/// of idle connections costs a file descriptor for a moment, never a task or a buffer).
-const MAX_HANDSHAKING: usize = 64;
+/// of idle connections costs a file descriptor for a moment, never a task or a buffer). A
+/// hundred members starting together dial one another at once: at 64, a member slowed down
+/// by the start closed one dial in six at once, and each was dialled again.
+const MAX_HANDSHAKING: usize = 256;
 /// Accepted connections alive in all, at most (links are bounded by `MAX_LINKS` besides).
 const MAX_ACCEPTED: usize = super::table::MAX_LINKS + MAX_HANDSHAKING;
 /// Read buffer of one link (see `run_link`).

@@ -13,7 +13,7 @@
 use super::frame::Outgoing;
 use super::refused::Refused;
 use super::table::{
-    Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, Registered, Staleness, Table,
+    Crash, HelloDial, Link, MAX_DIALS_PER_PEERS, MAX_LINKS, PATIENCE, Registered, Staleness, Table,
 };
 use super::{NetEvent, TransportConfig, conn};
 use common::codec;
@@ -57,6 +57,9 @@ pub(crate) struct Inner {
     pub(crate) refused: Refused,
     /// Frames and bytes per linked member.
     pub(crate) traffic: super::traffic::Traffic,
+    /// We follow a master or are one ([`super::Transport::set_settled`]): a hello from a
+    /// member we never heard of is a newcomer's.
+    pub(crate) settled: std::sync::atomic::AtomicBool,
 }
 
 /// Wall clock, ms since the Unix epoch (datagram time stamps).
@@ -108,6 +111,7 @@ impl Inner {
             udp: Arc::new(udp),
             refused: Refused::default(),
             traffic: Default::default(),
+            settled: Default::default(),
         }
     }
 
@@ -284,8 +288,11 @@ impl Inner {
             tracing::debug!(id = info.id, addr = %info.addr, "hello with an unusable address");
             return;
         };
-        // Past our first heartbeats: whoever says hello now and is unknown is a newcomer.
-        let settled = self.origin.elapsed() > 2 * self.hb();
+        // In a cluster with a master, whoever says hello and is unknown is a newcomer. Not
+        // merely past our first heartbeats, as before: a hundred members starting together
+        // on two cores read one another's hellos a second or more after their start, took
+        // them all for newcomers' and dialled every pair from both ends.
+        let settled = self.settled.load(Ordering::Relaxed);
         let mut table = self.state();
         let answer = table.hello(me, info.id, &info.name, addr, Instant::now(), settled);
         // Dialled now or not, it is the maintenance round's until a link exists.
@@ -319,7 +326,13 @@ impl Inner {
     ) -> Option<u64> {
         let me = self.my_id()?;
         let now = self.now_ms();
-        let fresh_ms = (self.hb() * 2).as_millis() as u64;
+        // An existing link counts as alive (a second link to its member is refused) for as
+        // long as its reader does not call it stale. With a shorter window (two heartbeats)
+        // a member busy with a hundred others starting had frames waiting unread on a link
+        // older than that: each end judged its first link stale and kept the other end's,
+        // so both links closed, each end probed the other's port, and the dialling began
+        // again (a third of all link set-ups at such a start).
+        let fresh_ms = self.stale_ms();
         let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let link = Link::new(link_id, tx, addr, dialer, last_read, close, written);
         let mut table = self.state();
@@ -426,7 +439,8 @@ impl Inner {
         self.state().mark_left(id);
     }
 
-    /// Received Peers: dial every address we do not know yet.
+    /// Received Peers: every address we do not know yet is dialled if still unknown a
+    /// little later ([`Table::hear_of`]).
     pub(crate) fn on_peers(self: &Arc<Self>, peers: &[PeerAddr]) {
         let mut dials = 0usize;
         for p in peers {
@@ -447,10 +461,15 @@ impl Inner {
             if self.is_self_addr(addr) {
                 continue;
             }
-            if !self.state().knows_addr(addr) {
-                tracing::debug!(%addr, "dialling a peer learned from peers list");
+            let mut table = self.state();
+            if table.hear_of(addr, Instant::now()) {
+                tracing::debug!(%addr, "a peer learned from a peers list: dialled if still unknown");
                 dials += 1;
-                self.dial(addr, None);
+                let replan = table.claim_round(Instant::now() + self.hb() * PATIENCE);
+                drop(table);
+                if replan {
+                    self.replan.notify_one();
+                }
             }
         }
     }
@@ -494,7 +513,7 @@ impl Inner {
     fn tick(self: &Arc<Self>) {
         let to_dial = self.state().due(Instant::now(), self.hb());
         for (addr, id) in to_dial {
-            self.dial(addr, Some(id));
+            self.dial(addr, id);
         }
     }
 
