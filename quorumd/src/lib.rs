@@ -24,5 +24,6 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod notify;
+pub mod persist;
 pub mod state;
 pub mod timer;

@@ -21,6 +21,7 @@ use crate::hooks::{HookContext, HookEvent, HookKind, HookRunner, HookScripts};
 use crate::links::{NetEvent, Transport, TransportConfig};
 use crate::metrics::METRICS;
 use crate::notify;
+use crate::persist::Held;
 use crate::state::{Saved, StateFile};
 use anyhow::Context;
 use common::control::{CheckState, ErrorKind, Event, MemberChange, Reply, Response, Status};
@@ -214,6 +215,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         events: events_tx,
         status: status_tx,
         lease: lease_tx,
+        outbox: crate::persist::Outbox::new(
+            state.clone().and_then(crate::persist::Persister::start),
+        ),
         state,
         saved,
         last_notify: String::new(),
@@ -254,6 +258,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 driver.handle_all(inputs);
             }
             _ = timer.sleep_until(deadline) => driver.handle(Input::Tick),
+            // The state file's write is done: the frames that followed it leave.
+            _ = driver.outbox.written_changed(), if driver.outbox.holding() => driver.release(),
             Some(report) = check_rx.recv() => {
                 if let Some(slot) = driver.checks.get_mut(report.index) {
                     *slot = report.state;
@@ -392,6 +398,12 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
             let now = driver.now();
             driver.election.dispatch(now);
             driver.flush();
+            // The goodbye leaves once what it follows is on disk.
+            let transport = driver.transport.clone();
+            driver
+                .outbox
+                .settle(Duration::from_secs(5), &mut |h| deliver(&transport, h))
+                .await;
             let hooks = driver.hooks;
             let transport = driver.transport.clone();
             // Leave goes out first (peers re-elect at once), then the hook runs.
@@ -434,6 +446,14 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
     Ok(exit)
+}
+
+/// Hands a frame (or a new hello) that may leave now to the transport.
+fn deliver(transport: &Transport, frame: Held) {
+    match frame {
+        Held::Send(to, msg) => transport.send(to, msg),
+        Held::Announce(info) => transport.set_self(info),
+    }
 }
 
 /// The options whose change a reload cannot apply (they need a restart).
@@ -533,6 +553,8 @@ struct Driver {
     lease: watch::Sender<Option<Instant>>,
     state: Option<StateFile>,
     saved: Saved,
+    /// Frames waiting for the state file's write they follow (written off the event loop).
+    outbox: crate::persist::Outbox,
     last_notify: String,
     minority: bool,
     exit_on_minority: bool,
@@ -600,6 +622,12 @@ impl Driver {
 
     fn handle(&mut self, input: Input) {
         self.handle_all(std::iter::once(input));
+    }
+
+    /// Lets out the frames whose state file write is done.
+    fn release(&mut self) {
+        let transport = &self.transport;
+        self.outbox.release(&mut |h| deliver(transport, h));
     }
 
     fn handle_all(&mut self, inputs: impl IntoIterator<Item = Input>) {
@@ -758,16 +786,23 @@ impl Effects for Driver {
     fn remember(&mut self, memory: Memory) {
         if let Some(state) = &self.state {
             self.saved.memory = memory;
-            state.save(&self.saved);
+            // Off the event loop; the frames after it wait for it (`crate::persist`).
+            if !self.outbox.remember(&self.saved) {
+                state.save(&self.saved);
+            }
         }
     }
 
     fn send(&mut self, to: MemberId, msg: Message) {
-        self.transport.send(to, msg);
+        let transport = &self.transport;
+        self.outbox
+            .push(Held::Send(to, msg), &mut |h| deliver(transport, h));
     }
 
     fn announce(&mut self, info: MemberInfo) {
-        self.transport.set_self(info);
+        let transport = &self.transport;
+        self.outbox
+            .push(Held::Announce(info), &mut |h| deliver(transport, h));
     }
 
     fn role_changed(&mut self, c: RoleChange) {

@@ -28,7 +28,10 @@ pub struct RoleChange {
 
 /// What a driver does with the core's outputs.
 pub trait Effects {
-    /// Persist `memory` (durably, before returning): called before any send of its round.
+    /// Persist `memory` durably before any later send or announce leaves the host: called
+    /// before the sends of its round. (The simulator keeps it at once; the daemon writes on
+    /// a thread of its own and holds every later frame until the write is done,
+    /// `quorumd/src/persist.rs`.)
     fn remember(&mut self, memory: Memory);
     /// Send `msg` to member `to` over its link; dropping it is allowed (beats repeat).
     fn send(&mut self, to: MemberId, msg: Message);
