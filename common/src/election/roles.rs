@@ -13,7 +13,7 @@ use crate::types::{MemberId, Role};
 pub(super) struct Roles {
     pub role: Role,
     pub master: Option<MemberId>,
-    /// Last master announced to hooks/followers (only `Some` values are announced).
+    /// The master the last role or master change told hooks and followers about.
     pub announced: Option<MemberId>,
     pub left_starting: bool,
 }
@@ -82,9 +82,12 @@ impl Election {
         if role != previous {
             self.roles.role = role;
             if role != Role::Starting {
-                if master.is_some() {
-                    self.roles.announced = master;
-                }
+                // What this role change tells the hooks, "no master" included: a master
+                // found later while the role stays the same is then announced. (Only a
+                // `Some` was kept before: a node that went inquorate and came back a slave
+                // before it saw the master again, the same master as before, ran no hook
+                // naming it, and its last hook said "no master" for good.)
+                self.roles.announced = master;
                 self.outputs.push_back(Output::RoleChanged {
                     role,
                     previous,

@@ -109,6 +109,10 @@ pub struct Node {
     pub role_log: Vec<(Millis, Role, Role, Option<String>, u64)>,
     /// Master changes reported while the role stayed slave.
     pub master_log: Vec<(Millis, Option<String>)>,
+    /// The master named by this process's latest hook (role or master change); None before
+    /// its first. What the daemon's last hook run says must match its state: a node that
+    /// follows a master has had a hook naming one ([`Sim::agreed_master`]).
+    pub hook_master: Option<Option<String>>,
     /// Promises of earlier incarnations, still binding after a crash (ghost votes): a
     /// process killed twice in a row leaves its first promise in force.
     ghosts: Vec<((Grant, Millis), MemberId)>,
@@ -366,6 +370,7 @@ impl Sim {
             next_dial: Millis::NEVER,
             role_log: Vec::new(),
             master_log: Vec::new(),
+            hook_master: None,
             ghosts: Vec::new(),
             deadline: Millis::NEVER,
             host_epoch: 0,
@@ -430,6 +435,7 @@ impl Sim {
             node.memory.clone(),
             self.now,
         ));
+        node.hook_master = None;
         self.slots.insert(id, slot);
         node.frozen = false;
         node.held.clear();
@@ -997,7 +1003,8 @@ impl Sim {
     }
 
     /// The one node acting as master, if every running, unfrozen node that talks to it both
-    /// ways reports it as master too.
+    /// ways reports it as master too, and the latest hook of each named a master (a hook
+    /// that said "no master" while the node went on to follow one is a lie to the operator).
     pub fn agreed_master(&self) -> Option<String> {
         let masters = self.masters();
         let [m] = masters[..] else {
@@ -1009,7 +1016,8 @@ impl Sim {
             n.core.is_none()
                 || n.frozen
                 || !(self.link_up(s, m) && self.link_up(m, s))
-                || self.reported_master(s).as_ref() == Some(name)
+                || (self.reported_master(s).as_ref() == Some(name)
+                    && n.hook_master.as_ref().is_some_and(Option::is_some))
         });
         all.then(|| name.clone())
     }
@@ -1392,6 +1400,7 @@ impl super::Effects for NodeEffects<'_> {
             }
         }
         let now = sim.now;
+        sim.nodes[self.slot].hook_master = Some(c.master.clone());
         sim.nodes[self.slot]
             .role_log
             .push((now, c.previous, c.role, c.master, c.epoch));
@@ -1401,6 +1410,7 @@ impl super::Effects for NodeEffects<'_> {
         let name = self.sim.nodes[self.slot].name.clone();
         self.sim.note(format!("{name}: follows {master:?}"));
         let now = self.sim.now;
+        self.sim.nodes[self.slot].hook_master = Some(master.clone());
         self.sim.nodes[self.slot].master_log.push((now, master));
     }
 
