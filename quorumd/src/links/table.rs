@@ -856,12 +856,16 @@ mod tests {
         }
     }
 
+    /// A table of member `id`, the time it starts at and a grace of 150 ms.
+    fn table_of(id: MemberId) -> (Table, Instant, Duration) {
+        let mut t = Table::default();
+        t.set_me(me(id));
+        (t, Instant::now(), Duration::from_millis(150))
+    }
+
     #[test]
     fn the_larger_id_waits_longer_for_a_link_than_the_smaller_one_that_dials() {
-        let mut t = Table::default();
-        t.set_me(me(10));
-        let t0 = Instant::now();
-        let grace = Duration::from_millis(150);
+        let (mut t, t0, grace) = table_of(10);
         assert!(t.learn(20, "bigger", a(20), t0));
         assert!(t.learn(5, "smaller", a(5), t0));
         // We are the smaller end of the pair (10, 20): ours to dial after one grace.
@@ -884,10 +888,7 @@ mod tests {
 
     #[test]
     fn an_address_from_a_peers_list_is_dialled_later_and_only_if_still_unknown() {
-        let mut t = Table::default();
-        t.set_me(me(10));
-        let t0 = Instant::now();
-        let grace = Duration::from_millis(150);
+        let (mut t, t0, grace) = table_of(10);
         assert!(t.hear_of(a(30), t0));
         assert!(!t.hear_of(a(30), t0), "once");
         assert!(t.hear_of(a(31), t0));
