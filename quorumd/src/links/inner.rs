@@ -341,7 +341,8 @@ impl Inner {
             Registered::Yes { replaced, others } => {
                 // Counting restarts under the table's lock, as `unregister` stops it: the
                 // end of a previous link can never remove the counters of a newer one.
-                self.traffic.linked(info.id, &info.name);
+                self.traffic
+                    .linked(info.id, &info.name, std::time::Instant::now());
                 drop(table);
                 (replaced, others)
             }

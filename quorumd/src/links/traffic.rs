@@ -20,6 +20,8 @@ pub struct PeerCount {
     pub frames_out: u64,
     /// Bytes queued to it.
     pub bytes_out: u64,
+    /// When its link came up (counting started).
+    pub linked_at: Option<std::time::Instant>,
 }
 
 /// Per-member counters, shared by the link tasks.
@@ -36,8 +38,8 @@ impl Traffic {
         }
     }
 
-    /// A link to `id` came up: counting starts (again) from zero.
-    pub(crate) fn linked(&self, id: MemberId, name: &str) {
+    /// A link to `id` came up at `now`: counting starts (again) from zero.
+    pub(crate) fn linked(&self, id: MemberId, name: &str, now: std::time::Instant) {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         if peers.len() >= MAX_PEERS && !peers.contains_key(&id) {
             return;
@@ -46,6 +48,7 @@ impl Traffic {
             id,
             PeerCount {
                 name: name.to_string(),
+                linked_at: Some(now),
                 ..PeerCount::default()
             },
         );
@@ -81,7 +84,10 @@ impl Traffic {
 }
 
 /// Turns totals into per-second rates, recomputed about once a second (the driver calls
-/// [`Rates::update`] whenever it publishes a status).
+/// [`Rates::update`] whenever it publishes a status): the average since the previous
+/// sample, or, for a link that came up since, since the link came up. The status is rebuilt
+/// on news and when a client asks, not on a timer, so the previous sample may be minutes old;
+/// a link missing from it showed 0 msg/s however busy it was.
 #[derive(Default)]
 pub struct Rates {
     prev: Option<(std::time::Instant, HashMap<MemberId, PeerCount>)>,
@@ -105,16 +111,26 @@ impl Rates {
                 Some((t, b)) => (now.duration_since(*t).as_secs_f64(), Some(b)),
                 None => (0.0, None),
             };
-            let rate = |now: u64, then: Option<u64>| match then {
-                Some(then) if since > 0.0 => {
-                    (now.saturating_sub(then) as f64 / since).round() as u64
-                }
-                _ => 0,
-            };
             let mut current: Vec<common::control::PeerTraffic> = snap
                 .iter()
                 .map(|(id, c)| {
                     let b = before.and_then(|b| b.get(id));
+                    // Since the previous sample; for a link that came up since, since then
+                    // (after a second at least: less tells nothing).
+                    let over = match (b, c.linked_at) {
+                        (Some(_), _) => since,
+                        (None, Some(t)) if now.duration_since(t).as_secs_f64() >= 1.0 => {
+                            now.duration_since(t).as_secs_f64()
+                        }
+                        _ => 0.0,
+                    };
+                    let rate = |count: u64, then: Option<u64>| {
+                        if over > 0.0 {
+                            (count.saturating_sub(then.unwrap_or(0)) as f64 / over).round() as u64
+                        } else {
+                            0
+                        }
+                    };
                     common::control::PeerTraffic {
                         name: c.name.clone(),
                         messages_in: c.frames_in,
@@ -144,12 +160,12 @@ mod tests {
     #[test]
     fn rates_are_deltas_over_the_elapsed_second_and_totals_count_from_link_up() {
         let t = Traffic::default();
-        t.linked(7, "bob");
+        let t0 = Instant::now();
+        t.linked(7, "bob", t0);
         t.inbound(7, 100);
         t.outbound(7, 50);
         t.inbound(9, 1); // not linked: not counted
         let mut r = Rates::default();
-        let t0 = Instant::now();
         let first = r.update(t0, || t.snapshot());
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].name, "bob");
@@ -176,5 +192,26 @@ mod tests {
             r.update(t0 + Duration::from_secs(4), || t.snapshot())
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_link_that_came_up_since_the_previous_sample_is_rated_since_it_came_up() {
+        let t = Traffic::default();
+        let t0 = Instant::now();
+        let mut r = Rates::default();
+        assert!(r.update(t0, || t.snapshot()).is_empty());
+        // Bob links a minute later and sends 40 frames in 20 s; nobody asks meanwhile.
+        t.linked(7, "bob", t0 + Duration::from_secs(60));
+        for _ in 0..40 {
+            t.inbound(7, 100);
+        }
+        let later = r.update(t0 + Duration::from_secs(80), || t.snapshot());
+        assert_eq!(later[0].messages_in, 40);
+        assert_eq!(
+            later[0].messages_in_per_s, 2,
+            "40 frames over the 20 s since link up"
+        );
+        assert_eq!(later[0].bytes_in_per_s, 200);
+        assert_eq!(later[0].messages_out_per_s, 0);
     }
 }
