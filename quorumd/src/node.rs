@@ -405,7 +405,6 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 .settle(Duration::from_secs(5), &mut |h| deliver(&transport, h))
                 .await;
             let hooks = driver.hooks;
-            let transport = driver.transport.clone();
             // Leave goes out first (peers re-elect at once), then the hook runs.
             transport.shutdown(Duration::from_millis(500)).await;
             let hook_wait = driver_hook_timeout(&settings);

@@ -93,8 +93,8 @@ pub struct Outbox {
     submitted: u64,
     /// Frames in the order produced, each with the write it waits for.
     held: VecDeque<(u64, Held)>,
-    /// Frames dropped because too many were held (reported once per burst).
-    dropped: u64,
+    /// Frames were dropped because too many were held (reported once per burst).
+    dropped: bool,
 }
 
 impl Outbox {
@@ -105,7 +105,7 @@ impl Outbox {
             persister,
             submitted: 0,
             held: VecDeque::new(),
-            dropped: 0,
+            dropped: false,
         }
     }
 
@@ -134,12 +134,12 @@ impl Outbox {
             return;
         }
         if self.held.len() >= MAX_HELD {
-            if self.dropped == 0 {
+            if !self.dropped {
                 tracing::warn!(
                     "the state file's writes are slow: frames dropped while they wait (beats are repeated)"
                 );
             }
-            self.dropped = self.dropped.saturating_add(1);
+            self.dropped = true;
             return;
         }
         self.held.push_back((self.submitted, frame));
@@ -154,7 +154,7 @@ impl Outbox {
             }
         }
         if self.held.is_empty() {
-            self.dropped = 0;
+            self.dropped = false;
         }
     }
 
