@@ -1545,3 +1545,45 @@ fn no_preempt_a_member_healthy_again_leaves_the_new_master_alone() {
         );
     }
 }
+
+#[test]
+fn a_lone_master_keeps_its_role_when_members_join_a_lease_apart() {
+    // Four nodes join a lone master one after another, each a lease, a drift and a heartbeat
+    // after the previous one (so the previous one may vote by then): the master's role never
+    // changes. Joins closer than that make it step down once (docs/ALGORITHM.md, "Known
+    // limits"), which this pins from the other side.
+    let c = cfg();
+    let gap = c.lease_ms + c.drift_ms + c.heartbeat_ms;
+    for seed in 0..5 {
+        let mut sim = Sim::new(seed, NetConfig::default(), Strategy::Age);
+        for n in ["alice", "bob", "carol", "dave", "erin"] {
+            sim.add(n, c.clone(), NodeOpts::default());
+        }
+        sim.start(0);
+        assert_eq!(
+            sim.settle(5_000).as_deref(),
+            Some("alice"),
+            "{}",
+            sim.trail()
+        );
+        let before = sim.nodes[0].role_log.len();
+        for joiner in 1..5 {
+            sim.start(joiner);
+            sim.run_for(gap);
+        }
+        sim.run_for(3_000);
+        sim.assert_ok("joins a lease apart");
+        assert_eq!(
+            sim.nodes[0].role_log.len(),
+            before,
+            "seed {seed}: alice's role changed while members joined {gap} ms apart\n{}",
+            sim.trail()
+        );
+        assert_eq!(
+            sim.agreed_master().as_deref(),
+            Some("alice"),
+            "{}",
+            sim.trail()
+        );
+    }
+}

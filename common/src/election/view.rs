@@ -27,7 +27,9 @@
 //!   may count itself with others we do not know, and their half could win too.
 //! * **A sitting master keeps its exact half** while a pending member shows its view (even
 //!   before that member may vote) or cannot vote yet (its beat says how long its quiet
-//!   period lasts; the lease is capped there): a join never unseats a master.
+//!   period lasts; the lease is capped there): a join never unseats a master, unless the
+//!   next one comes before the previous newcomer may vote (docs/ALGORITHM.md, "Known
+//!   limits").
 //! * **Shown views bind.** Every view a node showed in a beat since its last commit may have
 //!   been committed by a peer on the strength of that beat, so until the node commits itself
 //!   a candidate needs a quorum in each of those views too (members that left for good
