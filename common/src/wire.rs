@@ -141,9 +141,11 @@ pub struct Beat {
     #[serde(default)]
     pub voting: bool,
     /// While not voting: milliseconds until the sender may vote (its quiet period after
-    /// start). A member that cannot vote yet cannot help any candidate anywhere before then,
-    /// so a sitting master may keep an exact half that this newcomer does not agree with yet,
-    /// up to that instant.
+    /// start), counted from when it received the beat this one echoes (from now when it
+    /// echoes none). The receiver dates it from when it sent that beat, which was earlier: a
+    /// lower bound of the instant. A member that cannot vote yet cannot help any candidate
+    /// anywhere before then, so a sitting master's lease does not count it until then. (A
+    /// sender that counts from now gives a looser bound that is still a lower bound.)
     #[serde(default)]
     pub quiet_ms: u64,
     /// Digest of the sender's view: every member it counts or has pending, itself included.

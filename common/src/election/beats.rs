@@ -62,7 +62,13 @@ impl Election {
             epoch: self.cand.max_epoch,
             voted: self.votes.last_granted_epoch,
             voting: self.may_vote(now),
-            quiet_ms: (self.started + self.quiet_ms()).since(now),
+            // Counted from when we received the beat we echo (the receiver dates it from when
+            // it sent that one, which was earlier still): a bound as tight as the echo is old.
+            quiet_ms: (self.started + self.quiet_ms()).since(if to.their_seq > 0 {
+                to.their_seq_at.min(now)
+            } else {
+                now
+            }),
             following: self.roles.master,
             view: digests.0,
             base: digests.1,
@@ -114,8 +120,15 @@ impl Election {
         let mut plans: Vec<(MemberId, Cadence)> = Vec::with_capacity(to.len());
         for &id in to {
             if let Some(p) = self.peers.get(&id) {
+                // While we cannot vote, our first beat to a member waits (a heartbeat at
+                // most) for one of its own to echo: a beat that echoes nothing cannot be
+                // dated, and a sitting master must then count us as if we could vote already
+                // (`Peer::quiet_until`), which a quorum of newcomers would end.
+                let undated = !self.may_vote(now)
+                    && p.their_seq == 0
+                    && now < p.first_heard + self.cfg.heartbeat_ms;
                 let c = self.cadence(&plan, p, view);
-                if c.send || all {
+                if (c.send || all) && !undated {
                     plans.push((id, c));
                 }
             }
@@ -125,6 +138,7 @@ impl Election {
         self.note_shown_view(now, &ids);
         // Showing a view may have changed the digests (a shown view binds us).
         let view = self.digests();
+        self.beat_digests = view;
         for (id, c) in plans {
             // Whether we asked for its beats is no part of the view: the cached digests stay.
             if let Some(p) = self.peers.untracked_mut().get_mut(&id) {

@@ -35,10 +35,10 @@ impl Election {
                 // never runs out) holds the quorum: a master frozen after its last tick must
                 // find its lease expired when it thaws, whatever backed it.
                 self.lease.until = self.lease_end(now).min(now + self.cfg.lease_ms);
-                // A sitting master may keep an exact half that a newcomer does not agree with
-                // yet while that newcomer cannot vote, never past the instant it may.
+                // A sitting master's lease does not count a member until it may vote
+                // (view.rs, `quiet_at`): a join does not unseat a master.
                 if was_master && self.lease.until <= now {
-                    let sitting = self.lease_end_for(now, true).min(self.quiet_cap(now));
+                    let sitting = self.lease_end_for(now, true);
                     self.lease.until = sitting.min(now + self.cfg.lease_ms);
                 }
                 self.lease.until > now && (was_master || self.everyone_spoke())
@@ -78,11 +78,17 @@ impl Election {
         self.lease_end_for(now, false)
     }
 
-    /// [`Self::lease_end`]; `sitting`: with a sitting master's relaxed exact half
-    /// ([`Self::joint_quorum_for`]).
+    /// [`Self::lease_end`]; `sitting`: for a sitting master, whose lease does not count a
+    /// member before it may vote ([`Self::joint_quorum_for`]).
     fn lease_end_for(&self, now: Millis, sitting: bool) -> Millis {
         let holds_after = |t: Millis| {
-            self.joint_quorum_for(now, true, &|p: &Peer| p.support_until > t, sitting, true)
+            self.joint_quorum_for(
+                now,
+                true,
+                &|p: &Peer| p.support_until > t,
+                sitting.then_some(t),
+                true,
+            )
         };
         if !holds_after(now) {
             return now;
@@ -93,11 +99,22 @@ impl Election {
             .filter(|p| p.support_until > now)
             .map(|p| p.support_until)
             .collect();
+        if sitting {
+            // A member whose quiet period ends counts from then on (without a vote until its
+            // first one arrives): the tally may break there too.
+            ends.extend(
+                self.peers
+                    .values()
+                    .filter(|p| p.quiet_until > now)
+                    .map(|p| p.quiet_until),
+            );
+        }
         ends.sort();
         ends.dedup();
-        // Votes run out in order, so once an expiry breaks the quorum every later one does:
-        // the lease ends at the first that breaks it (a binary search, not one tally per
-        // voter: a master of n members would pay n² per input).
+        // Votes run out and quiet periods end in order, and each only makes the tally harder
+        // (a member cannot vote while it is quiet), so once one breaks the quorum every later
+        // one does: the lease ends at the first that breaks it (a binary search, not one
+        // tally per voter: a master of n members would pay n² per input).
         let first_broken = ends.partition_point(|&t| holds_after(t));
         ends.get(first_broken).copied().unwrap_or(Millis::NEVER)
     }

@@ -135,6 +135,8 @@ pub struct Election {
     seq: u64,
     sent: VecDeque<(u64, Millis)>,
     next_beat: Millis,
+    /// The digests our last round of beats showed (beats.rs).
+    beat_digests: (u64, u64),
     /// Peers whose beat did not echo one of ours: they get a beat at the end of this batch
     /// of inputs (beats.rs), in one round, not one round per beat taken in.
     answer: BTreeSet<MemberId>,
@@ -183,6 +185,7 @@ impl Election {
             seq: 0,
             sent: VecDeque::new(),
             next_beat: now,
+            beat_digests: (0, 0),
             answer: BTreeSet::new(),
             probe_after: 0,
             pace_round: 0,
@@ -448,6 +451,14 @@ impl Election {
         self.view_summary(self.now)
     }
 
+    /// [`Self::quorum_view`] as a sitting master's lease counts it now: without the members
+    /// that cannot vote yet (view.rs, `quiet_at`). None when not master. For invariant checks.
+    pub fn sitting_quorum_view(&self) -> Option<(usize, bool, MemberId)> {
+        self.lease
+            .is_master
+            .then(|| self.view_summary_at(self.now, Some(self.now)))
+    }
+
     /// Why this node may never be master in this run, if the cluster refused it.
     pub fn refusal(&self) -> Option<&str> {
         self.view.refusal.as_deref()
@@ -691,6 +702,11 @@ impl Election {
         let role_before = self.roles.role;
         self.update_role(now);
         changed |= self.roles.role != role_before;
+        // A candidate's or master's new digests (a commit, a member heard) go out at once:
+        // a voter votes only for a candidate showing its own, and a newcomer whose quiet
+        // period just ended must see ours to renew a sitting master's lease in time.
+        let standing = self.lease.is_master || self.cand.current.is_some();
+        changed |= standing && self.digests() != self.beat_digests;
 
         let sent = if changed || now >= self.next_beat {
             self.send_beats(now)

@@ -1196,34 +1196,44 @@ impl Sim {
                 candidate: id,
                 epoch,
             };
-            let (counted, padded, top) = c.quorum_view();
-            let mut votes = 1;
-            let mut top_in = top == id;
-            for (s, n) in self.nodes.iter().enumerate() {
-                if s == m {
-                    continue;
+            // The lease holds on the whole view, or, for a sitting master, on the view
+            // without the members that cannot vote yet (their promises cannot exist).
+            let backed = |(counted, padded, top): (usize, bool, MemberId)| {
+                let mut votes = 1;
+                let mut top_in = top == id;
+                for (s, n) in self.nodes.iter().enumerate() {
+                    if s == m {
+                        continue;
+                    }
+                    // A live promise, or one a crashed incarnation gave (still binding: the
+                    // new incarnation keeps quiet until it runs out).
+                    let live = n
+                        .core
+                        .as_ref()
+                        .and_then(|c| c.promise().map(|p| (p, c.id())));
+                    let backs = |p: &((Grant, Millis), MemberId)| {
+                        let ((g, until), _) = p;
+                        *g == grant && *until > self.now
+                    };
+                    let backing = live
+                        .iter()
+                        .chain(n.ghosts.iter())
+                        .find(|p| backs(p))
+                        .map(|p| p.1);
+                    if let Some(vid) = backing {
+                        votes += 1;
+                        top_in |= vid == top;
+                    }
                 }
-                // A live promise, or one a crashed incarnation gave (still binding: the new
-                // incarnation keeps quiet until it runs out).
-                let live = n
-                    .core
-                    .as_ref()
-                    .and_then(|c| c.promise().map(|p| (p, c.id())));
-                let backs = |p: &((Grant, Millis), MemberId)| {
-                    let ((g, until), _) = p;
-                    *g == grant && *until > self.now
-                };
-                let backing = live
-                    .iter()
-                    .chain(n.ghosts.iter())
-                    .find(|p| backs(p))
-                    .map(|p| p.1);
-                if let Some(vid) = backing {
-                    votes += 1;
-                    top_in |= vid == top;
-                }
-            }
-            if !quorum::has_quorum(counted, votes, top_in, padded) {
+                (
+                    votes,
+                    counted,
+                    quorum::has_quorum(counted, votes, top_in, padded),
+                )
+            };
+            let (votes, counted, whole) = backed(c.quorum_view());
+            let sitting = c.sitting_quorum_view().is_some_and(|v| backed(v).2);
+            if !whole && !sitting {
                 if std::env::var("SIM_DEBUG").is_ok() {
                     for n in &self.nodes {
                         eprintln!(

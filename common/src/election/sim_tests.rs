@@ -354,9 +354,9 @@ fn preemption_hands_over_cleanly_to_a_better_node() {
 }
 
 #[test]
-fn a_hand_over_demotes_the_old_master_well_before_the_new_one_wins() {
-    // The old master's demotion (its hook) comes well before alice's promotion, even on a
-    // fast network: alice needs the released votes first.
+fn a_hand_over_demotes_the_old_master_before_the_new_one_wins() {
+    // The old master's demotion (its hook) comes before alice's promotion, even on a fast
+    // network: alice needs the released votes first (a round trip at least).
     let mut sim = Sim::new(
         3,
         NetConfig {
@@ -394,7 +394,7 @@ fn a_hand_over_demotes_the_old_master_well_before_the_new_one_wins() {
         .map(|r| r.0)
         .expect("alice became master");
     assert!(
-        promoted.0 >= demoted.0 + 20,
+        promoted.0 > demoted.0,
         "alice master at {promoted:?}, only {} ms after bob stepped down",
         promoted.since(demoted)
     );
@@ -1252,14 +1252,15 @@ fn forming_beats(n: usize, pace_above: usize) -> (u64, u64) {
 #[test]
 fn a_forming_cluster_of_a_hundred_paces_its_beats() {
     // Cadence "Forming pace": while 100 members start together, each beats every heartbeat
-    // only the members the election rides on and the others in turn. It must cost well
-    // under half the beats of all pairs, and form no slower.
+    // only the members the election rides on and the others in turn. It must cost at most
+    // 60 % of the beats of all pairs (54 % since a sitting master and its newcomers commit
+    // at once, which made the all-pairs formation itself cheaper), and form no slower.
     let n = 100;
     let (paced, paced_ms) = forming_beats(n, super::config::PACE_ABOVE);
     let (all, all_ms) = forming_beats(n, usize::MAX);
     eprintln!("{n} forming: paced {paced} beats in {paced_ms} ms, all pairs {all} in {all_ms} ms");
     assert!(
-        paced * 2 < all,
+        paced * 5 < all * 3,
         "paced formation sent {paced} beats, all pairs {all}"
     );
     assert!(
@@ -1547,43 +1548,52 @@ fn no_preempt_a_member_healthy_again_leaves_the_new_master_alone() {
 }
 
 #[test]
-fn a_lone_master_keeps_its_role_when_members_join_a_lease_apart() {
-    // Four nodes join a lone master one after another, each a lease, a drift and a heartbeat
-    // after the previous one (so the previous one may vote by then): the master's role never
-    // changes. Joins closer than that make it step down once (docs/ALGORITHM.md, "Known
-    // limits"), which this pins from the other side.
-    let c = cfg();
-    let gap = c.lease_ms + c.drift_ms + c.heartbeat_ms;
-    for seed in 0..5 {
-        let mut sim = Sim::new(seed, NetConfig::default(), Strategy::Age);
-        for n in ["alice", "bob", "carol", "dave", "erin"] {
-            sim.add(n, c.clone(), NodeOpts::default());
+fn a_lone_master_keeps_its_role_when_members_join_in_quick_succession() {
+    // Four nodes join a lone master one after another, each while the previous one still
+    // cannot vote (its quiet period: a lease and a drift), down to a drift and a few round
+    // trips apart: the master's role never changes. Its lease does not count a member that
+    // cannot vote yet, a newcomer's first beat is dated, and the master and its newcomers
+    // commit at once, so each newcomer's vote arrives before the next one counts. (Closer
+    // joins, or several at once, make it step down once: docs/ALGORITHM.md, "Known limits".)
+    for (c, gaps) in [
+        (cfg(), &[50u64, 100, 200, 400, 790][..]),
+        (Config::fast(), &[20u64, 40, 80, 150][..]),
+    ] {
+        for &gap in gaps {
+            for seed in 0..5 {
+                let mut sim = Sim::new(seed, NetConfig::default(), Strategy::Age);
+                for n in ["alice", "bob", "carol", "dave", "erin"] {
+                    sim.add(n, c.clone(), NodeOpts::default());
+                }
+                sim.start(0);
+                assert_eq!(
+                    sim.settle(5_000).as_deref(),
+                    Some("alice"),
+                    "{}",
+                    sim.trail()
+                );
+                let before = sim.nodes[0].role_log.len();
+                for joiner in 1..5 {
+                    sim.start(joiner);
+                    sim.run_for(gap);
+                }
+                sim.run_for(3_000);
+                sim.assert_ok("quick joins");
+                assert_eq!(
+                    sim.nodes[0].role_log.len(),
+                    before,
+                    "seed {seed}, lease {} ms: alice's role changed while members joined {gap} ms \
+                     apart\n{}",
+                    c.lease_ms,
+                    sim.trail()
+                );
+                assert_eq!(
+                    sim.agreed_master().as_deref(),
+                    Some("alice"),
+                    "{}",
+                    sim.trail()
+                );
+            }
         }
-        sim.start(0);
-        assert_eq!(
-            sim.settle(5_000).as_deref(),
-            Some("alice"),
-            "{}",
-            sim.trail()
-        );
-        let before = sim.nodes[0].role_log.len();
-        for joiner in 1..5 {
-            sim.start(joiner);
-            sim.run_for(gap);
-        }
-        sim.run_for(3_000);
-        sim.assert_ok("joins a lease apart");
-        assert_eq!(
-            sim.nodes[0].role_log.len(),
-            before,
-            "seed {seed}: alice's role changed while members joined {gap} ms apart\n{}",
-            sim.trail()
-        );
-        assert_eq!(
-            sim.agreed_master().as_deref(),
-            Some("alice"),
-            "{}",
-            sim.trail()
-        );
     }
 }

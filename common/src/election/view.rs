@@ -22,13 +22,16 @@
 //!   a joint quorum, reachable both ways, has shown our view for a lease and a drift: every
 //!   promise those voters gave to a candidate with another view has run out by then, so no
 //!   candidate that does not count the newcomers can gather a quorum of the base any more.
+//!   At once when none of them can hold such a promise: each never voted, or its highest
+//!   vote is its own current candidacy.
 //! * **The tie-break needs agreement.** An exact half wins only with the best-ranked member,
 //!   and in the view only when every pending member showed our view: otherwise that member
 //!   may count itself with others we do not know, and their half could win too.
-//! * **A sitting master keeps its exact half** while a pending member shows its view (even
-//!   before that member may vote) or cannot vote yet (its beat says how long its quiet
-//!   period lasts; the lease is capped there): a join never unseats a master, unless the
-//!   next one comes before the previous newcomer may vote (docs/ALGORITHM.md, "Known
+//! * **A member that cannot vote yet does not count in a sitting master's lease** (its beat
+//!   says how long its quiet period lasts; the lease is tallied at each instant without the
+//!   members that surely cannot vote then, `quiet_at`), and a pending member that shows our
+//!   view agrees with its exact half even before it may vote: a join does not unseat a
+//!   master (unless members join less than a drift apart: docs/ALGORITHM.md, "Known
 //!   limits").
 //! * **Shown views bind.** Every view a node showed in a beat since its last commit may have
 //!   been committed by a peer on the strength of that beat, so until the node commits itself
@@ -444,30 +447,39 @@ impl Election {
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
     ) -> bool {
-        self.joint_quorum_for(now, me_votes, votes_for, false, false)
+        self.joint_quorum_for(now, me_votes, votes_for, None, false)
     }
 
-    /// [`Self::joint_quorum`]; `sitting`: for the lease of a sitting master, whose end is
-    /// capped by [`Self::quiet_cap`]: a pending member that cannot vote yet does not spoil
-    /// the exact half (module docs). `own_lease`: the tally is of our own candidacy's votes,
-    /// so the seats of members that died promised to us count as ours
-    /// ([`Self::departures_allow`]).
+    /// [`Self::joint_quorum`]; `sitting`: `Some(at)` for the lease of a sitting master at
+    /// instant `at`, which does not count a member that cannot vote yet at `at`
+    /// ([`Self::quiet_at`]). `own_lease`: the tally is of our own candidacy's votes, so the
+    /// seats of members that died promised to us count as ours ([`Self::departures_allow`]).
     pub(super) fn joint_quorum_for(
         &self,
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
-        sitting: bool,
+        sitting: Option<Millis>,
         own_lease: bool,
     ) -> bool {
         let (base, view) = self.tallies(now, me_votes, votes_for, sitting);
         base.decides()
             && view.decides()
             && self.departures_allow(now, me_votes, votes_for, (&base, &view), sitting, own_lease)
-            && self
-                .shown_configs(now)
-                .iter()
-                .all(|config| self.config_tally(config, me_votes, votes_for).decides())
+            && self.shown_configs(now).iter().all(|config| {
+                self.config_tally(config, me_votes, votes_for, sitting)
+                    .decides()
+            })
+    }
+
+    /// For the lease of a sitting master at instant `at` (`sitting`): `p` surely cannot
+    /// vote yet at `at` (its quiet period after its start, dated on our clock by the beat it
+    /// echoed: `Peer::quiet_until`). Such a member does not count in that lease's tallies
+    /// (module docs, "A member that cannot vote yet"): no candidate anywhere can hold its
+    /// vote before then, so any count that holds it is won, if at all, by a quorum of that
+    /// count without it, which meets ours.
+    fn quiet_at(p: &Peer, sitting: Option<Millis>) -> bool {
+        sitting.is_some_and(|at| p.quiet_until > at)
     }
 
     /// Members that left the count by a certain crash or a dispatch less than a lease and a
@@ -501,7 +513,7 @@ impl Election {
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
         (base, view): (&Tally, &Tally),
-        sitting: bool,
+        sitting: Option<Millis>,
         own_lease: bool,
     ) -> bool {
         let (mut seats, mut backing) = (0, 0);
@@ -555,45 +567,26 @@ impl Election {
         if with_seats(&base2).decides() && with_seats(&view2).decides() {
             return true;
         }
-        // For a sitting master, a member that cannot vote yet backs no one else either
-        // until its quiet period ends, and the lease is capped there (`quiet_cap`).
+        // For a sitting master, a member that cannot vote yet at the instant tallied backs
+        // no one else either.
         let fresh = self.fresh();
         me_votes
             && self.peers.values().all(|p| {
                 !(self.in_view(p, now) || self.in_base(p, now, fresh) || self.ghost(p))
                     || votes_for(p)
-                    || (sitting && p.quiet_until > now)
+                    || Self::quiet_at(p, sitting)
             })
-    }
-
-    /// The lease end a sitting master may not pass: the earliest instant a pending member
-    /// that does not show our view may start voting (module docs).
-    /// While departed seats count, also the end of every counted member's quiet period: the
-    /// departure rule lets a member that cannot vote yet stand in for a vote until then
-    /// ([`Self::departures_allow`]).
-    pub(super) fn quiet_cap(&self, now: Millis) -> Millis {
-        let (my_view, _) = self.digests();
-        let departures = self.departed_seats(now).next().is_some();
-        self.peers
-            .values()
-            .filter(|p| {
-                self.in_view(p, now)
-                    && p.quiet_until > now
-                    && (departures || (!p.committed && p.view() != Some(my_view)))
-            })
-            .map(|p| p.quiet_until)
-            .min()
-            .unwrap_or(Millis::NEVER)
     }
 
     /// The tally in one shown view: its members still counted; superseded entries count
     /// and never vote; an exact half wins with the best-ranked member, unless a member was
-    /// never heard in this run.
+    /// never heard in this run. `sitting`: as in [`Self::joint_quorum_for`].
     fn config_tally(
         &self,
         config: &[MemberId],
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
+        sitting: Option<Millis>,
     ) -> Tally {
         let mut t = Tally {
             counted: 0,
@@ -618,6 +611,9 @@ impl Election {
                 let Some(p) = self.peers.get(&id) else {
                     continue;
                 };
+                if Self::quiet_at(p, sitting) {
+                    continue;
+                }
                 t.no_tie |= p.last_heard.is_none();
                 (p.rank().tie_order(), votes_for(p) && !p.superseded)
             };
@@ -644,7 +640,7 @@ impl Election {
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
-        sitting: bool,
+        sitting: Option<Millis>,
     ) -> (Tally, Tally) {
         self.tallies_agreeing(now, me_votes, votes_for, sitting, None)
     }
@@ -655,7 +651,7 @@ impl Election {
         now: Millis,
         me_votes: bool,
         votes_for: &dyn Fn(&Peer) -> bool,
-        sitting: bool,
+        sitting: Option<Millis>,
         also: Option<u64>,
     ) -> (Tally, Tally) {
         let expect = self.cfg.expect;
@@ -688,6 +684,9 @@ impl Election {
                     view.top_in = false;
                 }
             }
+            if Self::quiet_at(p, sitting) {
+                continue;
+            }
             if self.in_view(p, now) {
                 view.counted += 1;
                 view.votes += usize::from(v);
@@ -699,16 +698,14 @@ impl Election {
                 unheard |= p.last_heard.is_none();
                 // A pending member agrees with our count when it shows our view and may vote
                 // already: a tie-break won before it can vote would be lost (a flap) as soon
-                // as the next member joins.
+                // as the next member joins. For a sitting master, one that shows our view
+                // agrees even before it may vote (one that cannot vote at all yet does not
+                // count in its lease: `quiet_at`).
                 let voting = p.beat.as_ref().is_some_and(|b| b.voting);
-                // For a sitting master: one that shows our view agrees even before it may
-                // vote, and one that cannot vote yet cannot help anyone win elsewhere before
-                // its quiet period ends (the lease is capped there).
                 let agrees = (p.view() == Some(my_view)
                     || (p.view().is_some() && p.view() == also))
-                    && (voting || sitting);
-                let quiet = sitting && p.quiet_until > now;
-                if !p.committed && !agrees && !quiet {
+                    && (voting || sitting.is_some());
+                if !p.committed && !agrees {
                     pending_agree = false;
                 }
             }
@@ -734,10 +731,21 @@ impl Election {
     /// (counted, exact half ruled out, best-ranked counted member) of the view: for
     /// invariant checks and status.
     pub(super) fn view_summary(&self, now: Millis) -> (usize, bool, MemberId) {
-        let (_, view) = self.tallies(now, false, &|_| false, self.lease.is_master);
+        self.view_summary_at(now, None)
+    }
+
+    /// [`Self::view_summary`]; `sitting`: as a sitting master's lease counts at `at`,
+    /// without the members that cannot vote yet (`quiet_at`).
+    pub(super) fn view_summary_at(
+        &self,
+        now: Millis,
+        sitting: Option<Millis>,
+    ) -> (usize, bool, MemberId) {
+        let (_, view) = self.tallies(now, false, &|_| false, sitting);
         let mut best = (self.me.rank.tie_order(), self.me.id);
         for p in self.peers.values() {
-            if self.in_view(p, now) && p.rank().tie_order() < best.0 {
+            if self.in_view(p, now) && !Self::quiet_at(p, sitting) && p.rank().tie_order() < best.0
+            {
                 best = (p.rank().tie_order(), p.info.id);
             }
         }
@@ -771,7 +779,7 @@ impl Election {
     /// step-down.
     pub(crate) fn debug_tallies(&self, now: Millis) -> String {
         let f = |p: &Peer| p.support_until > now;
-        let (b, v) = self.tallies(now, true, &f, true);
+        let (b, v) = self.tallies(now, true, &f, Some(now));
         let peers: Vec<String> = self
             .peers
             .values()
@@ -793,7 +801,7 @@ impl Election {
             .shown_configs(now)
             .iter()
             .map(|c| {
-                let t = self.config_tally(c, true, &f);
+                let t = self.config_tally(c, true, &f, Some(now));
                 format!(
                     "{c:?}:{}/{} top {} no_tie {}",
                     t.votes, t.counted, t.top_in, t.no_tie
@@ -862,15 +870,22 @@ impl Election {
                 now
             }
         };
-        // The wait lets every promise the agreeing voters gave out run out. Voters that never
-        // voted nor stood in this life (a cold start: each beat shows the highest epoch its
-        // sender ever voted for or proposed) have none to wait for.
-        let unbound = self.votes.last_granted_epoch == 0
-            && self.votes.promise.is_none()
+        // The wait lets every promise the agreeing voters gave out to a candidate with
+        // another view run out. Voters that never voted nor stood (a cold start: each beat
+        // shows the highest epoch its sender ever voted for or proposed) have none to wait
+        // for, and neither has one whose highest vote is its own current candidacy: it stood
+        // only with no promise out and votes for no one else while it stands, so the only
+        // candidate it backs is itself, showing our view now (and bound by it until it
+        // commits: shown views). A sitting master and its newcomers commit at once.
+        let own_only = |voted: u64, candidacy: Option<u64>| voted == 0 || candidacy == Some(voted);
+        let unbound = self.votes.promise.is_none()
+            && own_only(self.votes.last_granted_epoch, self.cand.current)
             && self.joint_quorum(now, true, &|p: &Peer| {
                 p.reachable(now, &reach)
                     && p.view() == Some(digests.0)
-                    && p.beat.as_ref().is_some_and(|b| b.voted == 0)
+                    && p.beat
+                        .as_ref()
+                        .is_some_and(|b| own_only(b.voted, b.candidacy))
             });
         if !unbound && now < since + self.cfg.lease_ms + self.cfg.drift_ms {
             return;
