@@ -1232,8 +1232,7 @@ impl Sim {
                 )
             };
             let (votes, counted, whole) = backed(c.quorum_view());
-            let sitting = c.sitting_quorum_view().is_some_and(|v| backed(v).2);
-            if !whole && !sitting {
+            if !whole && !c.sitting_quorum_view().is_some_and(|v| backed(v).2) {
                 if std::env::var("SIM_DEBUG").is_ok() {
                     for n in &self.nodes {
                         eprintln!(
