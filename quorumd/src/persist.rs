@@ -3,8 +3,8 @@
 //!
 //! The core asks for its memory to be durable before any frame of the same round leaves the
 //! host (a beat may show a view that binds the next incarnation: docs/ALGORITHM.md, "A
-//! restart is bound by what it agreed"). Written on the event loop, each write (temp file,
-//! two fsyncs, a rename) stopped the whole daemon for as long as the disk took: beats were
+//! restart is bound by what it agreed"). Written on the event loop, each write (then a temp
+//! file, two fsyncs, a rename) stopped the whole daemon for as long as the disk took: beats were
 //! not read nor sent meanwhile. A hundred daemons sharing one disk all write at the same
 //! moments (a view changes everywhere at once), so each waited for the others' fsyncs and
 //! starting them together took three times as long with the state directory on disk as on

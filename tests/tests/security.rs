@@ -455,22 +455,41 @@ fn a_captured_link_replayed_after_its_sender_died_is_ignored() {
 }
 
 /// A corrupt or truncated state file stops the node with an error naming the file and the way
-/// to reset it (exit 2), instead of a blank node that forgot its members, epoch and vote.
+/// to reset it (exit 2), instead of a blank node that forgot its members, epoch and vote: the
+/// current file (`<name>.state`, two copies, neither whole here) and an earlier version's
+/// (`<name>.state.json`, truncated JSON).
 #[test]
 fn a_corrupt_state_file_refuses_to_start_with_a_clear_error() {
     let c = Cluster::new();
     let state = c.dir().join("state");
     std::fs::create_dir_all(&state).expect("state dir");
-    let file = state.join("alice.state.json");
-    std::fs::write(&file, b"{\"renamed\":null,\"memory\":{\"members\":[").expect("write");
-    let mut alice = c.spawn_on("alice", c.tcp_port(), &[]);
-    let status = alice.wait_exit(DEADLINE);
-    assert_eq!(status.code(), Some(2), "{}", alice.log());
-    let log = alice.log();
-    assert!(
-        log.contains("alice.state.json") && log.contains("corrupt") && log.contains(".prev"),
-        "{log}"
-    );
+    let current = state.join("alice.state");
+    let mut torn = vec![0u8; 8192];
+    torn[..8].copy_from_slice(b"QRMSTAT1");
+    let earlier = state.join("alice.state.json");
+    for (file, bytes, says) in [
+        (&current, torn, "two copies"),
+        (
+            &earlier,
+            b"{\"renamed\":null,\"memory\":{\"members\":[".to_vec(),
+            ".prev",
+        ),
+    ] {
+        std::fs::write(file, bytes).expect("write");
+        let mut alice = c.spawn_on("alice", c.tcp_port(), &[]);
+        let status = alice.wait_exit(DEADLINE);
+        assert_eq!(status.code(), Some(2), "{}", alice.log());
+        let log = alice.log();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert!(
+            log.contains(name) && log.contains("corrupt") && log.contains(says),
+            "{log}"
+        );
+        std::fs::remove_file(file).expect("rm");
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
