@@ -17,9 +17,11 @@ fn a_dispatching_node_runs_its_slave_hook_with_role_dispatching_before_exiting()
         || hook.runs().iter().any(|r| r.role == "slave"),
     );
     let first = hook.runs()[0].clone();
-    assert_eq!(first.previous, "starting", "{first:?}");
-    assert_eq!(first.master, "alice", "{first:?}");
-    assert_eq!(first.node, "peter", "{first:?}");
+    // The daemons' logs with the failure: a first hook other than this one is rare (seen
+    // once, under load, not reproduced) and only the logs can say why.
+    assert_eq!(first.previous, "starting", "{first:?}\n{}", c.logs());
+    assert_eq!(first.master, "alice", "{first:?}\n{}", c.logs());
+    assert_eq!(first.node, "peter", "{first:?}\n{}", c.logs());
 
     peter.kill(libc::SIGTERM);
     assert_eq!(peter.wait_exit(DEADLINE).code(), Some(0), "{}", c.logs());
