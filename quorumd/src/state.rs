@@ -206,14 +206,15 @@ impl StateFile {
             .map_err(|e| anyhow::anyhow!("cannot read the state file {p}: {e}"))?;
         let (a, b) = bytes.split_at(bytes.len() / 2);
         let slots = [read_slot(a), read_slot(b)];
-        let newest = slots
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Whole(seq, saved) => Some((*seq, saved)),
+        // The newest whole copy, and which slot holds it (the next save writes the other).
+        let newest = (0u64..)
+            .zip(&slots)
+            .filter_map(|(at, s)| match s {
+                Slot::Whole(seq, saved) => Some((*seq, at, saved)),
                 _ => None,
             })
-            .max_by_key(|(seq, _)| *seq);
-        let Some((seq, saved)) = newest else {
+            .max_by_key(|(seq, ..)| *seq);
+        let Some((seq, newest_at, saved)) = newest else {
             let why: Vec<String> = slots
                 .iter()
                 .enumerate()
@@ -235,10 +236,6 @@ impl StateFile {
                 warn!(path = %p, reason = %why, seq, "one copy in the state file is torn: using the other, the last one written whole");
             }
         }
-        let newest_at = slots
-            .iter()
-            .position(|s| matches!(s, Slot::Whole(n, _) if *n == seq))
-            .unwrap_or(0) as u64;
         let mut known = self.lock();
         known.seq = seq;
         known.newest_at = newest_at;
