@@ -127,7 +127,7 @@ impl Election {
                 let undated = !self.may_vote(now)
                     && p.their_seq == 0
                     && now < p.first_heard + self.cfg.heartbeat_ms;
-                let c = self.cadence(&plan, p, view);
+                let c = self.cadence(&plan, p, view, now);
                 if (c.send || all) && !undated {
                     plans.push((id, c));
                 }
@@ -140,8 +140,11 @@ impl Election {
         let view = self.digests();
         self.beat_digests = view;
         for (id, c) in plans {
-            // Whether we asked for its beats is no part of the view: the cached digests stay.
+            // Whether we asked for its beats and the gap we declared are no part of the view:
+            // the cached digests stay.
             if let Some(p) = self.peers.untracked_mut().get_mut(&id) {
+                p.told_gap = c.gap_ms;
+                p.told_at = now;
                 p.wanted_since = if c.want {
                     Some(p.wanted_since.unwrap_or(now))
                 } else {

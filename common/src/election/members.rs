@@ -72,6 +72,11 @@ pub(crate) struct Peer {
     pub gap: u64,
     /// Since when our beats ask it to answer every heartbeat (`Beat::want`), if they do.
     pub wanted_since: Option<Millis>,
+    /// The gap we declared in our newest beat to it: it takes us for `lost` that long plus a
+    /// silence window after that beat (cadence.rs, "going quiet").
+    pub told_gap: u64,
+    /// When we sent it our newest beat.
+    pub told_at: Millis,
 }
 
 impl Peer {
@@ -99,6 +104,8 @@ impl Peer {
             forget_at: None,
             gap: 0,
             wanted_since: None,
+            told_gap: 0,
+            told_at: Millis(0),
         }
     }
 

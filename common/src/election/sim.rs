@@ -203,6 +203,8 @@ pub struct Sim {
     pub check_answers: bool,
     /// Beats handed to the network so far (lost ones included): the traffic tests count them.
     pub beats_sent: u64,
+    /// Members reported `lost` so far, by any node (a settled cluster going quiet loses none).
+    pub members_lost: u64,
     /// When `Some`, every beat handed to the network: (time, from slot, to slot).
     pub beat_log: Option<Vec<(Millis, usize, usize)>>,
     /// When each node last answered a hello from each sender id: like the daemon's
@@ -338,6 +340,7 @@ impl Sim {
             sabotage: Sabotage::None,
             check_answers: false,
             beats_sent: 0,
+            members_lost: 0,
             beat_log: None,
             answered: BTreeMap::new(),
         }
@@ -1425,6 +1428,9 @@ impl super::Effects for NodeEffects<'_> {
 
     fn member(&mut self, name: String, change: crate::control::MemberChange) {
         let me = self.sim.nodes[self.slot].name.clone();
+        if change == crate::control::MemberChange::Lost {
+            self.sim.members_lost += 1;
+        }
         self.sim.note(format!("{me}: member {name} {change:?}"));
     }
 

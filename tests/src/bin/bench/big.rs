@@ -216,7 +216,22 @@ pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
     let result = all_stopped
         .and_then(|()| measure(&hook, &nodes, count, idle_secs, t0, spawned_ms, deadline));
     let result = match result {
-        Ok(rows) => Ok(rows),
+        Ok(mut rows) => {
+            // A formation slower than its target keeps its logs, like the other slow rows.
+            if let Some(all) = rows.iter_mut().find(|r| r.id == format!("big{count}-all")) {
+                let ms = all.samples.first().copied().unwrap_or(0.0);
+                let mut notes = Vec::new();
+                super::keep_if_slow(
+                    &c,
+                    ms,
+                    targets(count).all.0,
+                    format!("big{count}"),
+                    &mut notes,
+                );
+                all.notes.extend(notes);
+            }
+            Ok(rows)
+        }
         Err(e) => {
             // Keep the logs and say how far the cluster got: the error alone says little.
             let secs = ms_between(t0, now_ns()) / 1e3;
