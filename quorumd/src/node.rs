@@ -246,18 +246,14 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         tokio::select! {
             ev = net_rx.recv() => {
                 let Some(ev) = ev else { break Stop::Abort };
-                // Frames that queued meanwhile go in with it: the core decides once for
-                // all of them (`Election::handle_all`), not once per frame over every member.
-                let mut inputs = vec![net_input(ev)];
-                while inputs.len() < MAX_BATCH {
-                    match net_rx.try_recv() {
-                        Ok(ev) => inputs.push(net_input(ev)),
-                        Err(_) => break,
-                    }
-                }
+                let inputs = gather(&mut net_rx, vec![net_input(ev)], deadline).await;
                 driver.handle_all(inputs);
             }
-            _ = timer.sleep_until(deadline) => driver.handle(Input::Tick),
+            _ = timer.sleep_until(deadline) => {
+                let mut inputs = gather(&mut net_rx, Vec::new(), deadline).await;
+                inputs.push(Input::Tick);
+                driver.handle_all(inputs);
+            }
             // The state file's write is done: the frames that followed it leave.
             _ = driver.outbox.written_changed(), if driver.outbox.holding() => driver.release(),
             Some(report) = check_rx.recv() => {
@@ -750,6 +746,32 @@ fn unix_ms() -> u64 {
 const MAX_BATCH: usize = 256;
 
 /// The core's input for a transport event.
+/// How late past the core's deadline a turn of the loop counts as starved (`gather`).
+const LATE: Duration = Duration::from_millis(20);
+
+/// The network events queued now, after `first`: the core decides once for all of them
+/// (`Election::handle_all`), not once per frame over every member. A turn that comes late
+/// past the core's deadline (`LATE`: the process did not run, a hundred members starting on
+/// two cores) first lets the link readers run: frames that arrived meanwhile may still sit
+/// in their sockets, and the core, deciding without them, would take their senders for
+/// silent (`lost`, everyone loud again, more load).
+async fn gather(
+    net_rx: &mut tokio::sync::mpsc::Receiver<NetEvent>,
+    mut inputs: Vec<Input>,
+    deadline: Instant,
+) -> Vec<Input> {
+    if Instant::now().saturating_duration_since(deadline) > LATE {
+        tokio::task::yield_now().await;
+    }
+    while inputs.len() < MAX_BATCH {
+        match net_rx.try_recv() {
+            Ok(ev) => inputs.push(net_input(ev)),
+            Err(_) => break,
+        }
+    }
+    inputs
+}
+
 fn net_input(ev: NetEvent) -> Input {
     match ev {
         NetEvent::Hello(info) => Input::Hello(info),

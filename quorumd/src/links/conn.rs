@@ -291,7 +291,12 @@ async fn run_link(
                 let silent = last_read.load(Ordering::Relaxed).saturating_add(stale_ms);
                 inner.instant_ms(silent.max(not_before))
             });
+            // Biased, the read first: a process that ran late (a hundred members starting
+            // on two cores) finds its frames waiting and the stale timer due at once; picked
+            // at random, half of those links were taken for stale, re-dialled and replaced,
+            // losing the frames in flight, which made members `lost` and the load worse.
             tokio::select! {
+                biased;
                 _ = close.cancelled() => break None,
                 r = &mut read => break Some(r),
                 _ = super::inner::sleep_until(stale_at) => {
