@@ -428,6 +428,22 @@ impl Election {
         }
     }
 
+    /// The epoch hooks, events and status report: the epoch of the mastership this node
+    /// holds or follows (the master's candidacy, as its beats claim it), else the highest
+    /// it knows. Not simply the highest known: a candidacy that lost after the master won
+    /// raised that on most members, so a master's hook said one epoch and its slaves' another
+    /// for the same mastership, and a fencing system that keeps the highest epoch it saw
+    /// would have refused the master it should follow.
+    pub fn reported_epoch(&self) -> u64 {
+        if let Some(e) = self.master_epoch() {
+            return e;
+        }
+        self.roles
+            .master
+            .and_then(|m| self.peers.get(&m)?.beat.as_ref()?.candidacy)
+            .unwrap_or(self.cand.max_epoch)
+    }
+
     /// The master this node follows (itself when master).
     pub fn master(&self) -> Option<MemberId> {
         self.roles.master
@@ -659,7 +675,7 @@ impl Election {
         Status {
             name: self.me.name.clone(),
             role: self.roles.role,
-            epoch: self.cand.max_epoch,
+            epoch: self.reported_epoch(),
             master: self.roles.master.and_then(|id| self.name_of(id)),
             quorum: Quorum {
                 votes: self.votes(now),

@@ -13,8 +13,9 @@ use crate::types::{MemberId, Role};
 pub(super) struct Roles {
     pub role: Role,
     pub master: Option<MemberId>,
-    /// The master the last role or master change told hooks and followers about.
-    pub announced: Option<MemberId>,
+    /// The master (and the epoch of its mastership) the last role or master change told
+    /// hooks and followers about.
+    pub announced: Option<(MemberId, u64)>,
     pub left_starting: bool,
 }
 
@@ -87,20 +88,26 @@ impl Election {
                 // `Some` was kept before: a node that went inquorate and came back a slave
                 // before it saw the master again, the same master as before, ran no hook
                 // naming it, and its last hook said "no master" for good.)
-                self.roles.announced = master;
+                self.roles.announced = master.map(|m| (m, self.reported_epoch()));
                 self.outputs.push_back(Output::RoleChanged {
                     role,
                     previous,
                     master: master.and_then(|id| self.name_of(id)),
-                    epoch: self.cand.max_epoch,
+                    epoch: self.reported_epoch(),
                     master_until: self.master_until(),
                 });
             }
-        } else if role == Role::Slave && master.is_some() && master != self.roles.announced {
-            self.roles.announced = master;
+        } else if let Some(m) = master.filter(|_| role == Role::Slave) {
+            // Another master, or the same one elected again (a new mastership, a new epoch):
+            // the hooks hear of it, so the epoch they were told is the master's own.
+            let followed = (m, self.reported_epoch());
+            if self.roles.announced == Some(followed) {
+                return;
+            }
+            self.roles.announced = Some(followed);
             self.outputs.push_back(Output::MasterChanged {
                 master: master.and_then(|id| self.name_of(id)),
-                epoch: self.cand.max_epoch,
+                epoch: self.reported_epoch(),
             });
         }
     }

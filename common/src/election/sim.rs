@@ -113,6 +113,8 @@ pub struct Node {
     /// its first. What the daemon's last hook run says must match its state: a node that
     /// follows a master has had a hook naming one ([`Sim::agreed_master`]).
     pub hook_master: Option<Option<String>>,
+    /// The epoch its last hook was told.
+    pub hook_epoch: u64,
     /// Promises of earlier incarnations, still binding after a crash (ghost votes): a
     /// process killed twice in a row leaves its first promise in force.
     ghosts: Vec<((Grant, Millis), MemberId)>,
@@ -374,6 +376,7 @@ impl Sim {
             role_log: Vec::new(),
             master_log: Vec::new(),
             hook_master: None,
+            hook_epoch: 0,
             ghosts: Vec::new(),
             deadline: Millis::NEVER,
             host_epoch: 0,
@@ -439,6 +442,7 @@ impl Sim {
             self.now,
         ));
         node.hook_master = None;
+        node.hook_epoch = 0;
         self.slots.insert(id, slot);
         node.frozen = false;
         node.held.clear();
@@ -1014,13 +1018,16 @@ impl Sim {
             return None;
         };
         let name = &self.nodes[m].name;
+        // Every hook names the master's own epoch (status and hooks report the mastership's).
+        let master_epoch = self.nodes[m].core.as_ref().and_then(|c| c.master_epoch());
         let all = (0..self.nodes.len()).all(|s| {
             let n = &self.nodes[s];
             n.core.is_none()
                 || n.frozen
                 || !(self.link_up(s, m) && self.link_up(m, s))
                 || (self.reported_master(s).as_ref() == Some(name)
-                    && n.hook_master.as_ref().is_some_and(Option::is_some))
+                    && n.hook_master.as_ref().is_some_and(Option::is_some)
+                    && Some(n.hook_epoch) == master_epoch)
         });
         all.then(|| name.clone())
     }
@@ -1413,16 +1420,18 @@ impl super::Effects for NodeEffects<'_> {
         }
         let now = sim.now;
         sim.nodes[self.slot].hook_master = Some(c.master.clone());
+        sim.nodes[self.slot].hook_epoch = c.epoch;
         sim.nodes[self.slot]
             .role_log
             .push((now, c.previous, c.role, c.master, c.epoch));
     }
 
-    fn master_changed(&mut self, master: Option<String>, _epoch: u64) {
+    fn master_changed(&mut self, master: Option<String>, epoch: u64) {
         let name = self.sim.nodes[self.slot].name.clone();
         self.sim.note(format!("{name}: follows {master:?}"));
         let now = self.sim.now;
         self.sim.nodes[self.slot].hook_master = Some(master.clone());
+        self.sim.nodes[self.slot].hook_epoch = epoch;
         self.sim.nodes[self.slot].master_log.push((now, master));
     }
 
