@@ -21,8 +21,9 @@
 //! (0 while everyone beat everyone, a forming pace's gap) gets one beat with the quiet gap at
 //! once. Without it every pair that went quiet together timed out together: in the
 //! simulator a settled 30 went `lost` and back 574 times in 5 s and a hundred 9,451 times,
-//! each wave making members loud again and the next quiet turn another wave. A settled member does not answer a probe out of rhythm (beats.rs):
-//! its own rotation reaches the prober. The traffic of a settled cluster is then about
+//! each wave making members loud again and the next quiet turn another wave. A settled
+//! member does not answer a probe out of rhythm (beats.rs): its own rotation reaches the
+//! prober. The traffic of a settled cluster is then about
 //! `2·SUCCESSORS·n` messages a period (the master and the next in line beat everyone and
 //! everyone beats them) plus `n` probes: O(n).
 //!
