@@ -434,14 +434,16 @@ impl Election {
     /// raised that on most members, so a master's hook said one epoch and its slaves' another
     /// for the same mastership, and a fencing system that keeps the highest epoch it saw
     /// would have refused the master it should follow.
+    /// Never above the highest it knows: a master's beats carry its candidacy and, at least
+    /// as high, the highest epoch it knows, which we take in first; a beat claiming a
+    /// candidacy above its own known epoch is corrupt or forged, and is not reported.
     pub fn reported_epoch(&self) -> u64 {
-        if let Some(e) = self.master_epoch() {
-            return e;
-        }
-        self.roles
-            .master
-            .and_then(|m| self.peers.get(&m)?.beat.as_ref()?.candidacy)
-            .unwrap_or(self.cand.max_epoch)
+        self.master_epoch()
+            .or_else(|| {
+                let m = self.roles.master?;
+                self.peers.get(&m)?.beat.as_ref()?.candidacy
+            })
+            .map_or(self.cand.max_epoch, |e| e.min(self.cand.max_epoch))
     }
 
     /// The master this node follows (itself when master).
