@@ -745,7 +745,6 @@ fn unix_ms() -> u64 {
 /// to the first of them: a few hundred microseconds of decoding at most).
 const MAX_BATCH: usize = 256;
 
-/// The core's input for a transport event.
 /// How late past the core's deadline a turn of the loop counts as starved (`gather`).
 const LATE: Duration = Duration::from_millis(20);
 
@@ -772,6 +771,7 @@ async fn gather(
     inputs
 }
 
+/// The core's input for a transport event.
 fn net_input(ev: NetEvent) -> Input {
     match ev {
         NetEvent::Hello(info) => Input::Hello(info),

@@ -434,6 +434,7 @@ impl Election {
     /// raised that on most members, so a master's hook said one epoch and its slaves' another
     /// for the same mastership, and a fencing system that keeps the highest epoch it saw
     /// would have refused the master it should follow.
+    ///
     /// Never above the highest it knows: a master's beats carry its candidacy and, at least
     /// as high, the highest epoch it knows, which we take in first; a beat claiming a
     /// candidacy above its own known epoch is corrupt or forged, and is not reported.

@@ -88,26 +88,27 @@ impl Election {
                 // `Some` was kept before: a node that went inquorate and came back a slave
                 // before it saw the master again, the same master as before, ran no hook
                 // naming it, and its last hook said "no master" for good.)
-                self.roles.announced = master.map(|m| (m, self.reported_epoch()));
+                let epoch = self.reported_epoch();
+                self.roles.announced = master.map(|m| (m, epoch));
                 self.outputs.push_back(Output::RoleChanged {
                     role,
                     previous,
                     master: master.and_then(|id| self.name_of(id)),
-                    epoch: self.reported_epoch(),
+                    epoch,
                     master_until: self.master_until(),
                 });
             }
         } else if let Some(m) = master.filter(|_| role == Role::Slave) {
             // Another master, or the same one elected again (a new mastership, a new epoch):
             // the hooks hear of it, so the epoch they were told is the master's own.
-            let followed = (m, self.reported_epoch());
-            if self.roles.announced == Some(followed) {
+            let epoch = self.reported_epoch();
+            if self.roles.announced == Some((m, epoch)) {
                 return;
             }
-            self.roles.announced = Some(followed);
+            self.roles.announced = Some((m, epoch));
             self.outputs.push_back(Output::MasterChanged {
-                master: master.and_then(|id| self.name_of(id)),
-                epoch: self.reported_epoch(),
+                master: self.name_of(m),
+                epoch,
             });
         }
     }

@@ -220,15 +220,8 @@ pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
             // A formation slower than its target keeps its logs, like the other slow rows.
             if let Some(all) = rows.iter_mut().find(|r| r.id == format!("big{count}-all")) {
                 let ms = all.samples.first().copied().unwrap_or(0.0);
-                let mut notes = Vec::new();
-                super::keep_if_slow(
-                    &c,
-                    ms,
-                    targets(count).all.0,
-                    format!("big{count}"),
-                    &mut notes,
-                );
-                all.notes.extend(notes);
+                let limit = targets(count).all.0;
+                super::keep_if_slow(&c, ms, limit, format!("big{count}"), &mut all.notes);
             }
             Ok(rows)
         }
