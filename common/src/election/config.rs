@@ -48,7 +48,7 @@ pub struct Config {
     /// quorumd version string, reported in status.
     pub version: String,
     /// Quiet pairs in a settled cluster (`cadence.rs`): members beat every heartbeat only the
-    /// master and whoever asks, and probe the others in rotation, so the
+    /// master, the next in line and whoever asks, and probe the others in rotation, so the
     /// traffic grows with n, not n² (the default). `false`: every pair beats every heartbeat,
     /// as the first releases did (docs/ALGORITHM.md, "Cadence").
     pub quiet_pairs: bool,

@@ -1212,16 +1212,16 @@ fn steady_beats_per_period_with(n: usize, quiet_pairs: bool, deaf: usize) -> f64
 
 #[test]
 fn a_settled_cluster_beats_grow_with_n_not_n_squared() {
-    // Quiet pairs (cadence.rs): the master beats everyone and everyone answers it, plus one
-    // probe a member a period, not answered: about 2n + n = 3n (5n when the next in line was
-    // beaten every heartbeat too, 6n when every probe was answered).
+    // Quiet pairs (cadence.rs): the master and the next in line beat everyone and everyone
+    // answers them, plus one probe a member a period, not answered: about 2·2·n + n = 5n
+    // (6n when every probe was answered).
     for n in [25usize, 50, 100] {
         let per_period = steady_beats_per_period(n, true);
         eprintln!("{n} nodes, quiet pairs: {per_period:.0} beats per heartbeat period");
         assert!(
-            per_period <= 3.5 * n as f64,
-            "{n} nodes send {per_period:.0} beats a period, more than 3.5n = {}",
-            3.5 * n as f64
+            per_period <= 5.5 * n as f64,
+            "{n} nodes send {per_period:.0} beats a period, more than 5.5n = {}",
+            5.5 * n as f64
         );
     }
     // Members first learned from another member's list (their hellos were lost) count as
@@ -1611,6 +1611,58 @@ fn a_lone_master_keeps_its_role_when_members_join_in_quick_succession() {
                 let what = format!("seed {seed}, lease {} ms", c.lease_ms);
                 assert_joins_keep_alice(&mut sim, 1..5, gap, &what);
             }
+        }
+    }
+}
+
+#[test]
+fn a_successor_takes_over_without_an_extra_round_trip() {
+    // Cadence (cadence.rs): every member beats the next in line every heartbeat, so when
+    // the master goes, its successor is already reached both ways and wins in one round
+    // trip. Beating only the master saves a third of a settled cluster's frames, but in a
+    // cluster of 25 a quiet pair meets only every 23 heartbeats: the successor's pairs are
+    // stale, members vote elsewhere or stand, and a crash or a dispatch took 10–16 ms here
+    // instead of 6–9 ms (BENCHMARKS.md, "250 again"). Median of six seeds, simulated time.
+    for n in [25usize, 60] {
+        for dispatch in [false, true] {
+            let mut times = Vec::new();
+            for seed in 0..6u64 {
+                let mut sim = numbered_nodes(100 + seed, n, &cfg());
+                for i in 0..n {
+                    sim.start(i);
+                    sim.run_for(2);
+                }
+                assert_eq!(
+                    sim.settle(10_000).as_deref(),
+                    Some("n000"),
+                    "{}",
+                    sim.trail()
+                );
+                sim.run_for(5_000);
+                let t0 = sim.now;
+                if dispatch {
+                    sim.dispatch(0);
+                } else {
+                    sim.kill(0);
+                }
+                let mut took = None;
+                for _ in 0..2_000 {
+                    sim.run_for(1);
+                    if sim.masters().iter().any(|&m| m != 0) {
+                        took = Some(sim.now.0 - t0.0);
+                        break;
+                    }
+                }
+                sim.assert_ok("failover");
+                times.push(took.unwrap_or(u64::MAX));
+            }
+            times.sort_unstable();
+            let median = times[times.len() / 2];
+            assert!(
+                median <= 9,
+                "{n} members, {}: a new master after {times:?} ms, median {median} > 9",
+                if dispatch { "dispatch" } else { "kill" }
+            );
         }
     }
 }
