@@ -1160,6 +1160,22 @@ fn assert_joins_keep_alice(sim: &mut Sim, joiners: std::ops::Range<usize>, gap: 
     );
 }
 
+/// `n` numbered members started 2 ms apart and settled, n000 master.
+fn settled_numbered(seed: u64, n: usize, c: &Config) -> Sim {
+    let mut sim = numbered_nodes(seed, n, c);
+    for i in 0..n {
+        sim.start(i);
+        sim.run_for(2);
+    }
+    assert_eq!(
+        sim.settle(10_000).as_deref(),
+        Some("n000"),
+        "{}",
+        sim.trail()
+    );
+    sim
+}
+
 /// A simulator (`seed`, age strategy) with `n` nodes `n000`, `n001`, ... on `c`, not started.
 fn numbered_nodes(seed: u64, n: usize, c: &Config) -> Sim {
     let mut sim = Sim::new(seed, NetConfig::default(), Strategy::Age);
@@ -1270,17 +1286,7 @@ fn a_cluster_going_quiet_loses_no_member() {
     // go `lost` (574 times in 5 s at 30 nodes, 9,451 at 100), in waves that feed each other.
     // Members started together, so no real silence happens anywhere.
     for n in [5, 12, 30, 100] {
-        let mut sim = numbered_nodes(11, n, &cfg());
-        for i in 0..n {
-            sim.start(i);
-            sim.run_for(2);
-        }
-        assert_eq!(
-            sim.settle(10_000).as_deref(),
-            Some("n000"),
-            "{}",
-            sim.trail()
-        );
+        let mut sim = settled_numbered(11, n, &cfg());
         sim.run_for(5_000);
         sim.assert_ok("idle");
         assert_eq!(
@@ -1627,17 +1633,7 @@ fn a_successor_takes_over_without_an_extra_round_trip() {
         for dispatch in [false, true] {
             let mut times = Vec::new();
             for seed in 0..6u64 {
-                let mut sim = numbered_nodes(100 + seed, n, &cfg());
-                for i in 0..n {
-                    sim.start(i);
-                    sim.run_for(2);
-                }
-                assert_eq!(
-                    sim.settle(10_000).as_deref(),
-                    Some("n000"),
-                    "{}",
-                    sim.trail()
-                );
+                let mut sim = settled_numbered(100 + seed, n, &cfg());
                 sim.run_for(5_000);
                 let t0 = sim.now;
                 if dispatch {
