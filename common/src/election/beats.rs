@@ -327,12 +327,13 @@ impl Election {
             // is answered: it may see us as quiet while it still needs to reach us.)
             self.answer.insert(from);
         }
-        // It counts other members than we do: tell it whom we count (membership.rs).
-        // (At most once per silence window per peer: ask that first, the digest costs a
-        // pass over every member and this runs on every beat.)
-        let theirs = self.peers.get(&from).and_then(|p| p.view());
-        if theirs.is_some() && self.gossip_due(now, from) && theirs != Some(self.view_digest()) {
-            self.gossip_members(now, from);
+        // It counts other members than we do, and neither view moved for a while: tell it
+        // whom we count (membership.rs). (At most once per silence window per peer: ask that
+        // first, the digest costs a pass over every member and this runs on every beat.)
+        if let Some(theirs) = self.peers.get(&from).and_then(|p| p.view()) {
+            if self.gossip_due(now, from) {
+                self.note_view_of(now, from, theirs);
+            }
         }
     }
 }

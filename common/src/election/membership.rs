@@ -2,6 +2,7 @@
 //! forgets, silence, and the admission of members that raise the count.
 
 use super::members::Peer;
+use super::view::{Differs, GOSSIP_AFTER_HEARTBEATS};
 use super::{Election, MAX_REFUSED, Output};
 use crate::control::MemberChange;
 use crate::time::Millis;
@@ -519,6 +520,38 @@ impl Election {
             .gossip_at
             .get(&to)
             .is_none_or(|&t| now >= t + self.cfg.silence_ms)
+    }
+
+    /// A beat of `from` showed view digest `theirs`: when it differs from ours, and both
+    /// stood still for [`GOSSIP_AFTER_HEARTBEATS`], `from` gets our members list.
+    pub(super) fn note_view_of(&mut self, now: Millis, from: MemberId, theirs: u64) {
+        let ours = self.view_digest();
+        if theirs == ours {
+            self.view.differs.remove(&from);
+            return;
+        }
+        let wait = GOSSIP_AFTER_HEARTBEATS * self.cfg.heartbeat_ms;
+        match self.view.differs.get(&from) {
+            Some(d) if d.theirs == theirs && d.ours == ours => {
+                if now >= d.since + wait {
+                    self.gossip_members(now, from);
+                }
+            }
+            _ => {
+                if self.view.differs.len() >= self.peers.len() {
+                    let peers = &self.peers;
+                    self.view.differs.retain(|id, _| peers.contains_key(id));
+                }
+                self.view.differs.insert(
+                    from,
+                    Differs {
+                        theirs,
+                        ours,
+                        since: now,
+                    },
+                );
+            }
+        }
     }
 
     pub(super) fn gossip_members(&mut self, now: Millis, to: MemberId) {

@@ -729,3 +729,78 @@ fn a_restart_whose_clock_went_back_still_replaces_a_dead_incarnation() {
     assert_eq!(joined(&drain(&mut e)), vec!["bob".to_string()]);
     assert!(e.knows_alive(3));
 }
+
+/// How many members lists `outs` sends `to`, and the names in the last one.
+fn sent_lists(outs: &[Output], to: MemberId) -> (usize, Vec<String>) {
+    let lists: Vec<Vec<String>> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: t,
+                msg: Message::Members { members },
+            } if *t == to => Some(members.iter().map(|m| m.name.clone()).collect()),
+            _ => None,
+        })
+        .collect();
+    (lists.len(), lists.last().cloned().unwrap_or_default())
+}
+
+#[test]
+fn a_members_list_goes_only_to_a_peer_whose_other_view_stands_still() {
+    // While members start together every view changes as links come up and differs from
+    // every other until the last one: a list to each of them was 56,000 lists of ~95
+    // members while a hundred daemons started on one machine. The list is for a difference
+    // hearing does not mend, one that stands still (membership.rs `note_view_of`).
+    let mut e = alice();
+    e.handle(Millis(1), Input::Hello(info(4, "carol", 50)));
+    e.handle(Millis(1), Input::Hello(info(5, "dave", 60)));
+    let hb = Config::default().heartbeat_ms;
+    run(&mut e, 1, 1_000);
+    let mut seq = 0;
+    let mut beat_at = |e: &mut Election, t: u64, view: u64| {
+        seq += 1;
+        let b = Beat {
+            view,
+            base: view,
+            ..beat(seq, 0)
+        };
+        let mut outs = run(e, t - 1, t);
+        e.handle(
+            Millis(t),
+            Input::Message {
+                from: 4,
+                msg: Message::Beat(b),
+            },
+        );
+        outs.extend(drain(e));
+        sent_lists(&outs, 4)
+    };
+    // carol's view moves at every beat: no list, however long it differs from ours.
+    let mut t = 1_000;
+    for k in 0..10 {
+        assert_eq!(beat_at(&mut e, t, 1_000 + k).0, 0, "a list at {t} ms");
+        t += hb;
+    }
+    // It stands still: a list once it stood still two heartbeats, not before.
+    let first = t;
+    while t < first + 2 * hb {
+        assert_eq!(beat_at(&mut e, t, 2_000).0, 0, "a list at {t} ms");
+        t += hb / 2;
+    }
+    let (lists, names) = beat_at(&mut e, first + 2 * hb, 2_000);
+    assert_eq!(
+        lists, 1,
+        "no list after carol's view stood still two heartbeats"
+    );
+    assert_eq!(
+        names,
+        vec!["dave".to_string()],
+        "the list names whom we count"
+    );
+    // Once a silence window at most, as before.
+    t = first + 2 * hb + 1;
+    while t < first + 2 * hb + Config::default().silence_ms {
+        assert_eq!(beat_at(&mut e, t, 2_000).0, 0, "a second list at {t} ms");
+        t += hb;
+    }
+}
