@@ -690,11 +690,18 @@ impl Driver {
                 .set(i64::try_from(margin).unwrap_or(i64::MAX));
             self.notify_status(&status);
             if status.role == Role::Inquorate {
-                let why = crate::explain::inquorate(&status, self.lease_ms);
+                // Once a second at most, and only then spelled out: the reason names every
+                // counted member, and news comes hundreds of times a second to a large
+                // cluster that cannot form.
                 let due = self
                     .inquorate_logged
                     .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if why != self.inquorate_why && due {
+                let why = if due {
+                    crate::explain::inquorate(&status, self.lease_ms)
+                } else {
+                    String::new()
+                };
+                if due && why != self.inquorate_why {
                     warn!(why = %why, "inquorate: no majority of the counted members reachable");
                     self.inquorate_why = why;
                     self.inquorate_logged = Some(Instant::now());

@@ -2,7 +2,7 @@
 //! forgets, silence, and the admission of members that raise the count.
 
 use super::members::Peer;
-use super::view::{Differs, GOSSIP_AFTER_HEARTBEATS};
+use super::view::SeenView;
 use super::{Election, MAX_REFUSED, Output};
 use crate::control::MemberChange;
 use crate::time::Millis;
@@ -522,35 +522,44 @@ impl Election {
             .is_none_or(|&t| now >= t + self.cfg.silence_ms)
     }
 
-    /// A beat of `from` showed view digest `theirs`: when it differs from ours, and both
-    /// stood still for [`GOSSIP_AFTER_HEARTBEATS`], `from` gets our members list.
+    /// A beat of `from` showed view digest `theirs`: when it differs from ours, and theirs
+    /// stood still for two heartbeats and ours for the last of them ([`SeenView`]), `from`
+    /// gets our members list. Our digest (a pass over every member when the view moved) is
+    /// computed at most once a heartbeat per peer, and only while theirs stands still: it
+    /// was 2.5 % of the CPU of 250 members starting together when computed at every beat.
     pub(super) fn note_view_of(&mut self, now: Millis, from: MemberId, theirs: u64) {
-        let ours = self.view_digest();
-        if theirs == ours {
-            self.view.differs.remove(&from);
+        let hb = self.cfg.heartbeat_ms;
+        let seen = match self.view.seen.get(&from) {
+            Some(s) if s.theirs == theirs => *s,
+            _ => {
+                if self.view.seen.len() > self.peers.len() {
+                    let peers = &self.peers;
+                    self.view.seen.retain(|id, _| peers.contains_key(id));
+                }
+                let s = SeenView {
+                    theirs,
+                    ours: None,
+                    since: now,
+                };
+                self.view.seen.insert(from, s);
+                return;
+            }
+        };
+        if now < seen.since + hb {
             return;
         }
-        let wait = GOSSIP_AFTER_HEARTBEATS * self.cfg.heartbeat_ms;
-        match self.view.differs.get(&from) {
-            Some(d) if d.theirs == theirs && d.ours == ours => {
-                if now >= d.since + wait {
-                    self.gossip_members(now, from);
-                }
-            }
-            _ => {
-                if self.view.differs.len() >= self.peers.len() {
-                    let peers = &self.peers;
-                    self.view.differs.retain(|id, _| peers.contains_key(id));
-                }
-                self.view.differs.insert(
-                    from,
-                    Differs {
-                        theirs,
-                        ours,
-                        since: now,
-                    },
-                );
-            }
+        let ours = self.view_digest();
+        let stood = seen.ours == Some(ours);
+        self.view.seen.insert(
+            from,
+            SeenView {
+                theirs,
+                ours: Some(ours),
+                since: now,
+            },
+        );
+        if stood && ours != theirs {
+            self.gossip_members(now, from);
         }
     }
 

@@ -77,35 +77,35 @@ pub(super) struct ViewState {
     pub forgotten: std::collections::BTreeSet<MemberId>,
     /// When we last sent each peer our list of members (bounded by the member table).
     pub gossip_at: std::collections::BTreeMap<MemberId, Millis>,
-    /// Peers whose beats show another view than ours: the two digests and since when both
-    /// have stood still (bounded by the member table). A list goes only to a peer whose
-    /// difference stood still for [`GOSSIP_AFTER_HEARTBEATS`].
-    pub differs: std::collections::BTreeMap<MemberId, Differs>,
+    /// The view digest each peer's beats showed, and ours, as last checked (bounded by the
+    /// member table): a list goes only to a peer whose other view stood still for
+    /// two heartbeats ([`SeenView`]).
+    pub seen: std::collections::BTreeMap<MemberId, SeenView>,
     /// Our own earlier incarnations whose seats are in [`Self::shown`] from the memory of a
     /// restart: they count there and never vote (see `Memory::written_by`). A commit clears
     /// them with the list.
     pub ghosts: std::collections::BTreeSet<MemberId>,
 }
 
-/// A peer's view digest that differs from ours, as last seen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Differs {
-    /// The peer's view digest.
-    pub theirs: u64,
-    /// Ours when we saw it.
-    pub ours: u64,
-    /// Since when both digests have been these.
-    pub since: Millis,
-}
-
-/// Heartbeats a difference of views must stand still before we send our members list.
+/// A peer's view digest as its beats showed it, and ours when we last compared: a members
+/// list goes to a peer whose view differs from ours only once theirs stood still for two
+/// heartbeats and ours for the last of them (`note_view_of`).
+///
 /// While members start together every view changes as links come up, and each differs
 /// from every other until the last link: a list to every peer whose view differed, once a
 /// silence window, was 56,000 lists of about 95 members each (10 kB) while a hundred
 /// daemons started on one machine, and tells no one anything its links would not tell it
 /// a moment later. A difference that stands still is one that hearing does not mend (a
 /// member frozen or cut off while others joined): that is what the list is for.
-pub const GOSSIP_AFTER_HEARTBEATS: u64 = 2;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeenView {
+    /// The peer's view digest.
+    pub theirs: u64,
+    /// Ours at the last comparison (none yet since theirs changed).
+    pub ours: Option<u64>,
+    /// Since when theirs (and, once compared, ours) stood still.
+    pub since: Millis,
+}
 
 /// What a cached view (digests, shown views) was computed from: the generations of the
 /// peer table and of the view state, and the span of time over which the clock changes

@@ -418,11 +418,10 @@ async fn handshake(
     let _ = nonce_tx.send(peer_nonce);
     // Our first sealed frame, which the peer's handshake waits for: the addresses we know.
     // Built only once the peer's hello came: 250 members starting on two cores saw hundreds
-    // of thousands of connections end silent before it, and the list built for each of them
-    // was 4 % of their CPU. Nothing else is queued yet (the queue is registered later).
-    if let Some(f) = inner.frame(Message::Peers {
-        peers: inner.peer_addrs(None),
-    }) {
+    // of thousands of connections end silent before it (and it is built once per change of
+    // the links: `Inner::peers_frame`). Nothing else is queued yet (the queue is registered
+    // later).
+    if let Some(f) = inner.peers_frame() {
         let _ = tx.try_send(f.into());
     }
     let mut opener = LinkOpener::new(inner.cfg.keys.clone(), nonce, &peer_nonce);

@@ -177,6 +177,11 @@ pub(crate) struct Table {
     /// When the maintenance round is planned (None: not at all, nobody waits for a link).
     round_at: Option<Instant>,
     shutting_down: bool,
+    /// Our `Peers` frame (the addresses of every link), built once per change of the links
+    /// (`Inner::peers_frame`): each connection's handshake sends it. Cleared, and
+    /// `links_changed` counted, at every change.
+    peers_frame: Option<Vec<u8>>,
+    links_changed: u64,
 }
 
 impl Table {
@@ -186,6 +191,29 @@ impl Table {
 
     pub(crate) fn set_me(&mut self, me: MemberInfo) {
         self.me = Some(me);
+        self.links_moved();
+    }
+
+    fn links_moved(&mut self) {
+        self.peers_frame = None;
+        self.links_changed = self.links_changed.wrapping_add(1);
+    }
+
+    /// Our cached `Peers` frame if the links did not change since it was built, else the
+    /// addresses to build it from and the count of changes to pass to [`Self::keep_peers_frame`].
+    pub(crate) fn peers_frame(&self) -> Result<Vec<u8>, (Vec<PeerAddr>, u64)> {
+        match &self.peers_frame {
+            Some(f) => Ok(f.clone()),
+            None => Err((self.peer_addrs(None), self.links_changed)),
+        }
+    }
+
+    /// Caches `frame`, built from the addresses [`Self::peers_frame`] gave with `changed`, if
+    /// the links did not change since.
+    pub(crate) fn keep_peers_frame(&mut self, changed: u64, frame: &[u8]) {
+        if changed == self.links_changed {
+            self.peers_frame = Some(frame.to_vec());
+        }
     }
 
     /// The write queue of member `to`'s link.
@@ -218,6 +246,7 @@ impl Table {
     /// writer drain its queue and send FIN. Returns the writers' completion signals.
     pub(crate) fn begin_shutdown(&mut self) -> Vec<CancellationToken> {
         self.shutting_down = true;
+        self.links_moved();
         self.links.drain().map(|(_, l)| l.written).collect()
     }
 
@@ -329,6 +358,7 @@ impl Table {
             }
         }
         let addr = link.addr;
+        self.links_moved();
         let replaced = self.links.insert(id, link);
         self.crashed.remove(&id);
         let left = self.known.get(&id).is_some_and(|k| k.left);
@@ -364,6 +394,7 @@ impl Table {
         if self.links.get(&id).map(|l| l.link_id) != Some(link_id) {
             return false;
         }
+        self.links_moved();
         self.links.remove(&id);
         if let Some(k) = self.known.get_mut(&id) {
             k.unlinked_since = Some(now);
