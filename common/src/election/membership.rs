@@ -350,6 +350,9 @@ impl Election {
         p.support_until = Millis(0);
         p.beat = None;
         let name = p.info.name.clone();
+        if self.roles.master == Some(id) {
+            self.roles.master_gone = Some(self.now);
+        }
         self.release_promise_to(id);
         self.outputs.push_back(Output::Member { name, change });
         self.outputs.push_back(Output::Remember);

@@ -207,6 +207,8 @@ pub struct Sim {
     pub beats_sent: u64,
     /// Members reported `lost` so far, by any node (a settled cluster going quiet loses none).
     pub members_lost: u64,
+    /// Role changes to `inquorate` so far, by any node.
+    pub inquorate_turns: u64,
     /// When `Some`, every beat handed to the network: (time, from slot, to slot).
     pub beat_log: Option<Vec<(Millis, usize, usize)>>,
     /// When each node last answered a hello from each sender id: like the daemon's
@@ -343,6 +345,7 @@ impl Sim {
             check_answers: false,
             beats_sent: 0,
             members_lost: 0,
+            inquorate_turns: 0,
             beat_log: None,
             answered: BTreeMap::new(),
         }
@@ -1395,6 +1398,9 @@ impl super::Effects for NodeEffects<'_> {
 
     fn role_changed(&mut self, c: super::RoleChange) {
         let sim = &mut *self.sim;
+        if c.role == Role::Inquorate {
+            sim.inquorate_turns += 1;
+        }
         let name = sim.nodes[self.slot].name.clone();
         sim.note(format!(
             "{name}: {} -> {} (master {:?}, epoch {})",

@@ -1662,3 +1662,41 @@ fn a_successor_takes_over_without_an_extra_round_trip() {
         }
     }
 }
+
+#[test]
+fn a_master_leaving_for_certain_makes_no_slave_inquorate() {
+    // Quiet pairs meet by probes in rotation, seconds apart in a cluster of 25, so none is
+    // reached within a silence window. When the master crashed (its host said so) or was
+    // dispatched, every slave judged a quorum unreachable and went `inquorate` for the
+    // election (its hook ran twice; with --exit-on-minority it exited). It is electing, not
+    // cut off: it stays a slave until it follows the new master (roles.rs).
+    for n in [5usize, 12, 25] {
+        for dispatch in [false, true] {
+            for seed in 0..3u64 {
+                let mut sim = settled_numbered(200 + seed, n, &cfg());
+                sim.run_for(5_000);
+                let before = sim.inquorate_turns;
+                if dispatch {
+                    sim.dispatch(0);
+                } else {
+                    sim.kill(0);
+                }
+                sim.run_for(2_000);
+                sim.assert_ok("failover");
+                let master = sim.agreed_master();
+                assert!(
+                    master.is_some() && master.as_deref() != Some("n000"),
+                    "{n} members, seed {seed}: no new master: {}",
+                    sim.trail()
+                );
+                assert_eq!(
+                    sim.inquorate_turns - before,
+                    0,
+                    "{n} members, seed {seed}, {}: slaves went inquorate: {}",
+                    if dispatch { "dispatch" } else { "kill" },
+                    sim.trail()
+                );
+            }
+        }
+    }
+}

@@ -5,8 +5,10 @@
 //! `cargo build --release --workspace --bins && target/release/bench [--reps N] [--json]`.
 //!
 //! What it measures (each a table row: min / median / max over the repetitions):
-//! - `kill`: master SIGKILLed (host up) -> the new master's hook starts (3 nodes, both profiles);
-//! - `dispatch`: `quorumctl dispatch` on the master -> the new master's hook starts;
+//! - `kill`: master SIGKILLed (host up) -> the new master's hook starts (3 nodes, or
+//!   `--failover-nodes N`: a failover in a larger cluster needs the next in line reached both
+//!   ways by every voter, which 3 nodes cannot show; both profiles);
+//! - `dispatch`: `quorumctl dispatch` on the master -> the new master's hook starts (the same);
 //! - `cold`: 5 nodes spawned together -> every node reports the same master, plus the number of
 //!   hook runs (one per node, nothing spurious);
 //! - `role`: whole-process latency of `quorumctl role`;
@@ -65,9 +67,9 @@ const SCENARIOS: [&str; 9] = [
 const USAGE: &str = "usage: bench [--reps N] [--json] [--json-file PATH] \
                      [--only kill,dispatch,cold,role,idle,big,silent,sigterm,keepalived] \
                      [--role-runs N] [--idle-secs S] [--big-nodes N,N,...] [--big-idle-secs S] \
-                     [--lab-reps N] [--sigterm-log-level LEVEL] [--ka-hold-secs S]\n\
+                     [--failover-nodes N] [--lab-reps N] [--sigterm-log-level LEVEL] [--ka-hold-secs S]\n\
                      defaults: --reps 10 --role-runs 200 --idle-secs 10 --big-nodes 25,50,100 \
-                     --big-idle-secs 60 --lab-reps 5 --sigterm-log-level debug --ka-hold-secs 3\n\
+                     --big-idle-secs 60 --failover-nodes 3 --lab-reps 5 --sigterm-log-level debug --ka-hold-secs 3\n\
                      silent, sigterm and keepalived need root (namespace lab); keepalived also \
                      needs the keepalived binary (scripts/bench.sh installs it)";
 
@@ -83,6 +85,8 @@ struct Opts {
     /// Cluster sizes of the `big` rows, in order.
     big_nodes: Vec<usize>,
     big_idle_secs: u64,
+    /// Cluster size of the kill and dispatch rows.
+    failover_nodes: usize,
     /// Repetitions of the namespace-lab rows (silent, sigterm, keepalived): each builds a lab.
     lab_reps: usize,
     /// `--log-level` of the daemons of the sigterm rows (their logs give the time breakdown).
@@ -102,6 +106,7 @@ impl Opts {
             idle_secs: 10,
             big_nodes: vec![25, 50, 100],
             big_idle_secs: 60,
+            failover_nodes: 3,
             lab_reps: 5,
             sigterm_log_level: "debug".to_owned(),
             ka_hold_secs: 3.0,
@@ -124,6 +129,9 @@ impl Opts {
                         .filter(|x| !x.is_empty())
                         .map(|x| parse_num(x, "--big-nodes"))
                         .collect::<Result<_>>()?
+                }
+                "--failover-nodes" => {
+                    o.failover_nodes = parse_num(&value("--failover-nodes")?, "--failover-nodes")?
                 }
                 "--lab-reps" => o.lab_reps = parse_num(&value("--lab-reps")?, "--lab-reps")?,
                 "--sigterm-log-level" => o.sigterm_log_level = value("--sigterm-log-level")?,
@@ -152,6 +160,9 @@ impl Opts {
         }
         if o.big_nodes.iter().any(|&n| n < 3) {
             bail!("--big-nodes: every size must be at least 3");
+        }
+        if !(3..=100).contains(&o.failover_nodes) {
+            bail!("--failover-nodes must be in 3..=100");
         }
         if !(o.ka_hold_secs > 0.0 && o.ka_hold_secs <= 60.0) {
             bail!("--ka-hold-secs must be in (0, 60]");
@@ -497,12 +508,27 @@ fn hook_offset(reps: usize) -> Result<Row> {
     Ok(row)
 }
 
-/// Master SIGKILLed -> the new master's hook starts, 3 nodes.
-fn kill(profile: Profile, reps: usize) -> Row {
+/// How long a cluster larger than 3 is left idle before its master is killed or dispatched:
+/// the fault must find it settled, its quiet pairs meeting only by probes in rotation (the
+/// case a failover in a large cluster must be fast in), not still loud from its formation.
+const FAILOVER_SETTLE: Duration = Duration::from_secs(5);
+
+/// The id of a kill or dispatch row: `kill-default` with 3 nodes, `kill25-default` with 25.
+fn failover_id(what: &str, nodes: usize, p: &str) -> String {
+    if nodes == 3 {
+        format!("{what}-{p}")
+    } else {
+        format!("{what}{nodes}-{p}")
+    }
+}
+
+/// Master SIGKILLed -> the new master's hook starts, `nodes` nodes.
+fn kill(profile: Profile, reps: usize, nodes: usize) -> Row {
     let p = profile_name(profile);
+    let id = failover_id("kill", nodes, p);
     let mut row = Row::new(
-        &format!("kill-{p}"),
-        &format!("master SIGKILLed -> new master's hook ({p}, 3 nodes)"),
+        &id,
+        &format!("master SIGKILLed -> new master's hook ({p}, {nodes} nodes)"),
         "ms",
         Target::AtMost(20.0),
         "<= 20 ms",
@@ -511,8 +537,11 @@ fn kill(profile: Profile, reps: usize) -> Row {
     let mut rep = 0;
     repeat(&mut row, reps, || {
         rep += 1;
-        let (c, hook, mut nodes, master) = formed(profile, 3)?;
-        let victim = nodes
+        let (c, hook, mut members, master) = formed(profile, nodes)?;
+        if nodes > 3 {
+            std::thread::sleep(FAILOVER_SETTLE);
+        }
+        let victim = members
             .iter_mut()
             .find(|n| n.name() == master)
             .context("the master is one of the nodes")?;
@@ -525,19 +554,20 @@ fn kill(profile: Profile, reps: usize) -> Row {
             || hook.new_master_since(&master, t0),
         )?;
         let ms = ms_between(t0, line.ns);
-        keep_if_slow(&c, ms, 20.0, format!("kill-{p}-rep{rep}"), &mut notes);
+        keep_if_slow(&c, ms, 20.0, format!("{id}-rep{rep}"), &mut notes);
         Ok(ms)
     });
     row.notes = notes;
     row
 }
 
-/// `quorumctl dispatch` on the master -> the new master's hook starts, 3 nodes.
-fn dispatch(profile: Profile, reps: usize) -> Row {
+/// `quorumctl dispatch` on the master -> the new master's hook starts, `nodes` nodes.
+fn dispatch(profile: Profile, reps: usize, nodes: usize) -> Row {
     let p = profile_name(profile);
+    let id = failover_id("dispatch", nodes, p);
     let mut row = Row::new(
-        &format!("dispatch-{p}"),
-        &format!("quorumctl dispatch -> new master's hook ({p}, 3 nodes)"),
+        &id,
+        &format!("quorumctl dispatch -> new master's hook ({p}, {nodes} nodes)"),
         "ms",
         Target::AtMost(10.0),
         "<= 10 ms",
@@ -546,8 +576,11 @@ fn dispatch(profile: Profile, reps: usize) -> Row {
     let mut rep = 0;
     repeat(&mut row, reps, || {
         rep += 1;
-        let (c, hook, nodes, master) = formed(profile, 3)?;
-        let leaving = nodes
+        let (c, hook, members, master) = formed(profile, nodes)?;
+        if nodes > 3 {
+            std::thread::sleep(FAILOVER_SETTLE);
+        }
+        let leaving = members
             .iter()
             .find(|n| n.name() == master)
             .context("the master is one of the nodes")?;
@@ -565,7 +598,7 @@ fn dispatch(profile: Profile, reps: usize) -> Row {
             || hook.new_master_since(&master, t0),
         )?;
         let ms = ms_between(t0, line.ns);
-        keep_if_slow(&c, ms, 10.0, format!("dispatch-{p}-rep{rep}"), &mut notes);
+        keep_if_slow(&c, ms, 10.0, format!("{id}-rep{rep}"), &mut notes);
         Ok(ms)
     });
     row.notes = notes;
@@ -926,12 +959,12 @@ fn main() -> Result<()> {
     let mut rows = vec![hook_offset(opts.reps.max(20))?];
     for profile in [Profile::Default, Profile::Fast] {
         if opts.wants("kill") {
-            rows.push(kill(profile, opts.reps));
+            rows.push(kill(profile, opts.reps, opts.failover_nodes));
         }
     }
     for profile in [Profile::Default, Profile::Fast] {
         if opts.wants("dispatch") {
-            rows.push(dispatch(profile, opts.reps));
+            rows.push(dispatch(profile, opts.reps, opts.failover_nodes));
         }
     }
     for profile in [Profile::Default, Profile::Fast] {
