@@ -1621,6 +1621,17 @@ fn a_lone_master_keeps_its_role_when_members_join_in_quick_succession() {
     }
 }
 
+/// A settled cluster's master (slot 0) is dispatched, or killed (its host reports the crash),
+/// after 5 s of quiet.
+fn master_leaves_after_5s(sim: &mut Sim, dispatch: bool) {
+    sim.run_for(5_000);
+    if dispatch {
+        sim.dispatch(0);
+    } else {
+        sim.kill(0);
+    }
+}
+
 #[test]
 fn a_successor_takes_over_without_an_extra_round_trip() {
     // Cadence (cadence.rs): every member beats the next in line every heartbeat, so when
@@ -1634,13 +1645,8 @@ fn a_successor_takes_over_without_an_extra_round_trip() {
             let mut times = Vec::new();
             for seed in 0..6u64 {
                 let mut sim = settled_numbered(100 + seed, n, &cfg());
-                sim.run_for(5_000);
-                let t0 = sim.now;
-                if dispatch {
-                    sim.dispatch(0);
-                } else {
-                    sim.kill(0);
-                }
+                let t0 = sim.now + 5_000;
+                master_leaves_after_5s(&mut sim, dispatch);
                 let mut took = None;
                 for _ in 0..2_000 {
                     sim.run_for(1);
@@ -1674,13 +1680,8 @@ fn a_master_leaving_for_certain_makes_no_slave_inquorate() {
         for dispatch in [false, true] {
             for seed in 0..3u64 {
                 let mut sim = settled_numbered(200 + seed, n, &cfg());
-                sim.run_for(5_000);
                 let before = sim.inquorate_turns;
-                if dispatch {
-                    sim.dispatch(0);
-                } else {
-                    sim.kill(0);
-                }
+                master_leaves_after_5s(&mut sim, dispatch);
                 sim.run_for(2_000);
                 sim.assert_ok("failover");
                 let master = sim.agreed_master();
