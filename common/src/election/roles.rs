@@ -72,8 +72,10 @@ impl Election {
             Role::Starting
         } else if master.is_some() {
             Role::Slave
-        } else if self.reachable_quorum(now) || self.electing_after_master_left(now) {
+        } else if self.reachable_quorum(now) {
             self.lease.inquorate_since = None;
+            Role::Slave
+        } else if self.electing_after_master_left(now) {
             Role::Slave
         } else {
             Role::Inquorate
@@ -95,7 +97,12 @@ impl Election {
     /// with `--exit-on-minority` every slave exited. A cut (the master silent, not gone) is
     /// not this: there the strict test holds and a minority is `inquorate` at once.
     fn electing_after_master_left(&self, now: Millis) -> bool {
-        let Some(gone) = self.roles.master_gone else {
+        // Latched inquorate (woken from a pause, a lease lost): contacts must be fresh first.
+        let Some(gone) = self
+            .roles
+            .master_gone
+            .filter(|_| self.lease.inquorate_since.is_none())
+        else {
             return false;
         };
         if now >= gone + self.cfg.lease_ms + self.cfg.silence_ms {
