@@ -349,6 +349,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                                 driver.flush();
                             }
                             if new.exit_on_minority != settings.exit_on_minority {
+                                info!(exit_on_minority = new.exit_on_minority, "reload: exit on minority changed");
                                 driver.exit_on_minority = new.exit_on_minority;
                                 settings.exit_on_minority = new.exit_on_minority;
                             }

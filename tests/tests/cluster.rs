@@ -425,3 +425,93 @@ fn a_witness_is_never_master_but_keeps_a_two_node_cluster_alive() {
         || witness.role().as_deref() == Some("slave") && carol.role().as_deref() == Some("master"),
     );
 }
+
+#[test]
+fn a_frozen_master_of_sixteen_sends_no_slave_inquorate_and_none_exits_on_minority() {
+    // The master silent (SIGSTOP: its links stay open, nothing is said: a cable cut as its
+    // peers see it) in a cluster large enough that quiet pairs meet seconds apart. Before,
+    // every slave of the majority went `inquorate` when the master's silence window ended,
+    // for the round trip it took to reach the others: its hook ran twice, and with
+    // --exit-on-minority every one of them exited. Now a slave whose master is late asks
+    // everyone for beats first, and stays a slave while the successor is elected.
+    let c = Cluster::new();
+    let hook = c.hook("notify");
+    // --exit-on-minority only once formed (by a reload): sixteen members joining one after
+    // the other can make the first master step down once (docs/ALGORITHM.md, known limits).
+    let config = c.dir().join("quorumd.toml");
+    std::fs::write(&config, "exit_on_minority = false\n").expect("write config");
+    let cfg = config.to_str().expect("utf-8 path");
+    let names: Vec<String> = (0..16).map(|i| format!("n{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut nodes = c.start_all(&refs, &["--notify", hook.arg(), "--config", cfg]);
+    let all: Vec<&Node> = nodes.iter().collect();
+    c.wait_master(&all, "n00");
+    let tmp = config.with_extension("tmp");
+    std::fs::write(&tmp, "exit_on_minority = true\n").expect("write config");
+    std::fs::rename(&tmp, &config).expect("rename config");
+    // One at a time: sixteen debug builds reloading at once starve the cores for longer
+    // than a lease.
+    for n in &mut nodes {
+        n.kill(libc::SIGHUP);
+        c.wait_for(
+            &format!("{} took exit_on_minority = true", n.name()),
+            DEADLINE,
+            || n.log().contains("reload: exit on minority changed"),
+        );
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    // Long enough for the pairs to go quiet (each slave probes the 13 others one a heartbeat).
+    c.hold(
+        "all sixteen follow n00 for 5 s",
+        Duration::from_secs(5),
+        || all.iter().all(|n| n.master().as_deref() == Some("n00")),
+    );
+    let before = hook.runs().len();
+    nodes[0].kill(libc::SIGSTOP);
+    // Until every other node follows n01, or one of them exits (--exit-on-minority).
+    let mut exited: Vec<String> = Vec::new();
+    c.wait_for(
+        "each other node follows n01, or one exited",
+        DEADLINE,
+        || {
+            for n in nodes[1..].iter_mut() {
+                if n.try_exit().is_some() && !exited.iter().any(|e| e == n.name()) {
+                    exited.push(n.name().to_owned());
+                }
+            }
+            !exited.is_empty()
+                || nodes[1..].iter().all(|n| {
+                    n.status_json().is_some_and(|s| {
+                        s["master"].as_str() == Some("n01")
+                            && s["role"].as_str() != Some("starting")
+                    })
+                })
+        },
+    );
+    assert!(
+        exited.is_empty(),
+        "{exited:?} exited (--exit-on-minority) when the master froze\n{}",
+        c.logs()
+    );
+    let rest: Vec<&Node> = nodes[1..].iter().collect();
+    // Hooks run after the role changes, one at a time: wait for each node's run naming n01.
+    c.wait_for("every other node's hook ran naming n01", DEADLINE, || {
+        let runs = hook.runs();
+        rest.iter().all(|n| {
+            runs[before..]
+                .iter()
+                .any(|r| r.node == n.name() && r.master == "n01")
+        })
+    });
+    let runs = hook.runs();
+    let inquorate: Vec<_> = runs[before..]
+        .iter()
+        .filter(|r| r.role == "inquorate")
+        .collect();
+    assert!(
+        inquorate.is_empty(),
+        "slaves of the majority went inquorate when the master froze: {inquorate:?}\n{}",
+        c.logs()
+    );
+    nodes[0].kill(libc::SIGCONT);
+}

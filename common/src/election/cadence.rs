@@ -106,10 +106,31 @@ impl Election {
             || self.has_pending(now)
             || self.view.lone_probe.is_some_and(|t| now < t)
             || self.view.pause_look.is_some_and(|t| now < t)
+            || self.master_late(now)
             || self
                 .peers
                 .values()
                 .any(|p| self.in_view(p, now) && (!p.had_beat || p.gossiped))
+    }
+
+    /// The master we follow has not been heard for a third of a silence window (two
+    /// heartbeats by default): we ask everyone for beats while it still counts as our
+    /// master. If it is gone, the rest of the cluster has answered us by the time its silence
+    /// window ends, so we find a quorum reachable and stay a slave while the successor is
+    /// elected; if we are the one cut off, nobody answers and we go `inquorate` when the
+    /// window ends, as before (rule 8). Without it, quiet pairs (which meet seconds apart in
+    /// a cluster of eight or more) were never reached within a silence window: every slave
+    /// of the majority went `inquorate` at a silent master's end for the round trip it then
+    /// took to reach the others, ran its hook twice, and with `--exit-on-minority` exited
+    /// (sim test `a_master_gone_silent_makes_no_slave_of_the_majority_inquorate`).
+    fn master_late(&self, now: Millis) -> bool {
+        let Some(m) = self.roles.master.filter(|&m| m != self.me.id) else {
+            return false;
+        };
+        self.peers
+            .get(&m)
+            .and_then(|p| p.last_heard)
+            .is_some_and(|t| now >= t + self.cfg.silence_ms / 3)
     }
 
     /// The best-ranked eligible members that are alive here (ourselves included).

@@ -1701,3 +1701,70 @@ fn a_master_leaving_for_certain_makes_no_slave_inquorate() {
         }
     }
 }
+
+#[test]
+fn a_master_gone_silent_makes_no_slave_of_the_majority_inquorate() {
+    // The master's host gone silent (a cable cut, a power loss): nothing says it left, so
+    // the grace of a certain departure does not apply. Quiet pairs meet seconds apart in
+    // a cluster of eight or more, so when the master's silence window ran out each slave
+    // found no quorum it had reached lately and went `inquorate` for the round trip it
+    // took to reach the others: its hook ran twice, and with --exit-on-minority every
+    // slave of the majority exited (12 members failed here). A slave whose master is late
+    // asks everyone for beats (cadence.rs) and has reached them before the window ends.
+    for (profile, c) in [("default", cfg()), ("fast", Config::fast())] {
+        for n in [5usize, 8, 12, 16, 25, 40] {
+            for seed in 0..4u64 {
+                let mut sim = settled_numbered(300 + seed, n, &c);
+                sim.run_for(5_000);
+                let before = sim.inquorate_turns;
+                sim.crash_silently(0);
+                sim.run_for(3_000);
+                sim.assert_ok("silent master");
+                let master = sim.agreed_master();
+                assert!(
+                    master.is_some() && master.as_deref() != Some("n000"),
+                    "{profile}, {n} members, seed {seed}: no new master: {}",
+                    sim.trail()
+                );
+                assert_eq!(
+                    sim.inquorate_turns - before,
+                    0,
+                    "{profile}, {n} members, seed {seed}: slaves of the majority went inquorate: {}",
+                    sim.trail()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_slave_cut_off_goes_inquorate_as_soon_as_its_master_falls_silent() {
+    // The other side of the test above: asking everyone for beats when the master is late
+    // must not keep a slave that is itself cut off from going `inquorate` (rule 8) when
+    // its master's silence window ends, whatever the size of the cluster.
+    for (profile, c) in [("default", cfg()), ("fast", Config::fast())] {
+        for n in [5usize, 12, 25] {
+            let mut sim = settled_numbered(400, n, &c);
+            sim.run_for(5_000);
+            let cut = n - 1;
+            sim.isolate(cut);
+            let t0 = sim.now;
+            let mut took = None;
+            for _ in 0..3_000 {
+                sim.run_for(1);
+                if sim.role(cut) == Some(Role::Inquorate) {
+                    took = Some(sim.now.0 - t0.0);
+                    break;
+                }
+            }
+            sim.assert_ok("slave cut off");
+            let limit = c.silence_ms + c.heartbeat_ms;
+            assert!(
+                took.is_some_and(|t| t <= limit),
+                "{profile}, {n} members: the cut slave went inquorate after {took:?} ms \
+                 (limit {limit}): {}",
+                sim.trail()
+            );
+        }
+    }
+}

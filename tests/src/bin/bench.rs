@@ -9,6 +9,9 @@
 //!   `--failover-nodes N`: a failover in a larger cluster needs the next in line reached both
 //!   ways by every voter, which 3 nodes cannot show; both profiles);
 //! - `dispatch`: `quorumctl dispatch` on the master -> the new master's hook starts (the same);
+//! - `freeze`: the master SIGSTOPped (its links stay open, nothing is said: a silent loss as
+//!   its peers see it, on loopback) -> the new master's hook starts, and the `inquorate` hook
+//!   runs of the other nodes (the same sizes and profiles);
 //! - `cold`: 5 nodes spawned together -> every node reports the same master, plus the number of
 //!   hook runs (one per node, nothing spurious);
 //! - `role`: whole-process latency of `quorumctl role`;
@@ -52,9 +55,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const DEADLINE: Duration = Duration::from_secs(15);
 
 /// Scenario names accepted by `--only`.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "kill",
     "dispatch",
+    "freeze",
     "cold",
     "role",
     "idle",
@@ -65,7 +69,7 @@ const SCENARIOS: [&str; 9] = [
 ];
 
 const USAGE: &str = "usage: bench [--reps N] [--json] [--json-file PATH] \
-                     [--only kill,dispatch,cold,role,idle,big,silent,sigterm,keepalived] \
+                     [--only kill,dispatch,freeze,cold,role,idle,big,silent,sigterm,keepalived] \
                      [--role-runs N] [--idle-secs S] [--big-nodes N,N,...] [--big-idle-secs S] \
                      [--failover-nodes N] [--lab-reps N] [--sigterm-log-level LEVEL] [--ka-hold-secs S]\n\
                      defaults: --reps 10 --role-runs 200 --idle-secs 10 --big-nodes 25,50,100 \
@@ -446,15 +450,24 @@ fn keep_logs(c: &Cluster, label: &str) -> Result<PathBuf> {
     Ok(dest)
 }
 
-/// Keeps the logs of a repetition whose `ms` exceeds `limit`, noting where in `notes`.
-fn keep_if_slow(c: &Cluster, ms: f64, limit: f64, label: String, notes: &mut Vec<String>) {
-    if ms > limit {
+/// Keeps the logs of a repetition whose `value` (in `unit`) exceeds `limit`, noting where in
+/// `notes`.
+fn keep_if_over(
+    c: &Cluster,
+    (value, unit): (f64, &str),
+    limit: f64,
+    label: String,
+    notes: &mut Vec<String>,
+) {
+    if value > limit {
         match keep_logs(c, &label) {
             Ok(dir) => notes.push(format!(
-                "{label}: {ms:.1} ms, logs kept in {}",
+                "{label}: {value:.1} {unit}, logs kept in {}",
                 dir.display()
             )),
-            Err(e) => notes.push(format!("{label}: {ms:.1} ms, keeping logs failed: {e:#}")),
+            Err(e) => notes.push(format!(
+                "{label}: {value:.1} {unit}, keeping logs failed: {e:#}"
+            )),
         }
     }
 }
@@ -522,16 +535,65 @@ fn failover_id(what: &str, nodes: usize, p: &str) -> String {
     }
 }
 
-/// Master SIGKILLed -> the new master's hook starts, `nodes` nodes.
-fn kill(profile: Profile, reps: usize, nodes: usize) -> Row {
+/// How the master leaves in a failover row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// SIGKILL: its host closes its links (a certain crash).
+    Kill,
+    /// `quorumctl dispatch`: a goodbye.
+    Dispatch,
+    /// SIGSTOP: its links stay open and nothing is said, as a cable cut looks to its peers.
+    Freeze,
+}
+
+impl Leave {
+    fn id(self) -> &'static str {
+        match self {
+            Leave::Kill => "kill",
+            Leave::Dispatch => "dispatch",
+            Leave::Freeze => "freeze",
+        }
+    }
+
+    /// The target of the row, in ms, and as text.
+    fn target(self, profile: Profile) -> (f64, &'static str) {
+        match (self, profile) {
+            (Leave::Kill, _) => (20.0, "<= 20 ms"),
+            (Leave::Dispatch, _) => (10.0, "<= 10 ms"),
+            (Leave::Freeze, Profile::Default) => (1500.0, "<= 1.5 s"),
+            (Leave::Freeze, Profile::Fast) => (300.0, "<= 300 ms"),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Leave::Kill => "master SIGKILLed",
+            Leave::Dispatch => "quorumctl dispatch",
+            Leave::Freeze => "master frozen (SIGSTOP)",
+        }
+    }
+}
+
+/// The master leaves (`leave`) -> the new master's hook starts, `nodes` nodes. A freeze also
+/// gives a second row: the `inquorate` hook runs of the other nodes (a slave of the majority
+/// has no reason to go `inquorate`; with --exit-on-minority it would exit).
+fn failover(leave: Leave, profile: Profile, reps: usize, nodes: usize) -> Vec<Row> {
     let p = profile_name(profile);
-    let id = failover_id("kill", nodes, p);
+    let id = failover_id(leave.id(), nodes, p);
+    let (limit, text) = leave.target(profile);
     let mut row = Row::new(
         &id,
-        &format!("master SIGKILLed -> new master's hook ({p}, {nodes} nodes)"),
+        &format!("{} -> new master's hook ({p}, {nodes} nodes)", leave.what()),
         "ms",
-        Target::AtMost(20.0),
-        "<= 20 ms",
+        Target::AtMost(limit),
+        text,
+    );
+    let mut inquorate = Row::new(
+        &format!("{id}-inquorate"),
+        &format!("`inquorate` hook runs of the other nodes ({p}, {nodes} nodes)"),
+        "runs",
+        Target::Exactly(0.0),
+        "0",
     );
     let mut notes = Vec::new();
     let mut rep = 0;
@@ -541,55 +603,22 @@ fn kill(profile: Profile, reps: usize, nodes: usize) -> Row {
         if nodes > 3 {
             std::thread::sleep(FAILOVER_SETTLE);
         }
-        let victim = members
-            .iter_mut()
-            .find(|n| n.name() == master)
-            .context("the master is one of the nodes")?;
-        let t0 = now_ns();
-        victim.kill(libc::SIGKILL);
-        let line = poll(
-            "the new master's hook",
-            DEADLINE,
-            Duration::from_millis(1),
-            || hook.new_master_since(&master, t0),
-        )?;
-        let ms = ms_between(t0, line.ns);
-        keep_if_slow(&c, ms, 20.0, format!("{id}-rep{rep}"), &mut notes);
-        Ok(ms)
-    });
-    row.notes = notes;
-    row
-}
-
-/// `quorumctl dispatch` on the master -> the new master's hook starts, `nodes` nodes.
-fn dispatch(profile: Profile, reps: usize, nodes: usize) -> Row {
-    let p = profile_name(profile);
-    let id = failover_id("dispatch", nodes, p);
-    let mut row = Row::new(
-        &id,
-        &format!("quorumctl dispatch -> new master's hook ({p}, {nodes} nodes)"),
-        "ms",
-        Target::AtMost(10.0),
-        "<= 10 ms",
-    );
-    let mut notes = Vec::new();
-    let mut rep = 0;
-    repeat(&mut row, reps, || {
-        rep += 1;
-        let (c, hook, members, master) = formed(profile, nodes)?;
-        if nodes > 3 {
-            std::thread::sleep(FAILOVER_SETTLE);
-        }
         let leaving = members
-            .iter()
+            .iter_mut()
             .find(|n| n.name() == master)
             .context("the master is one of the nodes")?;
         let mut ctl = leaving.ctl_command(&["dispatch"]);
         ctl.stdout(Stdio::null()).stderr(Stdio::null());
         let t0 = now_ns();
-        let status = ctl.status().context("running quorumctl dispatch")?;
-        if !status.success() {
-            bail!("quorumctl dispatch failed: {status}");
+        match leave {
+            Leave::Kill => leaving.kill(libc::SIGKILL),
+            Leave::Freeze => leaving.kill(libc::SIGSTOP),
+            Leave::Dispatch => {
+                let status = ctl.status().context("running quorumctl dispatch")?;
+                if !status.success() {
+                    bail!("quorumctl dispatch failed: {status}");
+                }
+            }
         }
         let line = poll(
             "the new master's hook",
@@ -598,11 +627,27 @@ fn dispatch(profile: Profile, reps: usize, nodes: usize) -> Row {
             || hook.new_master_since(&master, t0),
         )?;
         let ms = ms_between(t0, line.ns);
-        keep_if_slow(&c, ms, 10.0, format!("{id}-rep{rep}"), &mut notes);
+        if leave == Leave::Freeze {
+            // The other nodes' hooks for this change run within a few ms of the master's.
+            std::thread::sleep(Duration::from_millis(300));
+            let runs = hook
+                .lines()
+                .iter()
+                .filter(|l| l.ns >= t0 && l.node != master && l.role == "inquorate")
+                .count();
+            inquorate.samples.push(runs as f64);
+            let label = format!("{id}-inquorate-rep{rep}");
+            keep_if_over(&c, (runs as f64, "runs"), 0.0, label, &mut notes);
+        }
+        keep_if_over(&c, (ms, "ms"), limit, format!("{id}-rep{rep}"), &mut notes);
         Ok(ms)
     });
     row.notes = notes;
-    row
+    if leave == Leave::Freeze {
+        vec![row, inquorate]
+    } else {
+        vec![row]
+    }
 }
 
 /// 5 nodes spawned together -> all report one master; then the hook runs after a quiet hold.
@@ -957,14 +1002,11 @@ fn main() -> Result<()> {
     raise_nofile();
     let started = Instant::now();
     let mut rows = vec![hook_offset(opts.reps.max(20))?];
-    for profile in [Profile::Default, Profile::Fast] {
-        if opts.wants("kill") {
-            rows.push(kill(profile, opts.reps, opts.failover_nodes));
-        }
-    }
-    for profile in [Profile::Default, Profile::Fast] {
-        if opts.wants("dispatch") {
-            rows.push(dispatch(profile, opts.reps, opts.failover_nodes));
+    for leave in [Leave::Kill, Leave::Dispatch, Leave::Freeze] {
+        for profile in [Profile::Default, Profile::Fast] {
+            if opts.wants(leave.id()) {
+                rows.extend(failover(leave, profile, opts.reps, opts.failover_nodes));
+            }
         }
     }
     for profile in [Profile::Default, Profile::Fast] {

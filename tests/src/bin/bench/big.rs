@@ -221,7 +221,7 @@ pub(crate) fn big(count: usize, idle_secs: u64) -> Result<Vec<Row>> {
             if let Some(all) = rows.iter_mut().find(|r| r.id == format!("big{count}-all")) {
                 let ms = all.samples.first().copied().unwrap_or(0.0);
                 let limit = targets(count).all.0;
-                super::keep_if_slow(&c, ms, limit, format!("big{count}"), &mut all.notes);
+                super::keep_if_over(&c, (ms, "ms"), limit, format!("big{count}"), &mut all.notes);
             }
             Ok(rows)
         }
