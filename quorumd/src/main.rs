@@ -3,7 +3,7 @@
 //!
 //! Exit status: 0 after a dispatch or a stop request, 1 on a failure while running, 2 when the
 //! node refuses to start (a bad flag, variable, file key or hook, a socket that cannot be
-//! bound), 3 with `--exit-on-minority` when the quorum is lost (docs/CONFIG.md, "Exit status").
+//! bound), 3 with `--exit-on-minority` when the quorum is lost for a silence window (docs/CONFIG.md, "Exit status").
 //!
 //! Signals keep the original's meaning: SIGTERM (and `systemctl stop`) or `q` + Enter on a
 //! terminal = dispatch (hand over, run the hook, exit 0); a second SIGTERM during a dispatch =

@@ -223,6 +223,8 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         last_notify: String::new(),
         minority: false,
         exit_on_minority: settings.exit_on_minority,
+        minority_since: None,
+        minority_grace_ms: settings.timers.silence_ms,
         hold: Hold::default(),
         held: false,
         checks,
@@ -242,6 +244,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         let mut deadline = driver.instant(driver.election.next_deadline());
         if let Some(d) = driver.hold.deadline() {
             deadline = deadline.min(d);
+        }
+        if let Some(m) = driver.minority_deadline() {
+            deadline = deadline.min(driver.instant(m));
         }
         tokio::select! {
             ev = net_rx.recv() => {
@@ -373,6 +378,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
                 s => break s.unwrap_or(Stop::Abort),
             },
         }
+        driver.check_minority();
         if driver.minority {
             break Stop::Abort;
         }
@@ -552,8 +558,17 @@ struct Driver {
     /// Frames waiting for the state file's write they follow (written off the event loop).
     outbox: crate::persist::Outbox,
     last_notify: String,
+    /// `--exit-on-minority` and the node has been `inquorate` for `minority_grace_ms`.
     minority: bool,
     exit_on_minority: bool,
+    /// Since when this node is `inquorate` (None while it is not).
+    minority_since: Option<Millis>,
+    /// How long `inquorate` must last before `--exit-on-minority` exits: a silence window.
+    /// A node that reaches a quorum again within it was not in a minority: a master whose
+    /// lease lapsed while newcomers' votes were on their way, a slave at a silent master's
+    /// end before it reached the others, each `inquorate` for a round trip (their hooks
+    /// run, the process stays); one cut off stays `inquorate` and exits.
+    minority_grace_ms: u64,
     /// Maintenance, step-down, failing checks.
     hold: Hold,
     /// What the core was last told about `hold`.
@@ -580,6 +595,24 @@ impl Driver {
         // NEVER and other far deadlines: an hour is as good as forever for a sleep.
         let ms = m.0.min(self.now().0 + 3_600_000);
         self.base + Duration::from_millis(ms)
+    }
+
+    /// When `--exit-on-minority` makes this node exit, if it stays `inquorate` until then.
+    fn minority_deadline(&self) -> Option<Millis> {
+        let since = self.minority_since.filter(|_| self.exit_on_minority)?;
+        Some(since + self.minority_grace_ms)
+    }
+
+    /// Sets `minority` once the node has been `inquorate` for the grace with
+    /// `--exit-on-minority` (also when a reload just turned it on).
+    fn check_minority(&mut self) {
+        if self.minority_deadline().is_some_and(|at| self.now() >= at) {
+            error!(
+                after_ms = self.minority_grace_ms,
+                "no quorum for a silence window and --exit-on-minority is set: exiting"
+            );
+            self.minority = true;
+        }
     }
 
     /// Where `master` is, who counts, and why the role changed from `previous` to `role`.
@@ -871,9 +904,16 @@ impl Effects for Driver {
             epoch,
             reason,
         });
-        if role == Role::Inquorate && self.exit_on_minority {
-            error!("lost the quorum and --exit-on-minority is set: exiting");
-            self.minority = true;
+        if role == Role::Inquorate {
+            self.minority_since.get_or_insert(self.now());
+            if self.exit_on_minority {
+                warn!(
+                    within_ms = self.minority_grace_ms,
+                    "inquorate and --exit-on-minority is set: exiting unless a quorum is reached again"
+                );
+            }
+        } else {
+            self.minority_since = None;
         }
     }
 

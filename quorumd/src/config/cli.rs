@@ -167,7 +167,8 @@ pub(super) struct Cli {
     #[arg(long, env = "QUORUMD_NO_PREEMPT", action = ArgAction::SetTrue, help_heading = "Election")]
     pub no_preempt: bool,
 
-    /// Exit instead of waiting when no quorum can be reached (default: off).
+    /// Exit (status 3) instead of waiting when no quorum can be reached for a silence window
+    /// (default: off).
     #[arg(long, env = "QUORUMD_EXIT_ON_MINORITY", action = ArgAction::SetTrue, help_heading = "Election")]
     pub exit_on_minority: bool,
 
