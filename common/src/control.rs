@@ -231,6 +231,12 @@ pub struct Member {
     pub is_self: bool,
     /// Milliseconds since this node last heard from it (None for self and never heard).
     pub last_heard_ms: Option<u64>,
+    /// Reached both ways: heard from it, and it echoed one of our beats, within the silence
+    /// window (the declared gap of a quiet pair counts only while forming). What this node's
+    /// quorum test counts: an `inquorate` node lists the members it does not reach. Always
+    /// true for self; false from a daemon older than the field.
+    #[serde(default)]
+    pub reachable: bool,
 }
 
 /// Full status of a node: what `quorumctl status` prints.

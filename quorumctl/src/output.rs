@@ -248,6 +248,7 @@ mod tests {
             witness: false,
             is_self: me,
             last_heard_ms: heard,
+            reachable: true,
         }
     }
 

@@ -231,7 +231,6 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         inquorate_why: String::new(),
         inquorate_logged: None,
         rates: crate::links::Rates::default(),
-        lease_ms: settings.timers.lease_ms,
     };
     driver.hold.maintenance = settings.maintenance;
     driver.flush();
@@ -582,8 +581,6 @@ struct Driver {
     inquorate_logged: Option<Instant>,
     /// Per-member traffic rates for the status.
     rates: crate::links::Rates,
-    /// The master lease: a member not heard within it does not count as reachable in logs.
-    lease_ms: u64,
 }
 
 impl Driver {
@@ -731,7 +728,7 @@ impl Driver {
                     .inquorate_logged
                     .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
                 let why = if due {
-                    crate::explain::inquorate(&status, self.lease_ms)
+                    crate::explain::inquorate(&status)
                 } else {
                     String::new()
                 };

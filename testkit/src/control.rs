@@ -62,6 +62,7 @@ fn member(name: &str, me: bool, role: Role) -> Member {
         witness: false,
         is_self: me,
         last_heard_ms: if me { None } else { Some(300) },
+        reachable: true,
     }
 }
 

@@ -205,7 +205,7 @@ fn start_up_names_the_remembered_members_and_inquorate_says_why() {
         .find(|l| l.contains("cannot reach: bob, peter"))
         .expect("the reason");
     assert!(why.contains("counts 3 member(s)"), "{why}");
-    assert!(why.contains("reaches 1: alice"), "{why}");
+    assert!(why.contains("reaches 1 both ways: alice"), "{why}");
     assert!(why.contains("a majority needs 2 votes"), "{why}");
     bob.kill(libc::SIGCONT);
     peter.kill(libc::SIGCONT);

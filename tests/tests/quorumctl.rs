@@ -202,6 +202,8 @@ fn status_json_has_every_documented_field() {
         assert_eq!(m["counted"], true, "{m}");
         assert_eq!(m["witness"], false, "{m}");
         assert_eq!(m["self"], me, "{m}");
+        // Two members beating each other every heartbeat reach each other both ways.
+        assert_eq!(m["reachable"], true, "{m}");
         if me {
             assert!(m["last_heard_ms"].is_null(), "{m}");
         } else {

@@ -639,6 +639,7 @@ impl Election {
     /// A snapshot for `quorumctl status`.
     pub fn status(&self, now: Millis) -> Status {
         let (counted, _, _) = self.view_summary(now);
+        let reach = self.reach();
         let mut rows: Vec<(Rank, control::Member)> = Vec::with_capacity(self.peers.len() + 1);
         rows.push((
             self.me.rank.clone(),
@@ -652,6 +653,7 @@ impl Election {
                 witness: self.me.witness,
                 is_self: true,
                 last_heard_ms: None,
+                reachable: true,
             },
         ));
         for p in self.peers.values().filter(|p| !p.superseded) {
@@ -671,6 +673,7 @@ impl Election {
                     witness: p.info.witness,
                     is_self: false,
                     last_heard_ms: p.last_heard.map(|t| now.since(t)),
+                    reachable: p.reachable(now, &reach),
                 },
             ));
         }

@@ -1623,6 +1623,24 @@ fn a_lone_master_keeps_its_role_when_members_join_in_quick_succession() {
 
 /// A settled cluster's master (slot 0) is dispatched, or killed (its host reports the crash),
 /// after 5 s of quiet.
+/// After the master `n000` left: the others agree on another master, and none went
+/// `inquorate` since `before` (a reading of [`Sim::inquorate_turns`]). `case`: members,
+/// seed and how, for the message.
+fn assert_successor_and_no_inquorate(sim: &Sim, before: u64, case: &str) {
+    let master = sim.agreed_master();
+    assert!(
+        master.is_some() && master.as_deref() != Some("n000"),
+        "{case}: no new master: {}",
+        sim.trail()
+    );
+    assert_eq!(
+        sim.inquorate_turns - before,
+        0,
+        "{case}: slaves went inquorate: {}",
+        sim.trail()
+    );
+}
+
 fn master_leaves_after_5s(sim: &mut Sim, dispatch: bool) {
     sim.run_for(5_000);
     if dispatch {
@@ -1684,19 +1702,8 @@ fn a_master_leaving_for_certain_makes_no_slave_inquorate() {
                 master_leaves_after_5s(&mut sim, dispatch);
                 sim.run_for(2_000);
                 sim.assert_ok("failover");
-                let master = sim.agreed_master();
-                assert!(
-                    master.is_some() && master.as_deref() != Some("n000"),
-                    "{n} members, seed {seed}: no new master: {}",
-                    sim.trail()
-                );
-                assert_eq!(
-                    sim.inquorate_turns - before,
-                    0,
-                    "{n} members, seed {seed}, {}: slaves went inquorate: {}",
-                    if dispatch { "dispatch" } else { "kill" },
-                    sim.trail()
-                );
+                let how = if dispatch { "dispatch" } else { "kill" };
+                assert_successor_and_no_inquorate(&sim, before, &format!("{n}, {seed}, {how}"));
             }
         }
     }
@@ -1720,18 +1727,7 @@ fn a_master_gone_silent_makes_no_slave_of_the_majority_inquorate() {
                 sim.crash_silently(0);
                 sim.run_for(3_000);
                 sim.assert_ok("silent master");
-                let master = sim.agreed_master();
-                assert!(
-                    master.is_some() && master.as_deref() != Some("n000"),
-                    "{profile}, {n} members, seed {seed}: no new master: {}",
-                    sim.trail()
-                );
-                assert_eq!(
-                    sim.inquorate_turns - before,
-                    0,
-                    "{profile}, {n} members, seed {seed}: slaves of the majority went inquorate: {}",
-                    sim.trail()
-                );
+                assert_successor_and_no_inquorate(&sim, before, &format!("{profile}, {n}, {seed}"));
             }
         }
     }

@@ -204,7 +204,7 @@ impl Table {
     pub(crate) fn peers_frame(&self) -> Result<Vec<u8>, (Vec<PeerAddr>, u64)> {
         match &self.peers_frame {
             Some(f) => Ok(f.clone()),
-            None => Err((self.peer_addrs(None), self.links_changed)),
+            None => Err((self.peer_addrs(), self.links_changed)),
         }
     }
 
@@ -250,12 +250,11 @@ impl Table {
         self.links.drain().map(|(_, l)| l.written).collect()
     }
 
-    /// Addresses of the members we hold links to, except `except`.
-    pub(crate) fn peer_addrs(&self, except: Option<MemberId>) -> Vec<PeerAddr> {
+    /// Addresses of the members we hold links to (our `Peers` frame).
+    fn peer_addrs(&self) -> Vec<PeerAddr> {
         self.links
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .map(|(_, l)| PeerAddr {
+            .values()
+            .map(|l| PeerAddr {
                 addr: l.addr.ip().to_string(),
                 port: l.addr.port(),
             })
@@ -711,7 +710,7 @@ mod tests {
             "7 and 8 hear of 21, 20 (heard by hello too) does not"
         );
         assert_eq!(t.linked_ids(), vec![7, 8, 20, 21]);
-        assert_eq!(t.peer_addrs(Some(7)).len(), 3);
+        assert_eq!(t.peer_addrs().len(), 4);
         assert!(t.unregister(8, 2, Instant::now()));
         assert!(
             t.report_crash(8).is_some(),
