@@ -89,7 +89,7 @@ pub enum Message {
     /// The members the sender counts, sent to a peer whose beat shows another view: a member
     /// only the sender ever heard (one that was frozen or cut off when the peer joined) then
     /// counts for the peer too, so the two cannot agree on a count without it. At most
-    /// [`crate::codec::MAX_GOSSIP`] entries.
+    /// [`crate::codec::MAX_GOSSIP`] entries: a longer view goes out in several frames.
     Members {
         /// The sender's counted members (itself and the receiver excluded).
         members: Vec<MemberInfo>,

@@ -515,8 +515,6 @@ impl Election {
         }
     }
 
-    /// Sends `to` the members we count, when its beat shows another view than ours (at most
-    /// once per silence window per peer).
     /// Whether `to` may get our members list now: at most once per silence window each.
     pub(super) fn gossip_due(&self, now: Millis, to: MemberId) -> bool {
         self.view
@@ -566,6 +564,8 @@ impl Election {
         }
     }
 
+    /// Sends `to` the members we count (at most once per silence window per peer), when its
+    /// beat shows another view than ours.
     pub(super) fn gossip_members(&mut self, now: Millis, to: MemberId) {
         if !self.gossip_due(now, to) {
             return;
@@ -574,7 +574,6 @@ impl Election {
             .peers
             .values()
             .filter(|p| p.info.id != to && self.in_view(p, now))
-            .take(crate::codec::MAX_GOSSIP)
             .map(|p| p.info.clone())
             .collect();
         if members.is_empty() {
@@ -584,9 +583,18 @@ impl Election {
             .gossip_at
             .retain(|id, _| self.peers.contains_key(id));
         self.view.gossip_at.insert(to, now);
-        self.outputs.push_back(Output::Send {
-            to,
-            msg: Message::Members { members },
-        });
+        // The whole view, a frame per `MAX_GOSSIP` members (at most `MAX_MEMBERS / MAX_GOSSIP`
+        // frames). One frame of the first 128 by id was what the list held before: in a view
+        // of 250 the members past them were never listed, so a member whose links to them
+        // failed (250 starting together on two cores) never counted them, and the views of
+        // such a cluster never became equal (no master in a minute).
+        for chunk in members.chunks(crate::codec::MAX_GOSSIP) {
+            self.outputs.push_back(Output::Send {
+                to,
+                msg: Message::Members {
+                    members: chunk.to_vec(),
+                },
+            });
+        }
     }
 }

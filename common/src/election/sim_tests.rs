@@ -1279,6 +1279,46 @@ fn forming_beats(n: usize, pace_above: usize) -> (u64, u64) {
 }
 
 #[test]
+fn a_members_list_names_every_member_past_its_first_frame() {
+    // A frame holds at most `MAX_GOSSIP` (128) members. A list once held only the first 128
+    // by id: in a cluster of 150 a member that could not link to the 20 youngest (highest
+    // ids) never learned of them, never counted what the others counted, and such views
+    // never became equal (250 daemons starting together on two cores: no master in a
+    // minute). The whole view goes out, a frame per 128 members.
+    let n = 150;
+    let cut_off = 5;
+    let unreachable: Vec<usize> = (130..n).collect();
+    let mut sim = numbered_nodes(3, n, &cfg());
+    for &s in &unreachable {
+        sim.block_one_way(cut_off, s);
+        sim.block_one_way(s, cut_off);
+    }
+    for i in 0..n {
+        sim.start(i);
+        sim.run_for(2);
+    }
+    assert_eq!(
+        sim.settle(10_000).as_deref(),
+        Some("n000"),
+        "{}",
+        sim.trail()
+    );
+    sim.run_for(3_000);
+    sim.assert_ok("settled");
+    let missing: Vec<String> = unreachable
+        .iter()
+        .map(|&s| format!("n{s:03}"))
+        .filter(|name| !matches!(sim.member_state(cut_off, name), Some((_, true))))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "n{cut_off:03} does not count {missing:?}, which it cannot reach and only members \
+         lists name"
+    );
+    assert_eq!(sim.reported_master(cut_off).as_deref(), Some("n000"));
+}
+
+#[test]
 fn a_cluster_going_quiet_loses_no_member() {
     // Cadence "going quiet": once settled, pairs go quiet together, and each member must
     // tell the peers it goes quiet with the gap that follows (and a forming pace must keep
