@@ -1163,6 +1163,12 @@ fn assert_joins_keep_alice(sim: &mut Sim, joiners: std::ops::Range<usize>, gap: 
 /// `n` numbered members started 2 ms apart and settled, n000 master.
 fn settled_numbered(seed: u64, n: usize, c: &Config) -> Sim {
     let mut sim = numbered_nodes(seed, n, c);
+    start_and_settle(&mut sim, n);
+    sim
+}
+
+/// Starts the first `n` members of `sim` 2 ms apart and waits until they agree on n000.
+fn start_and_settle(sim: &mut Sim, n: usize) {
     for i in 0..n {
         sim.start(i);
         sim.run_for(2);
@@ -1173,7 +1179,6 @@ fn settled_numbered(seed: u64, n: usize, c: &Config) -> Sim {
         "{}",
         sim.trail()
     );
-    sim
 }
 
 /// A simulator (`seed`, age strategy) with `n` nodes `n000`, `n001`, ... on `c`, not started.
@@ -1293,16 +1298,7 @@ fn a_members_list_names_every_member_past_its_first_frame() {
         sim.block_one_way(cut_off, s);
         sim.block_one_way(s, cut_off);
     }
-    for i in 0..n {
-        sim.start(i);
-        sim.run_for(2);
-    }
-    assert_eq!(
-        sim.settle(10_000).as_deref(),
-        Some("n000"),
-        "{}",
-        sim.trail()
-    );
+    start_and_settle(&mut sim, n);
     sim.run_for(3_000);
     sim.assert_ok("settled");
     let missing: Vec<String> = unreachable
