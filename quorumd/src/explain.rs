@@ -10,18 +10,18 @@ use common::types::MemberState;
 /// a quiet pair's probe heard 100 ms ago, with our last beat to it echoed seconds ago, is not
 /// reached; counting it made an `inquorate` node of sixteen say it reached fifteen.
 pub fn inquorate(status: &Status) -> String {
-    let heard =
+    let reached =
         |m: &common::control::Member| m.is_self || (m.state == MemberState::Alive && m.reachable);
     let counted: Vec<&common::control::Member> =
         status.members.iter().filter(|m| m.counted).collect();
     let reach: Vec<&str> = counted
         .iter()
-        .filter(|m| heard(m))
+        .filter(|m| reached(m))
         .map(|m| m.name.as_str())
         .collect();
     let cannot: Vec<&str> = counted
         .iter()
-        .filter(|m| !heard(m))
+        .filter(|m| !reached(m))
         .map(|m| m.name.as_str())
         .collect();
     let q = &status.quorum;

@@ -588,13 +588,14 @@ impl Election {
         // of 250 the members past them were never listed, so a member whose links to them
         // failed (250 starting together on two cores) never counted them, and the views of
         // such a cluster never became equal (no master in a minute).
-        for chunk in members.chunks(crate::codec::MAX_GOSSIP) {
+        let mut frame = members;
+        while !frame.is_empty() {
+            let rest = frame.split_off(frame.len().min(crate::codec::MAX_GOSSIP));
             self.outputs.push_back(Output::Send {
                 to,
-                msg: Message::Members {
-                    members: chunk.to_vec(),
-                },
+                msg: Message::Members { members: frame },
             });
+            frame = rest;
         }
     }
 }
