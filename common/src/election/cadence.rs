@@ -11,22 +11,26 @@
 //!   master goes, its successor is already reached both ways and failover costs no extra
 //!   round trip (without it, a crash or dispatch of the master of 25 took 10–16 ms in the
 //!   simulator instead of 6–9: sim test `a_successor_takes_over_without_an_extra_round_trip`);
+//!   every other heartbeat is enough for that (below);
 //! * anyone whose state differs from ours (no beat yet, pending, another view or base, not a
 //!   plain slave) and anyone whose newest beat asks for ours ([`crate::wire::Beat::want`]).
 //!
 //! The other pairs are *quiet*: each member sends one probe per heartbeat to the next quiet
 //! peer in rotation, so every quiet pair still meets every few seconds (a member that died on
 //! a quiet pair's far side is `lost` there only that much later; the master sees it within
-//! the silence window). *Going quiet* is said, not left to be guessed: a beat declares the
+//! the silence window; in a small cluster a probe goes every few heartbeats, so each quiet
+//! peer's turn still waits a silence window). *Going quiet* is said, not left to be guessed: a beat declares the
 //! gap that follows it, so a peer last told a gap that ends before its turn in the rotation
 //! (0 while everyone beat everyone, a forming pace's gap) gets one beat with the quiet gap at
 //! once. Without it every pair that went quiet together timed out together: in the
 //! simulator a settled 30 went `lost` and back 574 times in 5 s and a hundred 9,451 times,
 //! each wave making members loud again and the next quiet turn another wave. A settled
 //! member does not answer a probe out of rhythm (beats.rs): its own rotation reaches the
-//! prober. The traffic of a settled cluster is then about
-//! `2·SUCCESSORS·n` messages a period (the master and the next in line beat everyone and
-//! everyone beats them) plus `n` probes: O(n).
+//! prober. The next in line and each plain slave beat each other every other heartbeat
+//! ([`Election::successor_pair`]): well within a silence window of each other's beats and
+//! echoes, which is all a failover needs of them. The traffic of a settled cluster is then
+//! about `2n` messages a period (the master beats everyone and everyone beats it), `n` for
+//! the next in line, plus `n` probes: O(n).
 //!
 //! Anything unsettled (no master, a candidacy, a lost lease, a pending member, a start, a
 //! pause) makes a node beat everyone and ask everyone to answer every heartbeat: the
@@ -61,6 +65,10 @@ use crate::wire::MAX_GAP_MS;
 /// keeps beating every heartbeat.
 pub(super) const SUCCESSORS: usize = 2;
 
+/// The gap a settled member and the next in line declare to each other, in heartbeats: they
+/// beat each other every other heartbeat ([`Election::successor_pair`]).
+const SUCCESSOR_GAP_ROUNDS: u64 = 3;
+
 /// How we beat one peer this round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Cadence {
@@ -83,6 +91,8 @@ pub(super) struct Plan {
     probe: Option<MemberId>,
     /// The gap declared to quiet peers.
     gap_ms: u64,
+    /// How long a quiet peer waits for its turn in the rotation.
+    turn_ms: u64,
     /// Forming pace (module docs): 1 when every member gets every round, else `k`, and
     /// `quiet` holds nothing: the paced members are the ones [`Election::rides_on`] refuses.
     pace: u64,
@@ -175,6 +185,7 @@ impl Election {
             quiet: Vec::new(),
             probe: None,
             gap_ms: 0,
+            turn_ms: 0,
             pace: 1,
             rotating: rotate,
         };
@@ -187,9 +198,11 @@ impl Election {
             plan.quiet = self
                 .linked_peers()
                 .filter(|id| {
-                    self.peers
-                        .get(id)
-                        .is_some_and(|p| !p.wants_beats() && !self.wants(&plan, p, digests))
+                    self.peers.get(id).is_some_and(|p| {
+                        !p.wants_beats()
+                            && !self.wants(&plan, p, digests)
+                            && !self.successor_pair(&plan, p, digests)
+                    })
                 })
                 .collect();
         }
@@ -203,15 +216,22 @@ impl Election {
         if plan.quiet.is_empty() {
             return plan;
         }
-        // One probe a heartbeat: each quiet peer's turn comes every `quiet.len()` beats. The
-        // gap declared is twice that, so a lost probe or a few more quiet peers do not make
-        // it `lost` on the far side.
+        // One probe every `spacing` heartbeats: each quiet peer's turn comes every
+        // `quiet.len() · spacing` beats, never sooner than a silence window ([`probe_spacing`]).
+        // The gap declared is twice that, so a lost probe or a few more quiet peers do not
+        // make it `lost` on the far side.
         // Never as short as a forming pace's gap: that is how a receiver tells a probe from
         // a paced beat ([`Election::is_quiet_probe`]).
-        let turn = plan.quiet.len() as u64;
+        let quiet = plan.quiet.len() as u64;
+        let spacing = self.probe_spacing(quiet);
+        let turn = quiet.saturating_mul(spacing);
         let rounds = (2 * turn + 1).max(self.pace_cap_rounds() + 1);
         plan.gap_ms = rounds.saturating_mul(self.cfg.heartbeat_ms);
+        plan.turn_ms = turn.saturating_mul(self.cfg.heartbeat_ms);
         if rotate {
+            self.probe_round = self.probe_round.wrapping_add(1);
+        }
+        if rotate && self.probe_round % spacing == 0 {
             let next = plan
                 .quiet
                 .iter()
@@ -224,6 +244,17 @@ impl Election {
             }
         }
         plan
+    }
+
+    /// Heartbeats between two probes of a settled member's rotation over `quiet` peers: 1
+    /// when a turn comes round in a silence window or more, else enough that each quiet peer
+    /// still waits a silence window for its turn. A small cluster's quiet pairs met every
+    /// other heartbeat before (2 quiet peers of 5), a third of an idle slave's frames and
+    /// more of its wake-ups, and a quiet pair needs no more than the master and the next in
+    /// line watch for (module docs).
+    fn probe_spacing(&self, quiet: u64) -> u64 {
+        let window = (self.cfg.silence_ms / self.cfg.heartbeat_ms.max(1)).max(1);
+        window.div_ceil(quiet.max(1)).max(1)
     }
 
     /// Whether we may pace at all (module docs): linked to more than `pace_above` members,
@@ -241,11 +272,14 @@ impl Election {
     fn forming_pace(&self, plan: &Plan) -> u64 {
         // Not asking whom their beats ask for ours: every member that does not pace yet asks
         // everyone, and counting those out would keep everyone from ever pacing.
+        let digests = self.digests();
         let paced = self
             .linked_peers()
             .filter(|id| {
                 plan.quiet.binary_search(id).is_err()
-                    && self.peers.get(id).is_some_and(|p| !self.rides_on(plan, p))
+                    && self.peers.get(id).is_some_and(|p| {
+                        !self.rides_on(plan, p) && !self.successor_pair(plan, p, digests)
+                    })
             })
             .count() as u64;
         let per_round = self.cfg.pace_above.max(1) as u64;
@@ -302,6 +336,30 @@ impl Election {
             || p.gossiped
     }
 
+    /// A settled pair that only keeps the next in line reached both ways for the day the
+    /// master goes (module docs): one of us is next in line and neither the master we follow
+    /// nor whom we vote for, the other a plain slave in our state, and neither asks for the
+    /// other's beats. It meets every other heartbeat, not every one.
+    fn successor_pair(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> bool {
+        let id = p.info.id;
+        if plan.everyone || plan.pace > 1 || p.wants_beats() {
+            return false;
+        }
+        let Some(b) = p.beat.as_ref() else {
+            return false;
+        };
+        let plain = b.role == Role::Slave
+            && !b.master
+            && b.candidacy.is_none()
+            && p.committed
+            && !p.gossiped
+            && (b.view, b.base) == digests;
+        plain
+            && Some(id) != self.roles.master
+            && self.votes.grant.is_none_or(|g| g.candidate != id)
+            && plan.top.contains(&id) != plan.top.contains(&self.me.id)
+    }
+
     /// How we beat `p` under `plan`.
     pub(super) fn cadence(
         &self,
@@ -337,6 +395,18 @@ impl Election {
                 send: turn && plan.rotating,
             };
         }
+        if !quiet && self.successor_pair(plan, p, digests) {
+            // Every other heartbeat: within a silence window of each other's beats and
+            // echoes with room to spare, so the next in line stays reached both ways; the
+            // gap declared covers a round or two come late.
+            let hb = self.cfg.heartbeat_ms;
+            let gap_ms = SUCCESSOR_GAP_ROUNDS * hb;
+            return Cadence {
+                want: false,
+                gap_ms,
+                send: p.told_gap < gap_ms || now + hb / 2 >= p.told_at + 2 * hb,
+            };
+        }
         let want = !quiet && self.wants(plan, p, digests);
         if !quiet && (want || p.wants_beats()) {
             return Cadence {
@@ -347,11 +417,10 @@ impl Election {
         }
         // Going quiet: a peer we last told a gap that ends before its turn in the rotation
         // can come gets the new gap now, or it would take us for `lost` (module docs).
-        let rotation = (plan.quiet.len() as u64).saturating_mul(self.cfg.heartbeat_ms);
         Cadence {
             want: false,
             gap_ms: plan.gap_ms,
-            send: plan.probe == Some(p.info.id) || p.told_gap < rotation,
+            send: plan.probe == Some(p.info.id) || p.told_gap < plan.turn_ms,
         }
     }
 

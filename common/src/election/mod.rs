@@ -142,6 +142,8 @@ pub struct Election {
     answer: BTreeSet<MemberId>,
     /// The quiet peer probed last (cadence.rs): the rotation goes on after it.
     probe_after: MemberId,
+    /// Rotating rounds so far (cadence.rs): a small cluster probes one round in a few.
+    probe_round: u64,
     /// Rounds paced so far (cadence.rs): whose turn it is in a paced round.
     pace_round: u64,
     /// Our last round was paced: peers that declared a gap stay reachable that much longer.
@@ -188,6 +190,7 @@ impl Election {
             beat_digests: (0, 0),
             answer: BTreeSet::new(),
             probe_after: 0,
+            probe_round: 0,
             pace_round: 0,
             pacing: false,
             votes: votes::Votes::default(),
@@ -355,6 +358,14 @@ impl Election {
             if p.state == MemberState::Alive {
                 if let Some(t) = p.silent_at(s) {
                     consider(t);
+                }
+                // When it stops being reached both ways. Not for a pair that declared a gap
+                // (quiet or paced, cadence.rs): there that is routine between two beats, and
+                // waking for it was a wake-up per quiet peer per turn of the rotation with
+                // nothing to do; the round a heartbeat on looks again, and `silent_at`
+                // still wakes us when it goes silent.
+                if p.gap > 0 || p.told_gap > 0 {
+                    continue;
                 }
                 if let Some(t) = p.last_heard {
                     consider(t + s);

@@ -120,6 +120,9 @@ pub struct Node {
     ghosts: Vec<((Grant, Millis), MemberId)>,
     /// The core's next deadline, cached after every call (NEVER when down or frozen).
     deadline: Millis,
+    /// Times the core was woken by its deadline (a tick), not by a message: what an idle
+    /// daemon pays for besides its frames.
+    pub deadline_wakes: u64,
     /// Highest epoch this host's processes reported since it last started without memory:
     /// a restart with memory must not go below it.
     host_epoch: u64,
@@ -382,6 +385,7 @@ impl Sim {
             hook_epoch: 0,
             ghosts: Vec::new(),
             deadline: Millis::NEVER,
+            deadline_wakes: 0,
             host_epoch: 0,
             thaw_answer: None,
             frozen_at: Millis(0),
@@ -681,6 +685,7 @@ impl Sim {
                 };
                 if due {
                     let now = self.now;
+                    self.nodes[slot].deadline_wakes += 1;
                     if let Some(c) = self.nodes[slot].core.as_mut() {
                         c.handle(now, Input::Tick);
                     }

@@ -82,15 +82,23 @@ fn route_source(target: SocketAddr) -> Option<IpAddr> {
 const HELLOS_PER_PERIOD: usize = 8;
 /// The longest steady-state interval, in `announce` periods.
 const MAX_STRETCH: u32 = 16;
+/// The shortest steady-state interval of a node linked to anyone, in `announce` periods.
+const LINKED_STRETCH: u32 = 4;
 
 /// The steady-state hello interval of a node linked to `linked` members. Every node hears
 /// every broadcast, so hellos every `announce` from each of n nodes cost n² receptions a
 /// period; stretching the interval with the cluster keeps the total near `8n` per period
-/// (capped at 16 periods: 32 s by default) and traffic O(n). A newcomer still announces at
-/// once (its first hellos do not wait: it has no links) and the cluster dials it; a member
-/// already known is re-dialled by the transport without any hello.
+/// (capped at 16 periods: 32 s by default) and traffic O(n). A node linked to nobody
+/// announces every `announce`: a newcomer's hellos are what make the cluster dial it (its
+/// first ones do not wait at all), and a member already known is re-dialled by the
+/// transport without any hello. A linked node's hellos only help someone who hears us but
+/// is not heard, so they go at least 4 periods apart (8 s by default): every 2 s, the
+/// hellos of 5 members were a quarter of an idle member's wake-ups.
 pub(crate) fn steady_interval(announce: Duration, linked: usize) -> Duration {
-    let stretch = (linked / HELLOS_PER_PERIOD).clamp(1, MAX_STRETCH as usize) as u32;
+    let stretch = match linked {
+        0 => 1,
+        n => (n / HELLOS_PER_PERIOD).clamp(LINKED_STRETCH as usize, MAX_STRETCH as usize) as u32,
+    };
     announce.saturating_mul(stretch)
 }
 
@@ -181,8 +189,10 @@ mod tests {
     fn the_steady_hello_interval_stretches_with_the_cluster_and_is_capped() {
         let a = Duration::from_secs(2);
         assert_eq!(steady_interval(a, 0), a);
-        assert_eq!(steady_interval(a, 15), a);
-        assert_eq!(steady_interval(a, 16), 2 * a);
+        assert_eq!(steady_interval(a, 1), 4 * a);
+        assert_eq!(steady_interval(a, 4), 4 * a);
+        assert_eq!(steady_interval(a, 39), 4 * a);
+        assert_eq!(steady_interval(a, 40), 5 * a);
         assert_eq!(steady_interval(a, 99), 12 * a);
         assert_eq!(steady_interval(a, 250), 16 * a);
         assert_eq!(steady_interval(a, usize::MAX), 16 * a);
