@@ -19,7 +19,8 @@
 //! peer in rotation, so every quiet pair still meets every few seconds (a member that died on
 //! a quiet pair's far side is `lost` there only that much later; the master sees it within
 //! the silence window; in a small cluster a probe goes every few heartbeats, so each quiet
-//! peer's turn still waits a silence window). *Going quiet* is said, not left to be guessed: a beat declares the
+//! peer's turn still waits a silence window). *Going quiet* is said, not left to be
+//! guessed: a beat declares the
 //! gap that follows it, so a peer last told a gap that ends before its turn in the rotation
 //! (0 while everyone beat everyone, a forming pace's gap) gets one beat with the quiet gap at
 //! once. Without it every pair that went quiet together timed out together: in the
