@@ -120,9 +120,9 @@ pub struct Node {
     ghosts: Vec<((Grant, Millis), MemberId)>,
     /// The core's next deadline, cached after every call (NEVER when down or frozen).
     deadline: Millis,
-    /// Times the core was woken by its deadline (a tick), not by a message: what an idle
-    /// daemon pays for besides its frames.
-    pub deadline_wakes: u64,
+    /// Times the core was woken by its deadline (a tick), not by a message, and sent no
+    /// beat: what an idle daemon pays for besides its frames.
+    pub idle_wakes: u64,
     /// Highest epoch this host's processes reported since it last started without memory:
     /// a restart with memory must not go below it.
     host_epoch: u64,
@@ -385,7 +385,7 @@ impl Sim {
             hook_epoch: 0,
             ghosts: Vec::new(),
             deadline: Millis::NEVER,
-            deadline_wakes: 0,
+            idle_wakes: 0,
             host_epoch: 0,
             thaw_answer: None,
             frozen_at: Millis(0),
@@ -685,11 +685,14 @@ impl Sim {
                 };
                 if due {
                     let now = self.now;
-                    self.nodes[slot].deadline_wakes += 1;
+                    let beats = self.beats_sent;
                     if let Some(c) = self.nodes[slot].core.as_mut() {
                         c.handle(now, Input::Tick);
                     }
                     self.pump(slot);
+                    if self.beats_sent == beats {
+                        self.nodes[slot].idle_wakes += 1;
+                    }
                     self.check_node(slot);
                 }
                 let dial = {

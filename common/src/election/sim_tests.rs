@@ -1599,7 +1599,7 @@ fn an_idle_slave_of_five_beats_and_wakes_little() {
     sim.run_for(3 * cfg().silence_ms);
     sim.beat_log = Some(Vec::new());
     let lost_before = sim.members_lost;
-    let wakes_before = sim.nodes[slave].deadline_wakes;
+    let wakes_before = sim.nodes[slave].idle_wakes;
     let periods = 60;
     sim.run_for(periods * cfg().heartbeat_ms);
     sim.assert_ok("steady");
@@ -1633,12 +1633,12 @@ fn an_idle_slave_of_five_beats_and_wakes_little() {
             "{from} beat {to} {n} times in {periods} heartbeats"
         );
     }
-    // Its master's beats drive its rounds: no wake-up of its own in a quiet heartbeat (its
-    // timer raced the master's next beat, and a quiet peer's reach ran out between probes).
-    let wakes = sim.nodes[slave].deadline_wakes - wakes_before;
+    // Its timer wakes it only to beat: not when a quiet peer's reach runs out between two
+    // probes, which is routine (`next_deadline`).
+    let wakes = sim.nodes[slave].idle_wakes - wakes_before;
     assert!(
-        wakes <= periods / 10,
-        "peter woke {wakes} times by its own deadline in {periods} heartbeats"
+        wakes <= periods / 20,
+        "peter woke {wakes} times by its own deadline to send nothing in {periods} heartbeats"
     );
     let windows = periods * cfg().heartbeat_ms / cfg().silence_ms;
     for to in quiet {
