@@ -260,7 +260,8 @@ pub(super) struct Cli {
     #[arg(long, env = "QUORUMD_STARTUP", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub startup: Option<Duration>,
 
-    /// Interval of the repeated discovery broadcast, >= heartbeat (default: 2s; fast: 500ms).
+    /// Interval of the repeated discovery broadcast while linked to nobody; 4 intervals or
+    /// more once linked (more past 32 members). >= heartbeat (default: 2s; fast: 500ms).
     #[arg(long, env = "QUORUMD_ANNOUNCE", value_name = "DUR", value_parser = super::parse_duration, help_heading = "Timers")]
     pub announce: Option<Duration>,
 
