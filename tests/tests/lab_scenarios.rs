@@ -1,5 +1,5 @@
-//! Partition scenarios on real processes in network namespaces (one host per node, default
-//! broadcast address 255.255.255.255 inside the lab). Root only: `sudo -E cargo test -p
+//! Partition scenarios on real processes in network namespaces (one host per node, the
+//! daemon's default broadcast address, inside the lab). Root only: `sudo -E cargo test -p
 //! quorum-tests --test lab_scenarios`. Every test runs the overlap checker.
 
 use quorum_tests::lab::{Checker, Lab};

@@ -88,6 +88,8 @@ pub(super) struct Plan {
     /// The quiet peers, by id (sorted): [`Election::cadence`] looks them up instead of asking
     /// [`Election::wants`] again for each.
     quiet: Vec<MemberId>,
+    /// The peers we meet every other heartbeat ([`Election::successor_pair`]), by id.
+    pairs: Vec<MemberId>,
     /// The quiet peer whose turn it is to be probed.
     probe: Option<MemberId>,
     /// The gap declared to quiet peers.
@@ -184,6 +186,7 @@ impl Election {
             everyone,
             top: Vec::new(),
             quiet: Vec::new(),
+            pairs: Vec::new(),
             probe: None,
             gap_ms: 0,
             turn_ms: 0,
@@ -196,16 +199,13 @@ impl Election {
         }
         if !everyone {
             let digests = self.digests();
-            plan.quiet = self
-                .linked_peers()
-                .filter(|id| {
-                    self.peers.get(id).is_some_and(|p| {
-                        !p.wants_beats()
-                            && !self.wants(&plan, p, digests)
-                            && !self.successor_pair(&plan, p, digests)
-                    })
-                })
-                .collect();
+            for p in self.linked_peers().filter_map(|id| self.peers.get(&id)) {
+                if self.successor_pair(&plan, p, digests) {
+                    plan.pairs.push(p.info.id);
+                } else if !p.wants_beats() && !self.wants(&plan, p, digests) {
+                    plan.quiet.push(p.info.id);
+                }
+            }
         }
         if may_pace {
             plan.pace = self.forming_pace(&plan);
@@ -273,14 +273,12 @@ impl Election {
     fn forming_pace(&self, plan: &Plan) -> u64 {
         // Not asking whom their beats ask for ours: every member that does not pace yet asks
         // everyone, and counting those out would keep everyone from ever pacing.
-        let digests = self.digests();
         let paced = self
             .linked_peers()
             .filter(|id| {
                 plan.quiet.binary_search(id).is_err()
-                    && self.peers.get(id).is_some_and(|p| {
-                        !self.rides_on(plan, p) && !self.successor_pair(plan, p, digests)
-                    })
+                    && plan.pairs.binary_search(id).is_err()
+                    && self.peers.get(id).is_some_and(|p| !self.rides_on(plan, p))
             })
             .count() as u64;
         let per_round = self.cfg.pace_above.max(1) as u64;
@@ -340,10 +338,11 @@ impl Election {
     /// A settled pair that only keeps the next in line reached both ways for the day the
     /// master goes (module docs): one of us is next in line and neither the master we follow
     /// nor whom we vote for, the other a plain slave in our state, and neither asks for the
-    /// other's beats. It meets every other heartbeat, not every one.
+    /// other's beats. It meets every other heartbeat, not every one. Asked once a round, by
+    /// [`Election::plan_round`] of a settled node (`Plan::pairs`).
     fn successor_pair(&self, plan: &Plan, p: &Peer, digests: (u64, u64)) -> bool {
         let id = p.info.id;
-        if plan.everyone || plan.pace > 1 || p.wants_beats() {
+        if p.wants_beats() {
             return false;
         }
         let Some(b) = p.beat.as_ref() else {
@@ -396,7 +395,7 @@ impl Election {
                 send: turn && plan.rotating,
             };
         }
-        if !quiet && self.successor_pair(plan, p, digests) {
+        if plan.pairs.binary_search(&p.info.id).is_ok() {
             // Every other heartbeat: within a silence window of each other's beats and
             // echoes with room to spare, so the next in line stays reached both ways; the
             // gap declared covers a round or two come late.

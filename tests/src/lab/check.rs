@@ -153,11 +153,10 @@ impl Checker {
         let mut args: Vec<String> = vec![
             lab.host(host).addr.clone(),
             port.to_string(),
-            // The default broadcast address: the daemon runs inside the lab host's own
-            // network namespace (`lab.command`), whose default route is the lab bridge, so
-            // the broadcast never reaches the root namespace.
-            "255.255.255.255".into(),
-            "5595".into(),
+            // No broadcast address or port: the daemon's defaults, as an operator's daemon
+            // runs. It runs inside the lab host's own network namespace (`lab.command`),
+            // whose default route is the lab bridge, so the broadcast never reaches the root
+            // namespace.
             "-n".into(),
             name.into(),
             "--socket".into(),

@@ -4,7 +4,7 @@
 //!
 //! Layout: one namespace `qlPIDxK` holds the bridges (`br0`, plus `brG` per split group) and the
 //! bridge ends `vI` of the veth pairs; each host `qlPIDxKhI` holds `eth0` (address 10.77.0.I+1/24)
-//! and a default route on it, so `255.255.255.255` stays on the bridge. Nothing touches the root
+//! and a default route on it, so the limited broadcast stays on the bridge. Nothing touches the root
 //! namespace. Names carry the pid, so a stale lab of a dead test run is recognised and removed
 //! by the next [`Lab::new`]. Labs serialize on a `flock` of `/run/quorum-lab.lock` (two labs
 //! never share the 2 cores), and everything is torn down on drop, also on panic.
