@@ -306,6 +306,12 @@ impl Election {
             Some(t) if !beat.voting => t + quiet_bound,
             _ => Millis(0),
         };
+        if beat.view != 0 && !p.views_seen.iter().any(|(d, _)| *d == beat.view) {
+            if p.views_seen.len() > super::view::MAX_SHOWN {
+                p.views_seen.remove(0);
+            }
+            p.views_seen.push((beat.view, now));
+        }
         p.beat = Some(beat);
         // Phase lock: a slave's round follows its master's beat, not its own phase. Every
         // member's round then follows the master's, so the frames a node receives come in

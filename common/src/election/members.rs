@@ -77,6 +77,10 @@ pub(crate) struct Peer {
     pub told_gap: u64,
     /// When we sent it our newest beat.
     pub told_at: Millis,
+    /// The view digests its beats showed, each with when we first received it (the newest
+    /// [`super::view::MAX_SHOWN`] + 1): a view we showed earlier may be committed on the
+    /// strength of members that showed it and moved on (view.rs, `commit_shown_prefix`).
+    pub views_seen: Vec<(u64, Millis)>,
 }
 
 impl Peer {
@@ -106,6 +110,7 @@ impl Peer {
             wanted_since: None,
             told_gap: 0,
             told_at: Millis(0),
+            views_seen: Vec::new(),
         }
     }
 

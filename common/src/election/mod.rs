@@ -279,6 +279,7 @@ impl Election {
                 break;
             }
             e.view.shown.push(config);
+            e.view.shown_at.push(None);
         }
         e.view.shown_overflow |= remembered.shown_overflow;
         e

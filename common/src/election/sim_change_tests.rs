@@ -465,25 +465,45 @@ fn run_to(sim: &mut Sim, t: u64) {
 
 /// One random change schedule; returns the failure text (seed, schedule, trail), if any.
 pub(super) fn change_run(seed: u64) -> Option<String> {
-    change_run_traced(seed, false).0
+    change_run_traced(seed, Draw::Plain).0
 }
 
 /// [`change_run`], also returning the schedule it ran; `priorities`: nodes start with random
 /// priorities and reloads change them among the faults (issue 12).
-fn change_run_traced(seed: u64, priorities: bool) -> (Option<String>, Vec<String>) {
+fn change_run_traced(seed: u64, draw: Draw) -> (Option<String>, Vec<String>) {
     let mut schedule = Vec::new();
-    let r = change_schedule(seed, &mut schedule, priorities);
+    let r = change_schedule(seed, &mut schedule, draw);
     (r, schedule)
+}
+
+/// Which kind of change schedule a seed draws.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Draw {
+    /// Starts over the first 2 s, faults from t = 0.
+    Plain,
+    /// The same, with random priorities changed by reloads among the faults (issue 12).
+    Priorities,
+    /// A rolling start: two members first, then one after another 80–700 ms apart once a
+    /// master may sit, faults striking throughout. Joins closer than a lease and a drift
+    /// make nodes commit earlier views they showed (view.rs, `commit_shown_prefix`).
+    Rolling,
 }
 
 /// Priorities a reload may set in a `priorities` schedule.
 const PRIORITIES: [i32; 5] = [0, 0, 5, 10, -3];
 
-/// `priorities`: nodes start with random priorities and event 15 changes one (without it,
-/// the schedules are exactly those of the known-failure list).
-fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> Option<String> {
+/// `Draw::Priorities`: nodes start with random priorities and event 15 changes one;
+/// `Draw::Rolling`: more members, joining one after another (module docs of [`Draw`]). The
+/// plain schedules draw exactly what they drew before either existed.
+fn change_schedule(seed: u64, schedule: &mut Vec<String>, draw: Draw) -> Option<String> {
+    let priorities = draw == Draw::Priorities;
+    let rolling = draw == Draw::Rolling;
     let mut rng = Rng::new(seed.wrapping_mul(0x9E6C_63D0_676A_9A99) ^ 0x5EED);
-    let n = rng.range(2, 6) as usize;
+    let n = if rolling {
+        rng.range(4, 8) as usize
+    } else {
+        rng.range(2, 6) as usize
+    };
     let strategy = if rng.chance(0.3) {
         Strategy::Port
     } else {
@@ -541,17 +561,37 @@ fn change_schedule(seed: u64, schedule: &mut Vec<String>, priorities: bool) -> O
         c.expect
     ));
     // Staggered starts over the first ~2 s; faults from t = 0.
-    let mut pending: Vec<(u64, usize)> = (0..n).map(|i| (rng.range(0, 2_000), i)).collect();
+    let mut pending: Vec<(u64, usize)> = if rolling {
+        let mut at = rng.range(1_200, 2_500);
+        (0..n)
+            .map(|i| {
+                if i < 2 {
+                    (rng.range(0, 300), i)
+                } else {
+                    at += rng.range(80, 700);
+                    (at, i)
+                }
+            })
+            .collect()
+    } else {
+        (0..n).map(|i| (rng.range(0, 2_000), i)).collect()
+    };
     pending.sort();
     let mut joined = vec![false; n];
-    let fault_end = rng.range(1_500, 8_000);
+    let fault_end = if rolling {
+        pending.last().map_or(0, |&(at, _)| at) + rng.range(0, 2_000)
+    } else {
+        rng.range(1_500, 8_000)
+    };
+    // A rolling start's faults come less often: its joins need a quiet moment to commit.
+    let fault_gap = if rolling { 1_200 } else { 600 };
     // After a start without memory, faults pause for a round of hellos and beats (see
     // `Sim::fresh_start_safe`).
     let mut calm_until = 0;
     let mut renames = 0;
     let mut t = 0;
     loop {
-        t += rng.range(0, 600);
+        t += rng.range(0, fault_gap);
         // Joins due before the next fault (a join that may not start yet waits).
         let mut waiting = Vec::new();
         for (at, s) in std::mem::take(&mut pending) {
@@ -841,7 +881,7 @@ fn random_priority_reloads_keep_every_rule() {
     let mut failures = Vec::new();
     let mut reloads = 0;
     for seed in seeds(PRIORITY_SEEDS) {
-        let (f, schedule) = change_run_traced(seed, true);
+        let (f, schedule) = change_run_traced(seed, Draw::Priorities);
         reloads += schedule.iter().filter(|l| l.contains(" priority ")).count();
         if let Some(f) = f {
             if failures.is_empty() {
@@ -862,6 +902,36 @@ fn random_priority_reloads_keep_every_rule() {
         new.is_empty(),
         "failing seeds outside the known list: {new:?}"
     );
+}
+
+/// Default number of rolling-start schedules in `cargo test`.
+const ROLLING_SEEDS: u64 = 4_000;
+
+#[test]
+fn random_rolling_starts_keep_every_rule() {
+    // The change schedules again as a rolling start: members join one after another, often
+    // closer than a lease and a drift, while faults strike. Nodes then commit earlier views
+    // they showed, and that must keep every rule; the generator must make them do it.
+    let before = super::view::PREFIX_COMMITS.with(|c| c.get());
+    let mut failures = Vec::new();
+    for seed in seeds(ROLLING_SEEDS) {
+        let (f, _) = change_run_traced(seed, Draw::Rolling);
+        if let Some(f) = f {
+            if failures.is_empty() {
+                eprintln!("---- failing schedule ----\n{f}\n---- reproduce with SEED={seed} ----");
+            }
+            failures.push(seed);
+        }
+    }
+    let prefix = super::view::PREFIX_COMMITS.with(|c| c.get()) - before;
+    eprintln!("{prefix} commits of an earlier shown view; failing seeds: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "failing rolling-start seeds: {failures:?}"
+    );
+    if std::env::var("SEED").is_err() {
+        assert!(prefix > 0, "no schedule committed an earlier shown view");
+    }
 }
 
 #[test]
@@ -886,7 +956,7 @@ fn random_change_schedules_exercise_every_fault_kind() {
         " rename ",
     ];
     for seed in 0..300 {
-        let (_, schedule) = change_run_traced(seed, false);
+        let (_, schedule) = change_run_traced(seed, Draw::Plain);
         for line in &schedule {
             for k in kinds {
                 if line.contains(k) {

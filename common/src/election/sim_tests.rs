@@ -1868,3 +1868,74 @@ fn a_slave_cut_off_goes_inquorate_as_soon_as_its_master_falls_silent() {
         }
     }
 }
+
+/// Starts `n` members one after another, `gap` ms apart, and returns the simulator, when
+/// the first master was elected and the spans during which no node was master after that
+/// (ms from the first start).
+fn rolling_start(seed: u64, n: usize, gap: u64) -> (Sim, Option<u64>, Vec<(u64, u64)>) {
+    let mut sim = numbered_nodes(seed, n, &cfg());
+    let t0 = sim.now.0;
+    let (mut gaps, mut none_since, mut first) = (Vec::new(), None, None);
+    for i in 0..n {
+        sim.start(i);
+        for _ in 0..gap.div_ceil(5) {
+            sim.run_for(5);
+            let t = sim.now.0 - t0;
+            if sim.masters().is_empty() {
+                if first.is_some() {
+                    none_since.get_or_insert(t);
+                }
+            } else {
+                first.get_or_insert(t);
+                if let Some(s) = none_since.take() {
+                    gaps.push((s, t));
+                }
+            }
+        }
+    }
+    gaps.extend(none_since.map(|s| (s, sim.now.0 - t0)));
+    (sim, first, gaps)
+}
+
+#[test]
+fn members_joining_every_half_second_never_unseat_the_master() {
+    // A rolling start: 30 members started one after another. A commit waits a lease and a
+    // drift (640 ms) with a quorum showing our view, and used to start again whenever the
+    // view changed: joins closer than that never committed, the newcomers (whose base
+    // differed) never voted, and once they made half the count the master lost its lease.
+    // No master from the 11th start to the last at 500 ms apart, from the 7th at 200 ms.
+    // Nodes now commit an earlier view they showed once a quorum has shown it for that long
+    // (view.rs, `commit_shown_prefix`): one master from the first election to the end.
+    for gap in [200, 350, 500] {
+        for seed in 0..3 {
+            let (mut sim, first, gaps) = rolling_start(40 + seed, 30, gap);
+            sim.assert_ok("rolling start");
+            // At the first node's window's end (350 and 500 ms apart), or once newcomers
+            // could vote (about 1.1 s, once 3.4 s, at 200 ms apart). Never, before.
+            assert!(
+                first.is_some_and(|t| t <= 4_000),
+                "{gap} ms apart, seed {seed}: first master at {first:?} ms"
+            );
+            assert!(
+                gaps.is_empty(),
+                "{gap} ms apart, seed {seed}: no master during {gaps:?} (ms from the first start)"
+            );
+            let ms = sim.masterships();
+            assert_eq!(
+                ms.len(),
+                1,
+                "{gap} ms apart, seed {seed}: masterships {ms:?}"
+            );
+            assert_eq!(sim.settle(5_000).as_deref(), Some("n000"));
+            // Every member ends up backing it: nobody left pending for ever.
+            sim.run_for(3_000);
+            sim.assert_ok("settled");
+            let st = sim.nodes[0].core.as_ref().map(|c| c.status(sim.now));
+            let q = st.map(|s| s.quorum);
+            assert!(
+                q.as_ref().is_some_and(|q| q.counted == 30 && q.votes == 30),
+                "{gap} ms apart, seed {seed}: the master's quorum {q:?}"
+            );
+        }
+    }
+}

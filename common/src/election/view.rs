@@ -23,7 +23,10 @@
 //!   promise those voters gave to a candidate with another view has run out by then, so no
 //!   candidate that does not count the newcomers can gather a quorum of the base any more.
 //!   At once when none of them can hold such a promise: each never voted, or its highest
-//!   vote is its own current candidacy.
+//!   vote is its own current candidacy. When our view moved on meanwhile (members joining
+//!   less than a lease and a drift apart), a view we showed earlier is committed instead, on
+//!   the same terms, by the members that showed it and still show it or a later one of
+//!   ours (`commit_shown_prefix`).
 //! * **The tie-break needs agreement.** An exact half wins only with the best-ranked member,
 //!   and in the view only when every pending member showed our view: otherwise that member
 //!   may count itself with others we do not know, and their half could win too.
@@ -70,6 +73,12 @@ pub(super) struct ViewState {
     /// the strength of our beats, so until we commit ourselves a candidate we help needs a
     /// quorum in each (see "Shown views" in docs/ALGORITHM.md).
     pub shown: Vec<Vec<MemberId>>,
+    /// When we first showed each of [`Self::shown`] (None: a view our previous incarnation
+    /// showed, from its memory; never committed by `commit_shown_prefix`).
+    pub shown_at: Vec<Option<Millis>>,
+    /// Not before this instant does `commit_shown_prefix` look again (it tallies every
+    /// earlier view we showed: twice a heartbeat is enough for a wait of a lease).
+    pub prefix_look: Millis,
     /// More distinct views were shown than [`MAX_SHOWN`]: we stop voting for anyone (our
     /// digest is unique) until a commit clears the list.
     pub shown_overflow: bool,
@@ -409,32 +418,34 @@ impl Election {
         self.view
             .shown
             .iter()
-            .map(|config| {
-                config
-                    .iter()
-                    .copied()
-                    .filter(|&id| {
-                        id == self.me.id
-                            || self.view.ghosts.contains(&id)
-                            || self
-                                .peers
-                                .get(&id)
-                                .is_some_and(|p| p.counted(self.cfg.expect))
-                    })
-                    .collect::<Vec<MemberId>>()
-            })
-            .map(|mut c| {
-                // Once every other member of such a count left for good, our old seat in it
-                // stands against nobody: it would only keep us from ever winning again.
-                if c.iter()
-                    .all(|id| *id == self.me.id || self.view.ghosts.contains(id))
-                {
-                    c.retain(|id| *id == self.me.id);
-                }
-                c
-            })
+            .map(|config| self.binding_config(config))
             .filter(|c| !c.is_empty() && *c != base)
             .collect()
+    }
+
+    /// A view we showed as it binds now: members that left for good dropped, and our old
+    /// seat alone once every other member of it left.
+    fn binding_config(&self, config: &[MemberId]) -> Vec<MemberId> {
+        let mut c: Vec<MemberId> = config
+            .iter()
+            .copied()
+            .filter(|&id| {
+                id == self.me.id
+                    || self.view.ghosts.contains(&id)
+                    || self
+                        .peers
+                        .get(&id)
+                        .is_some_and(|p| p.counted(self.cfg.expect))
+            })
+            .collect();
+        // Once every other member of such a count left for good, our old seat in it
+        // stands against nobody: it would only keep us from ever winning again.
+        if c.iter()
+            .all(|id| *id == self.me.id || self.view.ghosts.contains(id))
+        {
+            c.retain(|id| *id == self.me.id);
+        }
+        c
     }
 
     /// Records the view we are about to show in beats to `to` (before each round of beats).
@@ -459,6 +470,7 @@ impl Election {
             return;
         }
         self.view.shown.push(view);
+        self.view.shown_at.push(Some(now));
         // Written before the beats that show it leave: it binds our next incarnation too.
         self.outputs.push_back(super::Output::Remember);
     }
@@ -885,6 +897,7 @@ impl Election {
             if self.view.agreed.is_some() {
                 self.view.agreed = None;
             }
+            self.commit_shown_prefix(now);
             return;
         }
         let since = match self.view.agreed {
@@ -901,7 +914,6 @@ impl Election {
         // only with no promise out and votes for no one else while it stands, so the only
         // candidate it backs is itself, showing our view now (and bound by it until it
         // commits: shown views). A sitting master and its newcomers commit at once.
-        let own_only = |voted: u64, candidacy: Option<u64>| voted == 0 || candidacy == Some(voted);
         let unbound = self.votes.promise.is_none()
             && own_only(self.votes.last_granted_epoch, self.cand.current)
             && self.joint_quorum(now, true, &|p: &Peer| {
@@ -912,6 +924,7 @@ impl Election {
                         .is_some_and(|b| own_only(b.voted, b.candidacy))
             });
         if !unbound && now < since + self.cfg.lease_ms + self.cfg.drift_ms {
+            self.commit_shown_prefix(now);
             return;
         }
         let joining: Vec<MemberId> = self
@@ -929,8 +942,169 @@ impl Election {
         self.peers.retain(|_, p| !p.superseded);
         self.view.agreed = None;
         self.view.shown.clear();
+        self.view.shown_at.clear();
         self.view.shown_overflow = false;
         self.view.ghosts.clear();
         self.outputs.push_back(super::Output::Remember);
     }
+
+    /// Commits an earlier view we showed, when our own view has moved on since.
+    ///
+    /// A commit waits a lease and a drift with a quorum showing our view, and starts again
+    /// whenever our view changes: members joining less than that apart (a rolling start,
+    /// every half second) kept every node from ever committing, the newcomers, whose base
+    /// differed, never voted, and once they made half the count the master lost its lease
+    /// and nobody was elected until the joins stopped (30 members started 500 ms apart: no
+    /// master from the 11th start to the last; sim test
+    /// `members_joining_every_half_second_never_unseat_the_master`). So a view `W` we showed
+    /// earlier is committed as it would have been had we learned of the later members only
+    /// after the commit: a joint quorum, reachable both ways, of the base, of `W` (a strict
+    /// majority: its pending members may not have shown it) and of every view we showed
+    /// before it, whose members each first showed `W` a lease and a drift ago (or never
+    /// voted) and show `W` or a view we showed after it now. Each of them is bound by `W`
+    /// since it first showed it (its shown views), so its promises to candidates not bound
+    /// by `W` have run out. The views we showed after `W` keep binding us, as they would
+    /// have, shown after the commit; the later members stay pending.
+    fn commit_shown_prefix(&mut self, now: Millis) {
+        if self.view.shown.len() < 2
+            || now < self.view.prefix_look
+            || self.view.shown_overflow
+            || !self.view.ghosts.is_empty()
+            || self.peers.values().any(|p| p.superseded)
+        {
+            return;
+        }
+        self.view.prefix_look = now + (self.cfg.heartbeat_ms / 2).max(1);
+        let wait = self.cfg.lease_ms + self.cfg.drift_ms;
+        let current = self.digests().0;
+        let shown: Vec<u64> = self.view.shown.iter().map(|c| config_digest(c)).collect();
+        let view_ids = self.view_ids(now);
+        let reach = self.reach();
+        let self_unbound = self.votes.promise.is_none()
+            && own_only(self.votes.last_granted_epoch, self.cand.current);
+        for j in (0..shown.len()).rev() {
+            let Some(at) = self.view.shown_at.get(j).copied().flatten() else {
+                continue;
+            };
+            let config = &self.view.shown[j];
+            if shown[j] == current
+                || !config.iter().all(|id| view_ids.binary_search(id).is_ok())
+                || !config
+                    .iter()
+                    .any(|id| self.peers.get(id).is_some_and(|p| !p.committed))
+            {
+                continue;
+            }
+            let target = shown[j];
+            let later: Vec<u64> = shown[j..].iter().copied().chain([current]).collect();
+            let first_showed = |p: &Peer| {
+                if !p.reachable(now, &reach) || !p.view().is_some_and(|d| later.contains(&d)) {
+                    return None;
+                }
+                p.views_seen
+                    .iter()
+                    .find(|(d, _)| *d == target)
+                    .map(|&(_, t)| t)
+            };
+            // Cheap first: a strict majority of `W` must have shown it at all.
+            let showed = config
+                .iter()
+                .filter(|id| {
+                    self.peers
+                        .get(id)
+                        .is_some_and(|p| first_showed(p).is_some())
+                })
+                .count();
+            if 2 * (showed + 1) <= config.len() {
+                continue;
+            }
+            let waited = now >= at + wait
+                && self.prefix_quorum(now, j, &|p: &Peer| {
+                    first_showed(p).is_some_and(|t| now >= t + wait)
+                });
+            let unbound = !waited
+                && self_unbound
+                && self.prefix_quorum(now, j, &|p: &Peer| {
+                    first_showed(p).is_some()
+                        && p.beat
+                            .as_ref()
+                            .is_some_and(|b| own_only(b.voted, b.candidacy))
+                });
+            if waited || unbound {
+                self.commit_prefix_at(now, j);
+                return;
+            }
+        }
+    }
+
+    /// Whether the members for which `votes_for` holds, and we, decide in the base, in the
+    /// `j`-th view we showed (a strict majority) and in every view we showed before it.
+    fn prefix_quorum(&self, now: Millis, j: usize, votes_for: &dyn Fn(&Peer) -> bool) -> bool {
+        let (base, _) = self.tallies(now, true, votes_for, None);
+        if !base.decides() {
+            return false;
+        }
+        let base_ids = self.base_ids(now);
+        let configs: Vec<Vec<MemberId>> = self.view.shown[..=j]
+            .iter()
+            .map(|c| self.binding_config(c))
+            .collect();
+        let mut last = self.config_tally(&configs[j], true, votes_for, None);
+        last.no_tie = true;
+        last.decides()
+            && self.departures_allow(now, true, votes_for, (&base, &last), None, false)
+            && configs[..j]
+                .iter()
+                .filter(|c| !c.is_empty() && **c != base_ids)
+                .all(|c| self.config_tally(c, true, votes_for, None).decides())
+    }
+
+    /// Commits the `j`-th view we showed: its members join the base, the views shown up to
+    /// it no longer bind us, the later ones still do.
+    fn commit_prefix_at(&mut self, now: Millis, j: usize) {
+        let config = self.view.shown[j].clone();
+        #[cfg(test)]
+        PREFIX_COMMITS.with(|c| c.set(c.get() + 1));
+        let expect = self.cfg.expect;
+        for id in &config {
+            if let Some(p) = self.peers.get_mut(id) {
+                if !p.committed && p.counted(expect) {
+                    debug!(name = %p.info.name, "member committed to the view (an earlier one we showed)");
+                    p.committed = true;
+                }
+            }
+        }
+        self.view.shown.drain(..=j);
+        self.view.shown_at.drain(..=j);
+        let base = self.base_ids(now);
+        let keep: Vec<bool> = self.view.shown.iter().map(|c| *c != base).collect();
+        let mut k = keep.iter();
+        self.view.shown.retain(|_| *k.next().unwrap_or(&true));
+        let mut k = keep.iter();
+        self.view.shown_at.retain(|_| *k.next().unwrap_or(&true));
+        self.view.agreed = None;
+        self.outputs.push_back(super::Output::Remember);
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Commits of an earlier shown view on this thread (the simulator's tests count them:
+    /// a generator meant to exercise them must).
+    pub(crate) static PREFIX_COMMITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A voter that can hold no promise to another candidate: it never voted, or its highest
+/// vote is its own current candidacy (view.rs, `commit_view`).
+fn own_only(voted: u64, candidacy: Option<u64>) -> bool {
+    voted == 0 || candidacy == Some(voted)
+}
+
+/// The digest a member shows for a view of exactly these members (sorted ids).
+fn config_digest(config: &[MemberId]) -> u64 {
+    let mut d = Digest::new();
+    for &id in config {
+        d.add(id);
+    }
+    d.finish()
 }
