@@ -144,6 +144,10 @@ pub struct Election {
     probe_after: MemberId,
     /// Rotating rounds so far (cadence.rs): a small cluster probes one round in a few.
     probe_round: u64,
+    /// Not before this instant does `commit_shown_prefix` (view.rs) look again: it tallies
+    /// every earlier view we showed, and twice a heartbeat is enough for a wait of a lease.
+    /// Kept out of `view`, whose every write drops the cached digests.
+    prefix_look: Millis,
     /// Rounds paced so far (cadence.rs): whose turn it is in a paced round.
     pace_round: u64,
     /// Our last round was paced: peers that declared a gap stay reachable that much longer.
@@ -191,6 +195,7 @@ impl Election {
             answer: BTreeSet::new(),
             probe_after: 0,
             probe_round: 0,
+            prefix_look: Millis(0),
             pace_round: 0,
             pacing: false,
             votes: votes::Votes::default(),

@@ -76,9 +76,6 @@ pub(super) struct ViewState {
     /// When we first showed each of [`Self::shown`] (None: a view our previous incarnation
     /// showed, from its memory; never committed by `commit_shown_prefix`).
     pub shown_at: Vec<Option<Millis>>,
-    /// Not before this instant does `commit_shown_prefix` look again (it tallies every
-    /// earlier view we showed: twice a heartbeat is enough for a wait of a lease).
-    pub prefix_look: Millis,
     /// More distinct views were shown than [`MAX_SHOWN`]: we stop voting for anyone (our
     /// digest is unique) until a commit clears the list.
     pub shown_overflow: bool,
@@ -967,14 +964,14 @@ impl Election {
     /// have, shown after the commit; the later members stay pending.
     fn commit_shown_prefix(&mut self, now: Millis) {
         if self.view.shown.len() < 2
-            || now < self.view.prefix_look
+            || now < self.prefix_look
             || self.view.shown_overflow
             || !self.view.ghosts.is_empty()
             || self.peers.values().any(|p| p.superseded)
         {
             return;
         }
-        self.view.prefix_look = now + (self.cfg.heartbeat_ms / 2).max(1);
+        self.prefix_look = now + (self.cfg.heartbeat_ms / 2).max(1);
         let wait = self.cfg.lease_ms + self.cfg.drift_ms;
         let current = self.digests().0;
         let shown: Vec<u64> = self.view.shown.iter().map(|c| config_digest(c)).collect();
