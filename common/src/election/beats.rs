@@ -306,7 +306,11 @@ impl Election {
             Some(t) if !beat.voting => t + quiet_bound,
             _ => Millis(0),
         };
-        if beat.view != 0 && !p.views_seen.iter().any(|(d, _)| *d == beat.view) {
+        // Every beat passes here: the list is searched only when the view just changed.
+        if beat.view != 0
+            && p.view() != Some(beat.view)
+            && !p.views_seen.iter().any(|(d, _)| *d == beat.view)
+        {
             if p.views_seen.len() > super::view::MAX_SHOWN {
                 p.views_seen.remove(0);
             }

@@ -1071,14 +1071,15 @@ impl Election {
                 }
             }
         }
-        self.view.shown.drain(..=j);
-        self.view.shown_at.drain(..=j);
         let base = self.base_ids(now);
-        let keep: Vec<bool> = self.view.shown.iter().map(|c| *c != base).collect();
-        let mut k = keep.iter();
-        self.view.shown.retain(|_| *k.next().unwrap_or(&true));
-        let mut k = keep.iter();
-        self.view.shown_at.retain(|_| *k.next().unwrap_or(&true));
+        let shown = std::mem::take(&mut self.view.shown);
+        let shown_at = std::mem::take(&mut self.view.shown_at);
+        (self.view.shown, self.view.shown_at) = shown
+            .into_iter()
+            .zip(shown_at)
+            .skip(j + 1)
+            .filter(|(c, _)| *c != base)
+            .unzip();
         self.view.agreed = None;
         self.outputs.push_back(super::Output::Remember);
     }
