@@ -8,7 +8,19 @@ use crate::control::MemberChange;
 use crate::time::Millis;
 use crate::types::{MemberId, MemberInfo, MemberState};
 use crate::wire::Message;
+use std::collections::BTreeMap;
 use tracing::debug;
+
+/// Members lists: whom we sent ours and when, and what each peer's beats showed.
+#[derive(Debug, Default)]
+pub(super) struct Lists {
+    /// When we last sent each peer our list of members (bounded by the member table).
+    pub gossip_at: BTreeMap<MemberId, Millis>,
+    /// The view digest each peer's beats showed, and ours, as last checked (bounded by the
+    /// member table): a list goes only to a peer whose other view stood still for
+    /// two heartbeats ([`SeenView`]).
+    pub seen: BTreeMap<MemberId, SeenView>,
+}
 
 impl Election {
     pub(super) fn handle_hello(&mut self, now: Millis, info: MemberInfo) {
@@ -517,7 +529,7 @@ impl Election {
 
     /// Whether `to` may get our members list now: at most once per silence window each.
     pub(super) fn gossip_due(&self, now: Millis, to: MemberId) -> bool {
-        self.view
+        self.lists
             .gossip_at
             .get(&to)
             .is_none_or(|&t| now >= t + self.cfg.silence_ms)
@@ -530,19 +542,19 @@ impl Election {
     /// was 2.5 % of the CPU of 250 members starting together when computed at every beat.
     pub(super) fn note_view_of(&mut self, now: Millis, from: MemberId, theirs: u64) {
         let hb = self.cfg.heartbeat_ms;
-        let seen = match self.view.seen.get(&from) {
+        let seen = match self.lists.seen.get(&from) {
             Some(s) if s.theirs == theirs => *s,
             _ => {
-                if self.view.seen.len() > self.peers.len() {
+                if self.lists.seen.len() > self.peers.len() {
                     let peers = &self.peers;
-                    self.view.seen.retain(|id, _| peers.contains_key(id));
+                    self.lists.seen.retain(|id, _| peers.contains_key(id));
                 }
                 let s = SeenView {
                     theirs,
                     ours: None,
                     since: now,
                 };
-                self.view.seen.insert(from, s);
+                self.lists.seen.insert(from, s);
                 return;
             }
         };
@@ -551,7 +563,7 @@ impl Election {
         }
         let ours = self.view_digest();
         let stood = seen.ours == Some(ours);
-        self.view.seen.insert(
+        self.lists.seen.insert(
             from,
             SeenView {
                 theirs,
@@ -579,10 +591,10 @@ impl Election {
         if members.is_empty() {
             return;
         }
-        self.view
+        self.lists
             .gossip_at
             .retain(|id, _| self.peers.contains_key(id));
-        self.view.gossip_at.insert(to, now);
+        self.lists.gossip_at.insert(to, now);
         // The whole view, a frame per `MAX_GOSSIP` members (at most `MAX_MEMBERS / MAX_GOSSIP`
         // frames). One frame of the first 128 by id was what the list held before: in a view
         // of 250 the members past them were never listed, so a member whose links to them

@@ -162,6 +162,10 @@ pub struct Election {
     roles: roles::Roles,
     /// Agreement on who counts, refusals, the lone node's extra look (view.rs).
     view: tracked::Tracked<view::ViewState>,
+    /// Whom we sent our members list and when, and the views peers showed (membership.rs).
+    /// Kept out of `view`, whose every write drops the cached digests: it changes at
+    /// nearly every beat while members start together.
+    lists: membership::Lists,
     /// The digests ([`Election::digests`]), keyed on what they were computed from (view.rs,
     /// `MemoKey`).
     digest_cache: std::cell::Cell<Option<view::DigestMemo>>,
@@ -203,6 +207,7 @@ impl Election {
             lease: lease::Lease::default(),
             roles: roles::Roles::default(),
             view: tracked::Tracked::new(view::ViewState::default()),
+            lists: membership::Lists::default(),
             digest_cache: std::cell::Cell::new(None),
             shown_cache: std::cell::RefCell::new(None),
             memo_checks: std::cell::Cell::new(0),
