@@ -1123,6 +1123,15 @@ fn kept_in(config: &[MemberId], binding: &[MemberId]) -> Vec<MemberId> {
     }
 }
 
+/// The digest a member shows for a view of exactly these members (sorted ids).
+fn config_digest(config: &[MemberId]) -> u64 {
+    let mut d = Digest::new();
+    for &id in config {
+        d.add(id);
+    }
+    d.finish()
+}
+
 #[cfg(test)]
 mod kept_tests {
     use super::kept_in;
@@ -1157,13 +1166,4 @@ mod kept_tests {
             );
         }
     }
-}
-
-/// The digest a member shows for a view of exactly these members (sorted ids).
-fn config_digest(config: &[MemberId]) -> u64 {
-    let mut d = Digest::new();
-    for &id in config {
-        d.add(id);
-    }
-    d.finish()
 }
