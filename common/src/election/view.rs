@@ -978,6 +978,7 @@ impl Election {
         let current = self.digests().0;
         let shown: Vec<u64> = self.view.shown.iter().map(|c| config_digest(c)).collect();
         let view_ids = self.view_ids(now);
+        let binding = self.binding_ids();
         let reach = self.reach();
         let self_unbound = self.votes.promise.is_none()
             && own_only(self.votes.last_granted_epoch, self.cand.current);
@@ -1018,12 +1019,12 @@ impl Election {
                 continue;
             }
             let waited = now >= at + wait
-                && self.prefix_quorum(now, j, &|p: &Peer| {
+                && self.prefix_quorum(now, j, &binding, &|p: &Peer| {
                     first_showed(p).is_some_and(|t| now >= t + wait)
                 });
             let unbound = !waited
                 && self_unbound
-                && self.prefix_quorum(now, j, &|p: &Peer| {
+                && self.prefix_quorum(now, j, &binding, &|p: &Peer| {
                     first_showed(p).is_some()
                         && p.beat
                             .as_ref()
@@ -1038,16 +1039,22 @@ impl Election {
 
     /// Whether the members for which `votes_for` holds, and we, decide in the base, in the
     /// `j`-th view we showed (a strict majority) and in every view we showed before it.
-    fn prefix_quorum(&self, now: Millis, j: usize, votes_for: &dyn Fn(&Peer) -> bool) -> bool {
+    /// `binding` is [`Self::binding_ids`], built once by the caller for all its looks.
+    fn prefix_quorum(
+        &self,
+        now: Millis,
+        j: usize,
+        binding: &[MemberId],
+        votes_for: &dyn Fn(&Peer) -> bool,
+    ) -> bool {
         let (base, _) = self.tallies(now, true, votes_for, None);
         if !base.decides() {
             return false;
         }
         let base_ids = self.base_ids(now);
-        let binding = self.binding_ids();
         let configs: Vec<Vec<MemberId>> = self.view.shown[..=j]
             .iter()
-            .map(|c| self.binding_config(c, &binding))
+            .map(|c| self.binding_config(c, binding))
             .collect();
         let mut last = self.config_tally(&configs[j], true, votes_for, None);
         last.no_tie = true;
