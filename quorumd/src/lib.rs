@@ -9,6 +9,7 @@
 //! - `hooks`: runs master/slave/notify scripts, one at a time, never blocking heartbeats.
 //! - `logging`, `notify`: tracing setup and systemd's sd_notify protocol.
 //! - `explain`: plain-text reasons for the log (why inquorate, remembered members).
+//! - `flaps`: the log lines of members going `lost` and back over and over, counted.
 //! - `state`: the election memory and a renamed name, kept across restarts.
 //! - `timer`: the deadline timer of the driver and the hellos (a timerfd: one wake-up each).
 
@@ -16,6 +17,7 @@ pub mod checks;
 pub mod config;
 pub mod control;
 pub mod explain;
+pub mod flaps;
 pub mod hold;
 pub mod hooks;
 pub mod keyfile;

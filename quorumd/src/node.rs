@@ -209,6 +209,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     let mut driver = Driver {
         base,
         publish_now: false,
+        flaps: crate::flaps::Flaps::default(),
         election,
         transport: transport.clone(),
         hooks,
@@ -246,6 +247,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         }
         if let Some(m) = driver.minority_deadline() {
             deadline = deadline.min(driver.instant(m));
+        }
+        if let Some(f) = driver.flaps.deadline() {
+            deadline = deadline.min(Instant::from_std(f));
         }
         tokio::select! {
             ev = net_rx.recv() => {
@@ -546,6 +550,8 @@ struct Driver {
     /// Rebuild the published status at the next flush even without news: a control
     /// client asked for it (`last heard`, traffic rates), or a check changed.
     publish_now: bool,
+    /// `lost`/`returned` log lines of flapping members, counted instead (`crate::flaps`).
+    flaps: crate::flaps::Flaps,
     election: Election,
     transport: Transport,
     hooks: HookRunner,
@@ -668,6 +674,14 @@ impl Driver {
         }
         self.election.handle_all(now, inputs);
         self.flush();
+        for f in self.flaps.due(std::time::Instant::now()) {
+            info!(
+                member = %f.member,
+                change = %f.last,
+                quieted = f.quieted,
+                "membership"
+            );
+        }
     }
 
     /// Carries out the core's outputs (through the mapping the simulator uses too,
@@ -936,7 +950,11 @@ impl Effects for Driver {
     }
 
     fn member(&mut self, name: String, change: MemberChange) {
-        info!(member = %name, %change, "membership");
+        match self.flaps.note(&name, &change, std::time::Instant::now()) {
+            crate::flaps::Line::Log => info!(member = %name, %change, "membership"),
+            // Counted: told in one line when its window ends (`crate::flaps`).
+            crate::flaps::Line::Quiet => debug!(member = %name, %change, "membership"),
+        }
         let _ = self.events.send(Event::Member { name, change });
     }
 

@@ -210,3 +210,60 @@ fn start_up_names_the_remembered_members_and_inquorate_says_why() {
     bob.kill(libc::SIGCONT);
     peter.kill(libc::SIGCONT);
 }
+
+/// A member that keeps going `lost` and coming back (its process frozen past the silence
+/// window and thawed, over and over) is logged in full only for its first few changes of a
+/// window; the rest are told in one line when the window ends, with how many and the state
+/// the member is in. A busy cluster flooded its logs with these (250 daemons: 5,000 lines
+/// each in 50 s).
+#[test]
+fn a_flapping_member_is_logged_a_few_times_then_summed_up_with_its_state() {
+    let c = Cluster::new();
+    let alice = c.start("alice", &["--log-format", "json"]);
+    let mut bob = c.start("bob", &[]);
+    c.wait_master(&[&alice, &bob], "alice");
+    let flapping = |l: &Value| {
+        l["message"] == "membership"
+            && l["member"] == "bob"
+            && (l["change"] == "lost (silent, still counted)" || l["change"] == "returned")
+    };
+    for round in 0..6 {
+        bob.kill(libc::SIGSTOP);
+        c.wait_for(&format!("bob lost at alice ({round})"), DEADLINE, || {
+            alice.member_state("bob").as_deref() == Some("lost")
+        });
+        bob.kill(libc::SIGCONT);
+        c.wait_for(&format!("bob back at alice ({round})"), DEADLINE, || {
+            alice.member_state("bob").as_deref() == Some("alive")
+        });
+    }
+    // Twelve changes at least; the window is 10 s from the first.
+    c.wait_for("the flapping summed up", DEADLINE * 3, || {
+        json_lines(&alice)
+            .iter()
+            .any(|l| flapping(l) && l["quieted"].is_u64())
+    });
+    let lines: Vec<Value> = json_lines(&alice).into_iter().filter(flapping).collect();
+    let first_summary = lines
+        .iter()
+        .position(|l| l["quieted"].is_u64())
+        .expect("a summary line");
+    assert_eq!(
+        first_summary, 4,
+        "the first four changes of the window in full, then the summary: {lines:#?}"
+    );
+    let summary = &lines[first_summary];
+    assert_eq!(summary["level"], "INFO", "{summary}");
+    let quieted = summary["quieted"].as_u64().unwrap_or(0);
+    assert!(quieted >= 1, "{summary}");
+    // Where bob stands is the last word on him: he was thawed last.
+    let last = lines.last().expect("lines");
+    assert_eq!(last["change"], "returned", "{lines:#?}");
+    // Every change was counted: the lines in full and the quieted ones make at least twelve.
+    let told = lines.iter().filter(|l| !l["quieted"].is_u64()).count() as u64
+        + lines
+            .iter()
+            .filter_map(|l| l["quieted"].as_u64())
+            .sum::<u64>();
+    assert!(told >= 12, "{told} changes told: {lines:#?}");
+}
