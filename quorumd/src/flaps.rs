@@ -1,23 +1,27 @@
-//! Log lines for members that go `lost` and come back over and over: the first few of each
-//! member are logged as they come, the rest of a ten-second window are counted and told in
-//! one line when the window ends, with the state the member is in by then.
+//! Log lines for members going `lost` and coming back: at most [`FREE`] of them in a
+//! ten-second window are logged as they come; the others are counted, and when the window
+//! ends one line tells how many there were, of how many members, and which of them are
+//! still lost.
 //!
-//! Why: on a loaded cluster a member's frames can come late again and again. 250 daemons
-//! started together on two cores logged about 5,000 `lost`/`returned` lines each in 50 s
-//! (1.3 million in all, 2.6 % of the cluster's CPU under `perf`), and a log that floods
-//! hides what an operator looks for. `quorumctl follow` still gets every change: only the
-//! log is quieted. Joins, crashes, dispatches, renames and forgets are always logged.
+//! Why: on a loaded cluster members' frames come late again and again. 250 daemons started
+//! together on two cores logged about 5,000 `lost`/`returned` lines each in 50 s (1.3 million
+//! in all, 2.6 % of the cluster's CPU under `perf`), each member only a few times but all of
+//! them; a log that floods hides what an operator looks for. `quorumctl follow` still gets
+//! every change: only the log is quieted. Joins, crashes, dispatches, renames and forgets
+//! are always logged.
 
 use common::control::MemberChange;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Changes of one member logged in full per window.
-pub const FREE: u32 = 4;
-/// The window a member's flapping is counted over.
+/// `lost`/`returned` lines logged in full per window, all members together.
+pub const FREE: u32 = 8;
+/// The window.
 pub const WINDOW: Duration = Duration::from_secs(10);
-/// Members tracked at most (names come from the network: the table is bounded). Past it,
-/// changes are logged in full.
+/// Members named in a summary's list of those still lost, at most.
+const NAMED: usize = 16;
+/// Members counted at most (names come from the network); past it, the count goes on but
+/// the names of more members are not kept.
 const MAX_TRACKED: usize = 4096;
 
 /// What to do with one change's log line.
@@ -25,105 +29,99 @@ const MAX_TRACKED: usize = 4096;
 pub enum Line {
     /// Log it as it is.
     Log,
-    /// Count it, log nothing now: [`Flaps::due`] tells it when the window ends.
+    /// Counted, logged now only at debug: [`Flaps::due`] tells it when the window ends.
     Quiet,
 }
 
-/// A window that ended with quieted changes: say how many, and where the member stands.
+/// A window that ended with quieted changes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Summary {
-    pub member: String,
-    /// Changes not logged in the window.
+    /// Changes not logged in full.
     pub quieted: u32,
-    /// The member's last change (`lost` or `returned`): its state now.
-    pub last: MemberChange,
+    /// Members they were of.
+    pub members: usize,
+    /// Those whose last quieted change was `lost` (sorted, at most [`NAMED`]; "none"), and
+    /// how many more there are.
+    pub still_lost: String,
 }
 
-struct Flap {
-    since: Instant,
-    changes: u32,
-    quieted: u32,
-    last: MemberChange,
-}
-
-/// Per-member counts of `lost` and `returned` changes (module docs).
+/// The window's counts (module docs).
 #[derive(Default)]
 pub struct Flaps {
-    members: HashMap<String, Flap>,
-    /// The earliest end of a window with quieted changes: nothing to do before it.
-    next_due: Option<Instant>,
+    /// Start of the window; None before the first `lost`/`returned` change after the last one.
+    since: Option<Instant>,
+    logged: u32,
+    quieted: u32,
+    /// Each quieted member's last quieted change: lost (true) or returned.
+    last: BTreeMap<String, bool>,
 }
 
 impl Flaps {
-    /// Whether the line for `change` of `member` at `now` is logged or counted.
+    /// Whether the line for `change` of `member` at `now` is logged in full or counted.
     pub fn note(&mut self, member: &str, change: &MemberChange, now: Instant) -> Line {
-        if !matches!(change, MemberChange::Lost | MemberChange::Returned) {
-            // Anything else is news on its own, and starts the member afresh.
-            self.members.remove(member);
-            return Line::Log;
-        }
-        if !self.members.contains_key(member) && self.members.len() >= MAX_TRACKED {
-            self.members
-                .retain(|_, f| f.quieted > 0 || now < f.since + WINDOW);
-            if self.members.len() >= MAX_TRACKED {
+        let lost = match change {
+            MemberChange::Lost => true,
+            MemberChange::Returned => false,
+            _ => {
+                // News on its own; a member quieted as lost that crashed, left or was
+                // forgotten is not "still lost" at the window's end.
+                self.last.remove(member);
                 return Line::Log;
             }
+        };
+        let since = *self.since.get_or_insert(now);
+        if now >= since + WINDOW && self.quieted == 0 {
+            // The window ended with nothing quieted: a new one starts.
+            self.since = Some(now);
+            self.logged = 0;
         }
-        let f = self.members.entry(member.to_string()).or_insert(Flap {
-            since: now,
-            changes: 0,
-            quieted: 0,
-            last: change.clone(),
-        });
-        if now >= f.since + WINDOW && f.quieted == 0 {
-            f.since = now;
-            f.changes = 0;
-        }
-        f.changes += 1;
-        f.last = change.clone();
-        if f.changes <= FREE {
+        if self.logged < FREE {
+            self.logged += 1;
             return Line::Log;
         }
-        f.quieted += 1;
-        let end = f.since + WINDOW;
-        self.next_due = Some(self.next_due.map_or(end, |d| d.min(end)));
+        self.quieted = self.quieted.saturating_add(1);
+        if self.last.contains_key(member) || self.last.len() < MAX_TRACKED {
+            self.last.insert(member.to_string(), lost);
+        }
         Line::Quiet
     }
 
-    /// The windows ended by `now` with quieted changes, each once; those members start a new
-    /// window. Cheap when nothing is due (called after every batch of inputs).
-    pub fn due(&mut self, now: Instant) -> Vec<Summary> {
-        if self.next_due.is_none_or(|d| now < d) {
-            return Vec::new();
+    /// The summary of a window that ended by `now` with quieted changes, once; a new
+    /// window starts. Cheap when nothing is due (called after every batch of inputs).
+    pub fn due(&mut self, now: Instant) -> Option<Summary> {
+        let end = self.deadline()?;
+        if now < end {
+            return None;
         }
-        let mut out = Vec::new();
-        let mut next: Option<Instant> = None;
-        for (name, f) in &mut self.members {
-            if f.quieted == 0 {
-                continue;
-            }
-            let end = f.since + WINDOW;
-            if now >= end {
-                out.push(Summary {
-                    member: name.clone(),
-                    quieted: f.quieted,
-                    last: f.last.clone(),
-                });
-                f.since = now;
-                f.changes = 0;
-                f.quieted = 0;
-            } else {
-                next = Some(next.map_or(end, |d| d.min(end)));
-            }
+        let lost: Vec<&str> = self
+            .last
+            .iter()
+            .filter(|(_, lost)| **lost)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let mut still_lost = if lost.is_empty() {
+            "none".to_string()
+        } else {
+            lost[..lost.len().min(NAMED)].join(", ")
+        };
+        if lost.len() > NAMED {
+            still_lost.push_str(&format!(" and {} more", lost.len() - NAMED));
         }
-        self.next_due = next;
-        out.sort_by(|a, b| a.member.cmp(&b.member));
-        out
+        let summary = Summary {
+            quieted: self.quieted,
+            members: self.last.len(),
+            still_lost,
+        };
+        *self = Flaps::default();
+        Some(summary)
     }
 
     /// When [`Flaps::due`] has something to tell, if ever.
     pub fn deadline(&self) -> Option<Instant> {
-        self.next_due
+        if self.quieted == 0 {
+            return None;
+        }
+        self.since.map(|s| s + WINDOW)
     }
 }
 
@@ -131,6 +129,7 @@ impl Flaps {
 mod tests {
     use super::*;
 
+    /// `n` changes of `member` at `t`, lost first, then returned, and so on.
     fn flap(f: &mut Flaps, member: &str, n: u32, t: Instant) -> Vec<Line> {
         (0..n)
             .map(|i| {
@@ -145,73 +144,82 @@ mod tests {
     }
 
     #[test]
-    fn the_first_changes_are_logged_the_rest_told_once_with_the_state_at_the_end() {
+    fn the_first_changes_are_logged_the_rest_told_once_with_who_is_still_lost() {
         let t0 = Instant::now();
         let mut f = Flaps::default();
-        let lines = flap(&mut f, "bob", 9, t0);
-        assert_eq!(
-            lines.iter().filter(|l| **l == Line::Log).count(),
-            FREE as usize
-        );
-        assert!(lines[FREE as usize..].iter().all(|l| *l == Line::Quiet));
-        // Another member is counted on its own.
-        assert_eq!(flap(&mut f, "carol", 1, t0), vec![Line::Log]);
-        assert!(f.due(t0 + WINDOW - Duration::from_millis(1)).is_empty());
+        let lines = flap(&mut f, "bob", FREE + 3, t0);
+        assert_eq!(lines[..FREE as usize], vec![Line::Log; FREE as usize]);
+        assert_eq!(lines[FREE as usize..], vec![Line::Quiet; 3]);
+        // The window is shared: carol's changes are quieted too; she ends lost, bob ends lost
+        // (his 11th change), dave returned.
+        assert_eq!(flap(&mut f, "carol", 1, t0), vec![Line::Quiet]);
+        assert_eq!(flap(&mut f, "dave", 2, t0), vec![Line::Quiet; 2]);
+        assert_eq!(f.due(t0 + WINDOW - Duration::from_millis(1)), None);
         assert_eq!(f.deadline(), Some(t0 + WINDOW));
-        let told = f.due(t0 + WINDOW);
         assert_eq!(
-            told,
-            vec![Summary {
-                member: "bob".into(),
-                quieted: 9 - FREE,
-                // The ninth change (index 8) was `lost`: that is where bob stands.
-                last: MemberChange::Lost,
-            }]
+            f.due(t0 + WINDOW),
+            Some(Summary {
+                quieted: 6,
+                members: 3,
+                still_lost: "bob, carol".into(),
+            })
         );
-        // Told once.
-        assert!(f.due(t0 + WINDOW * 2).is_empty());
+        // Told once; the next window starts afresh.
+        assert_eq!(f.due(t0 + WINDOW * 2), None);
         assert_eq!(f.deadline(), None);
-    }
-
-    #[test]
-    fn a_quiet_member_starts_a_new_window_and_other_changes_always_log() {
-        let t0 = Instant::now();
-        let mut f = Flaps::default();
-        flap(&mut f, "bob", FREE, t0);
-        // Within the window the next one is quieted...
-        assert_eq!(f.note("bob", &MemberChange::Lost, t0), Line::Quiet);
-        // ...but a crash, a join or a dispatch is never quieted, and starts bob afresh.
-        assert_eq!(f.note("bob", &MemberChange::Crashed, t0), Line::Log);
-        assert_eq!(f.note("bob", &MemberChange::Joined, t0), Line::Log);
-        assert_eq!(
-            flap(&mut f, "bob", FREE, t0),
-            vec![Line::Log; FREE as usize]
-        );
-        // A window over with nothing quieted: the count starts again.
-        let later = t0 + WINDOW;
+        let later = t0 + WINDOW * 2;
         assert_eq!(
             flap(&mut f, "bob", FREE, later),
             vec![Line::Log; FREE as usize]
         );
-        assert_eq!(f.note("bob", &MemberChange::Lost, later), Line::Quiet);
     }
 
     #[test]
-    fn the_tracked_members_are_bounded() {
+    fn other_changes_always_log_and_a_window_without_quieting_just_ends() {
         let t0 = Instant::now();
         let mut f = Flaps::default();
-        for i in 0..MAX_TRACKED + 10 {
-            f.note(&format!("m{i}"), &MemberChange::Lost, t0);
-        }
-        assert!(f.members.len() <= MAX_TRACKED);
-        // Past the bound a new member is logged in full, never quieted.
+        flap(&mut f, "bob", FREE, t0);
+        assert_eq!(f.note("bob", &MemberChange::Lost, t0), Line::Quiet);
+        // A crash, a join or a dispatch is never quieted, and bob is not "still lost" after.
+        assert_eq!(f.note("bob", &MemberChange::Crashed, t0), Line::Log);
+        assert_eq!(f.note("bob", &MemberChange::Joined, t0), Line::Log);
+        let told = f.due(t0 + WINDOW).expect("a summary");
+        assert_eq!(told.quieted, 1);
+        assert_eq!(told.still_lost, "none");
+        // A window with only a few changes ends without a word, and the count starts again.
+        let t1 = t0 + WINDOW * 3;
+        flap(&mut f, "bob", 2, t1);
+        assert_eq!(f.deadline(), None);
+        let t2 = t1 + WINDOW;
         assert_eq!(
-            flap(&mut f, "newcomer", FREE + 3, t0),
-            vec![Line::Log; FREE as usize + 3]
+            flap(&mut f, "bob", FREE, t2),
+            vec![Line::Log; FREE as usize]
         );
-        // Once windows have ended, room is made again.
-        let later = t0 + WINDOW;
-        assert_eq!(f.note("late", &MemberChange::Lost, later), Line::Log);
-        assert!(f.members.contains_key("late"));
+    }
+
+    #[test]
+    fn a_summary_names_a_bounded_number_of_members_and_the_table_is_bounded() {
+        let t0 = Instant::now();
+        let mut f = Flaps::default();
+        flap(&mut f, "first", FREE, t0);
+        for i in 0..MAX_TRACKED + 10 {
+            f.note(&format!("m{i:05}"), &MemberChange::Lost, t0);
+        }
+        assert!(f.last.len() <= MAX_TRACKED);
+        let told = f.due(t0 + WINDOW).expect("a summary");
+        assert_eq!(told.quieted as usize, MAX_TRACKED + 10);
+        assert_eq!(told.members, MAX_TRACKED);
+        assert!(
+            told.still_lost
+                .starts_with("m00000, m00001, m00002, m00003, m00004, m00005, m00006, m00007"),
+            "{}",
+            told.still_lost
+        );
+        assert!(
+            told.still_lost
+                .ends_with(&format!(" and {} more", MAX_TRACKED - NAMED)),
+            "{}",
+            told.still_lost
+        );
     }
 }

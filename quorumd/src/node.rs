@@ -674,12 +674,12 @@ impl Driver {
         }
         self.election.handle_all(now, inputs);
         self.flush();
-        for f in self.flaps.due(std::time::Instant::now()) {
+        if let Some(f) = self.flaps.due(std::time::Instant::now()) {
             info!(
-                member = %f.member,
-                change = %f.last,
                 quieted = f.quieted,
-                "membership"
+                members = f.members,
+                still_lost = %f.still_lost,
+                "membership: lost and returned members not logged one by one in the last 10 s"
             );
         }
     }
