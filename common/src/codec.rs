@@ -7,7 +7,7 @@
 //! ```text
 //!  offset  size  field
 //!  0       2     magic "QD"
-//!  2       1     version (3)
+//!  2       1     version (4)
 //!  3       1     kind: 0 datagram, 1 link open (first frame of a connection), 2 link frame
 //!  4       1     flags: bit 0 = a 32-byte HMAC-SHA256 tag ends the message
 //!  5       8|16|8  kind 0: sender's wall clock, ms since the Unix epoch (u64 BE)
@@ -41,8 +41,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Version of the daemon-to-daemon protocol (1 was JSON; 2 had no quiet pairs: a beat without
-/// `want` and `gap_ms`). Other versions are refused.
-pub const WIRE_VERSION: u8 = 3;
+/// `want` and `gap_ms`; 3 had no pledges: a vote in a beat that is not `voting` backed its
+/// candidate at once, where it now only pledges the vote to a sitting master). Other versions
+/// are refused.
+pub const WIRE_VERSION: u8 = 4;
 /// First two bytes of every message.
 pub const MAGIC: [u8; 2] = *b"QD";
 /// Largest sealed message accepted or sent, in bytes (UDP datagrams and TCP frames).

@@ -129,7 +129,9 @@ pub struct Beat {
     pub candidacy: Option<u64>,
     /// The sender holds a valid master lease now.
     pub master: bool,
-    /// Sender's vote, if it is granting one.
+    /// Sender's vote, if it is granting one. From a sender that is not `voting` yet (quiet
+    /// after its start) it is a pledge, only ever to a sitting master: it binds the sender
+    /// like a vote but backs the master only once the sender votes.
     pub grant: Option<Grant>,
     /// Highest epoch the sender knows.
     pub epoch: u64,

@@ -96,3 +96,40 @@ fn a_master_keeps_its_role_while_members_start_every_half_second() {
         nodes[0].log()
     );
 }
+
+#[test]
+fn a_lone_master_keeps_its_role_when_two_members_start_at_once() {
+    // Two newcomers started together make two thirds of the count: the master's lease
+    // needs one of their votes as soon as they may vote, and both become able to vote at
+    // the same instant. The master went master -> inquorate -> slave -> master (a new
+    // epoch, three hook runs) every time, until a newcomer pledged its vote to the sitting
+    // master while still quiet (docs/ALGORITHM.md, "A pledge").
+    let c = Cluster::new();
+    let hook = c.hook("alice");
+    let alice = c.start("alice", &["-m", hook.arg(), "-s", hook.arg()]);
+    c.wait_for("alice is master alone", DEADLINE, || {
+        alice.role().as_deref() == Some("master")
+    });
+    c.wait_for("alice's master hook ran", DEADLINE, || {
+        !hook.runs().is_empty()
+    });
+    let epoch = alice.status()["epoch"].clone();
+    // Spawned back to back, without waiting for either socket: they start together.
+    let bob = c.spawn_on("bob", c.tcp_port(), &[]);
+    let carol = c.spawn_on("carol", c.tcp_port(), &[]);
+    let (bob, carol) = (c.wait_up(bob), c.wait_up(carol));
+    c.wait_master(&[&alice, &bob, &carol], "alice");
+    c.wait_for("bob and carol vote for alice", DEADLINE, || {
+        alice.status()["quorum"]["votes"] == 3
+    });
+    c.hold("alice stays master", Duration::from_secs(1), || {
+        alice.role().as_deref() == Some("master")
+    });
+    let roles: Vec<String> = hook.runs().into_iter().map(|r| r.role).collect();
+    assert_eq!(roles, ["master"], "hook runs of alice\n{}", alice.log());
+    assert_eq!(
+        alice.status()["epoch"],
+        epoch,
+        "the epoch moved without a new master"
+    );
+}

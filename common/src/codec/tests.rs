@@ -180,8 +180,13 @@ fn versions_and_junk_are_refused() {
         open_datagram(&key(1), NOW, b"QD\x02\x00\x01"),
         Err(OpenError::BadVersion(2))
     );
+    // Version 3 had no pledges: a vote given while quiet backed the master at once.
     assert_eq!(
-        open_datagram(&Keyring::none(), NOW, b"QD\x03\x00\x00"),
+        open_datagram(&key(1), NOW, b"QD\x03\x00\x01"),
+        Err(OpenError::BadVersion(3))
+    );
+    assert_eq!(
+        open_datagram(&Keyring::none(), NOW, b"QD\x04\x00\x00"),
         Err(OpenError::Malformed("truncated".into()))
     );
     assert_eq!(

@@ -262,8 +262,11 @@ impl Election {
         // A vote backs us from when we sent the beat it echoes. A voter that stops voting for
         // us still backs us until then: its promise (which lasts longer) keeps it from voting
         // for anyone else, unless we release it ourselves.
+        // A pledge (a vote given while the voter is still quiet after its start) backs
+        // nobody yet: it only extends the voter's quiet period below.
+        let pledged = beat.grant.is_some() && beat.grant == mine && !beat.voting;
         if let (Some(g), Some(m), Some(t)) = (beat.grant, mine, sent_at) {
-            if g == m {
+            if g == m && beat.voting {
                 p.support_until = p.support_until.max(t + lease);
             }
         }
@@ -310,6 +313,25 @@ impl Election {
             Some(t) if !beat.voting => t + quiet_bound,
             _ => Millis(0),
         };
+        // A newcomer that pledged its vote to our mastership cannot vote for anyone else
+        // either once its quiet period ends, until its promise runs out (it lasts longer
+        // than `t + lease`, as a vote's does): our lease leaves it out until then, or until
+        // its first vote arrives (docs/ALGORITHM.md, "A pledge"). Without this, newcomers
+        // making up half the count or more, all able to vote from one instant (which we date
+        // a drift early), made the master step down until their votes came a round trip
+        // later. A beat without the pledge changes nothing: the promise still binds it. A
+        // pledge to another of our epochs is void: we released it when we gave that one up.
+        match (mine, sent_at) {
+            (Some(m), Some(t)) if pledged && self.lease.is_master => {
+                let until = match p.pledged {
+                    Some((e, u)) if e == m.epoch => u.max(t + lease),
+                    _ => t + lease,
+                };
+                p.pledged = Some((m.epoch, until));
+            }
+            _ if beat.voting && beat.grant.is_some() && beat.grant == mine => p.pledged = None,
+            _ => {}
+        }
         // Every beat passes here: the list is searched only when the view just changed.
         if beat.view != 0
             && p.view() != Some(beat.view)

@@ -100,14 +100,18 @@ impl Election {
             .map(|p| p.support_until)
             .collect();
         if sitting {
-            // A member whose quiet period ends counts from then on (without a vote until its
-            // first one arrives): the tally may break there too.
+            // A member whose quiet period or pledge ends counts from then on (without a vote
+            // until its first one arrives): the tally may break there too.
             ends.extend(
                 self.peers
                     .values()
                     .filter(|p| p.quiet_until > now)
                     .map(|p| p.quiet_until),
             );
+            ends.extend(self.peers.values().filter_map(|p| match p.pledged {
+                Some((e, until)) if Some(e) == self.cand.current && until > now => Some(until),
+                _ => None,
+            }));
         }
         ends.sort();
         ends.dedup();
@@ -142,7 +146,8 @@ impl Election {
             .filter(|p| {
                 p.state == MemberState::Alive
                     && p.beat.as_ref().is_some_and(|b| {
-                        (b.master && p.info.id == m) || b.grant.is_some_and(|g| g.candidate == m)
+                        (b.master && p.info.id == m)
+                            || (b.voting && b.grant.is_some_and(|g| g.candidate == m))
                     })
             })
             .count()

@@ -53,6 +53,11 @@ pub(crate) struct Peer {
     /// Until when it surely cannot vote (its quiet period after start, from its newest beat;
     /// 0 when it votes or we cannot tell).
     pub quiet_until: Millis,
+    /// Its pledge to our mastership (a vote given while it was still quiet): the epoch
+    /// pledged to, and until when the promise surely binds it (our clock). Until then it
+    /// votes for nobody else, quiet or not, and our lease at that epoch leaves it out
+    /// until its first vote arrives (view.rs, `quiet_at`; docs/ALGORITHM.md, "A pledge").
+    pub pledged: Option<(u64, Millis)>,
     /// Learned from a peer's list of members, not heard yet ourselves (cleared by its first
     /// beat).
     pub gossiped: bool,
@@ -101,6 +106,7 @@ impl Peer {
             first_heard: now.unwrap_or(Millis(0)),
             had_beat: false,
             quiet_until: Millis(0),
+            pledged: None,
             gossiped: false,
             departed_at: None,
             departed_backing: false,

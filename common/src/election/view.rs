@@ -23,7 +23,8 @@
 //!   promise those voters gave to a candidate with another view has run out by then, so no
 //!   candidate that does not count the newcomers can gather a quorum of the base any more.
 //!   At once when none of them can hold such a promise: each never voted, or its highest
-//!   vote is its own current candidacy. When our view moved on meanwhile (members joining
+//!   vote is its own current candidacy, or (at a sitting master) it is still quiet and its
+//!   highest vote is its pledge to our mastership. When our view moved on meanwhile (members joining
 //!   less than a lease and a drift apart), a view we showed earlier is committed instead, on
 //!   the same terms, by the members that showed it and still show it or a later one of
 //!   ours (`commit_shown_prefix`).
@@ -34,8 +35,9 @@
 //!   says how long its quiet period lasts; the lease is tallied at each instant without the
 //!   members that surely cannot vote then, `quiet_at`), and a pending member that shows our
 //!   view agrees with its exact half even before it may vote: a join does not unseat a
-//!   master (unless members join less than a drift apart: docs/ALGORITHM.md, "Known
-//!   limits").
+//!   master. A newcomer pledges its vote to a sitting master while still quiet, and the
+//!   master leaves it out until its vote arrives, so that newcomers able to vote from one
+//!   instant do not unseat it either (docs/ALGORITHM.md, "A pledge").
 //! * **Shown views bind.** Every view a node showed in a beat since its last commit may have
 //!   been committed by a peer on the strength of that beat, so until the node commits itself
 //!   a candidate needs a quorum in each of those views too (members that left for good
@@ -50,6 +52,7 @@ use super::members::Peer;
 use super::quorum;
 use crate::time::Millis;
 use crate::types::MemberId;
+use crate::wire::Beat;
 use tracing::debug;
 
 /// Agreement on the view, refusals and the lone node's extra look.
@@ -513,8 +516,17 @@ impl Election {
     /// (module docs, "A member that cannot vote yet"): no candidate anywhere can hold its
     /// vote before then, so any count that holds it is won, if at all, by a quorum of that
     /// count without it, which meets ours.
-    fn quiet_at(p: &Peer, sitting: Option<Millis>) -> bool {
-        sitting.is_some_and(|at| p.quiet_until > at)
+    ///
+    /// A member that pledged its vote to our current mastership (`Peer::pledged`) is left
+    /// out the same way until its pledge runs out: at any instant before then it is either
+    /// still quiet or bound to us by its promise, and in both cases no other candidate holds
+    /// its vote, which is all the argument above needs (docs/ALGORITHM.md, "A pledge").
+    fn quiet_at(&self, p: &Peer, sitting: Option<Millis>) -> bool {
+        sitting.is_some_and(|at| {
+            p.quiet_until > at
+                || p.pledged
+                    .is_some_and(|(e, until)| Some(e) == self.cand.current && until > at)
+        })
     }
 
     /// Members that left the count by a certain crash or a dispatch less than a lease and a
@@ -609,7 +621,7 @@ impl Election {
             && self.peers.values().all(|p| {
                 !(self.in_view(p, now) || self.in_base(p, now, fresh) || self.ghost(p))
                     || votes_for(p)
-                    || Self::quiet_at(p, sitting)
+                    || self.quiet_at(p, sitting)
             })
     }
 
@@ -646,7 +658,7 @@ impl Election {
                 let Some(p) = self.peers.get(&id) else {
                     continue;
                 };
-                if Self::quiet_at(p, sitting) {
+                if self.quiet_at(p, sitting) {
                     continue;
                 }
                 t.no_tie |= p.last_heard.is_none();
@@ -719,7 +731,7 @@ impl Election {
                     view.top_in = false;
                 }
             }
-            if Self::quiet_at(p, sitting) {
+            if self.quiet_at(p, sitting) {
                 continue;
             }
             if self.in_view(p, now) {
@@ -779,8 +791,7 @@ impl Election {
         let (_, view) = self.tallies(now, false, &|_| false, sitting);
         let mut best = (self.me.rank.tie_order(), self.me.id);
         for p in self.peers.values() {
-            if self.in_view(p, now) && !Self::quiet_at(p, sitting) && p.rank().tie_order() < best.0
-            {
+            if self.in_view(p, now) && !self.quiet_at(p, sitting) && p.rank().tie_order() < best.0 {
                 best = (p.rank().tie_order(), p.info.id);
             }
         }
@@ -873,6 +884,29 @@ impl Election {
             || self.view.shown_overflow
     }
 
+    /// The epoch of the sitting mastership that members still quiet may have pledged their
+    /// votes to without binding our commit: ours, while we are master (a candidate backed
+    /// only by itself, bound by the view it shows until it commits, as in `own_only`).
+    /// Members that follow a master commit as before: at once only with newcomers that
+    /// never voted, else a lease and a drift after a quorum showed the view (committing
+    /// sooner than their master made their bases differ from its own, which newcomers'
+    /// first votes after a pledge need equal, and in the fast profile masters stepped down
+    /// while several members joined 15 ms apart).
+    fn pledge_epoch(&self) -> Option<u64> {
+        self.lease.is_master.then_some(self.cand.current).flatten()
+    }
+
+    /// We can hold no promise to a candidate other than the one at `pledged_to` (if any):
+    /// our own side of [`unbound_voter`].
+    fn self_unbound(&self, now: Millis, pledged_to: Option<u64>) -> bool {
+        let pledging = !self.may_vote(now) && pledged_to.is_some();
+        self.votes
+            .promise
+            .is_none_or(|pr| pledging && Some(pr.grant.epoch) == pledged_to)
+            && (own_only(self.votes.last_granted_epoch, self.cand.current)
+                || pledging && Some(self.votes.last_granted_epoch) == pledged_to)
+    }
+
     /// Commits the pending members once a joint quorum, reachable both ways, has shown our
     /// digests for a lease and a drift.
     pub(super) fn commit_view(&mut self, now: Millis) {
@@ -913,14 +947,14 @@ impl Election {
         // only with no promise out and votes for no one else while it stands, so the only
         // candidate it backs is itself, showing our view now (and bound by it until it
         // commits: shown views). A sitting master and its newcomers commit at once.
-        let unbound = self.votes.promise.is_none()
-            && own_only(self.votes.last_granted_epoch, self.cand.current)
+        let pledged_to = self.pledge_epoch();
+        let unbound = self.self_unbound(now, pledged_to)
             && self.joint_quorum(now, true, &|p: &Peer| {
                 p.reachable(now, &reach)
                     && p.view() == Some(digests.0)
                     && p.beat
                         .as_ref()
-                        .is_some_and(|b| own_only(b.voted, b.candidacy))
+                        .is_some_and(|b| unbound_voter(b, pledged_to))
             });
         if !unbound && now < since + self.cfg.lease_ms + self.cfg.drift_ms {
             self.commit_shown_prefix(now);
@@ -980,8 +1014,8 @@ impl Election {
         let view_ids = self.view_ids(now);
         let binding = self.binding_ids();
         let reach = self.reach();
-        let self_unbound = self.votes.promise.is_none()
-            && own_only(self.votes.last_granted_epoch, self.cand.current);
+        let pledged_to = self.pledge_epoch();
+        let self_unbound = self.self_unbound(now, pledged_to);
         for j in (0..shown.len()).rev() {
             let Some(at) = self.view.shown_at.get(j).copied().flatten() else {
                 continue;
@@ -1028,7 +1062,7 @@ impl Election {
                     first_showed(p).is_some()
                         && p.beat
                             .as_ref()
-                            .is_some_and(|b| own_only(b.voted, b.candidacy))
+                            .is_some_and(|b| unbound_voter(b, pledged_to))
                 });
             if waited || unbound {
                 self.commit_prefix_at(now, j);
@@ -1106,6 +1140,15 @@ thread_local! {
 /// vote is its own current candidacy (view.rs, `commit_view`).
 fn own_only(voted: u64, candidacy: Option<u64>) -> bool {
     voted == 0 || candidacy == Some(voted)
+}
+
+/// [`own_only`], or a member still quiet whose highest vote is its pledge to the sitting
+/// mastership at `pledged_to` ([`Election::pledge_epoch`]): epochs are unique to one
+/// candidacy, so it holds no promise to anyone else, and that master shows our view (docs/
+/// ALGORITHM.md, "A pledge"). Without this, newcomers that pledged their votes waited a
+/// lease and a drift for commits that used to come at once.
+fn unbound_voter(b: &Beat, pledged_to: Option<u64>) -> bool {
+    own_only(b.voted, b.candidacy) || !b.voting && b.voted != 0 && Some(b.voted) == pledged_to
 }
 
 /// The members of `config` that are in `binding` (sorted), in `config`'s order: one pass

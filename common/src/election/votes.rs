@@ -14,6 +14,9 @@ use crate::wire::Grant;
 pub(super) struct Promise {
     pub grant: Grant,
     pub until: Millis,
+    /// Given or renewed while the candidate showed our base digest. A pledge may be given
+    /// without (it backs nobody yet), and its first renewal as a vote then needs it.
+    pub based: bool,
 }
 
 /// What we vote and promise.
@@ -37,7 +40,17 @@ impl Election {
         // Our vote for someone else.
         let digests = self.digests();
         let grant = match target {
-            Some(t) if t != self.me.id && self.may_vote(now) => self.peers.get(&t).and_then(|p| {
+            Some(t) if t != self.me.id => self.peers.get(&t).and_then(|p| {
+                // While we are quiet after our start, a vote is a pledge, and only to a
+                // sitting master: it binds us from now on like any vote, but it does not back
+                // the master until our quiet period surely ended (docs/ALGORITHM.md, "A
+                // pledge"). It spares a master its step-down when newcomers making up half
+                // its count or more all become able to vote at one instant.
+                let sitting = p.beat.as_ref().is_some_and(|b| b.master);
+                let pledge = !self.may_vote(now);
+                if pledge && !sitting {
+                    return None;
+                }
                 let epoch = p.beat.as_ref()?.candidacy?;
                 let g = Grant {
                     candidate: t,
@@ -47,9 +60,13 @@ impl Election {
                 // Only for a candidate that counts exactly whom we count (view.rs). A new vote
                 // also needs the same agreed base; renewing one given under equal bases needs
                 // equal views only: two nodes commit the same members a few milliseconds
-                // apart, and the base of the later one is briefly its whole view.
+                // apart, and the base of the later one is briefly its whole view. A pledge
+                // needs equal views only: a master commits newcomers a lease and a drift
+                // after its voters saw them, about when their quiet periods end, and a pledge
+                // that waited for it would come too late to matter.
                 let (view, base) = p.digests()?;
-                if view != digests.0 || (!renewing && base != digests.1) {
+                let based = self.votes.promise.is_some_and(|pr| pr.grant == g && pr.based);
+                if view != digests.0 || (!pledge && !based && base != digests.1) {
                     #[cfg(test)]
                     if std::env::var("SIM_DEBUG").is_ok() {
                         eprintln!("{} {now} no vote for {t} (renewing {renewing}): theirs {:?} ours {digests:?}", self.me.name, (view, base));
@@ -59,7 +76,6 @@ impl Election {
                 // Backing a sitting master at its own epoch makes no new mastership, so it is
                 // allowed even if we voted at that epoch or above meanwhile (say for ourselves
                 // while cut off): otherwise a healed partition would unseat it for nothing.
-                let sitting = p.beat.as_ref().is_some_and(|b| b.master);
                 let free = self.votes.promise.is_none()
                     && (epoch > self.votes.last_granted_epoch
                         || self.votes.last_grant == Some(g)
@@ -81,7 +97,16 @@ impl Election {
                 self.votes.promise = Some(Promise {
                     grant: g,
                     until: from + self.cfg.lease_ms + self.cfg.drift_ms,
+                    based: false,
                 });
+            }
+            let bases_agree = self
+                .peers
+                .get(&g.candidate)
+                .and_then(|p| p.digests())
+                .is_some_and(|(_, base)| base == digests.1);
+            if let Some(pr) = self.votes.promise.as_mut() {
+                pr.based |= bases_agree;
             }
         }
         if grant != self.votes.grant {
