@@ -24,10 +24,10 @@
 //!   candidate that does not count the newcomers can gather a quorum of the base any more.
 //!   At once when none of them can hold such a promise: each never voted, or its highest
 //!   vote is its own current candidacy, or (at a sitting master) it is still quiet and its
-//!   highest vote is its pledge to our mastership. When our view moved on meanwhile (members joining
-//!   less than a lease and a drift apart), a view we showed earlier is committed instead, on
-//!   the same terms, by the members that showed it and still show it or a later one of
-//!   ours (`commit_shown_prefix`).
+//!   highest vote is its pledge to our mastership. When our view moved on meanwhile
+//!   (members joining less than a lease and a drift apart), a view we showed earlier is
+//!   committed instead, on the same terms, by the members that showed it and still show it
+//!   or a later one of ours (`commit_shown_prefix`).
 //! * **The tie-break needs agreement.** An exact half wins only with the best-ranked member,
 //!   and in the view only when every pending member showed our view: otherwise that member
 //!   may count itself with others we do not know, and their half could win too.
@@ -896,15 +896,9 @@ impl Election {
         self.lease.is_master.then_some(self.cand.current).flatten()
     }
 
-    /// We can hold no promise to a candidate other than the one at `pledged_to` (if any):
-    /// our own side of [`unbound_voter`].
-    fn self_unbound(&self, now: Millis, pledged_to: Option<u64>) -> bool {
-        let pledging = !self.may_vote(now) && pledged_to.is_some();
-        self.votes
-            .promise
-            .is_none_or(|pr| pledging && Some(pr.grant.epoch) == pledged_to)
-            && (own_only(self.votes.last_granted_epoch, self.cand.current)
-                || pledging && Some(self.votes.last_granted_epoch) == pledged_to)
+    /// We can hold no promise to another candidate (`own_only`).
+    fn self_unbound(&self) -> bool {
+        self.votes.promise.is_none() && own_only(self.votes.last_granted_epoch, self.cand.current)
     }
 
     /// Commits the pending members once a joint quorum, reachable both ways, has shown our
@@ -948,7 +942,7 @@ impl Election {
         // candidate it backs is itself, showing our view now (and bound by it until it
         // commits: shown views). A sitting master and its newcomers commit at once.
         let pledged_to = self.pledge_epoch();
-        let unbound = self.self_unbound(now, pledged_to)
+        let unbound = self.self_unbound()
             && self.joint_quorum(now, true, &|p: &Peer| {
                 p.reachable(now, &reach)
                     && p.view() == Some(digests.0)
@@ -1015,7 +1009,7 @@ impl Election {
         let binding = self.binding_ids();
         let reach = self.reach();
         let pledged_to = self.pledge_epoch();
-        let self_unbound = self.self_unbound(now, pledged_to);
+        let self_unbound = self.self_unbound();
         for j in (0..shown.len()).rev() {
             let Some(at) = self.view.shown_at.get(j).copied().flatten() else {
                 continue;
@@ -1143,10 +1137,10 @@ fn own_only(voted: u64, candidacy: Option<u64>) -> bool {
 }
 
 /// [`own_only`], or a member still quiet whose highest vote is its pledge to the sitting
-/// mastership at `pledged_to` ([`Election::pledge_epoch`]): epochs are unique to one
-/// candidacy, so it holds no promise to anyone else, and that master shows our view (docs/
-/// ALGORITHM.md, "A pledge"). Without this, newcomers that pledged their votes waited a
-/// lease and a drift for commits that used to come at once.
+/// mastership at `pledged_to` ([`Election::pledge_epoch`], ours): epochs are unique to one
+/// candidacy, so it holds no promise to anyone else (docs/ALGORITHM.md, "A pledge").
+/// Without this, newcomers that pledged their votes waited a lease and a drift for commits
+/// that used to come at once.
 fn unbound_voter(b: &Beat, pledged_to: Option<u64>) -> bool {
     own_only(b.voted, b.candidacy) || !b.voting && b.voted != 0 && Some(b.voted) == pledged_to
 }
