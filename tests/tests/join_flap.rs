@@ -3,12 +3,12 @@
 //! master (new epoch) about 0.3 s after a second node started (the established node waited
 //! for the newcomer to dial, and counted it before its first beat showed the same view).
 
-use quorum_tests::{Cluster, DEADLINE, Profile};
+use quorum_tests::{Cluster, DEADLINE, Hook, Node, Profile};
 use std::time::Duration;
 
-#[test]
-fn a_lone_master_keeps_its_role_and_runs_no_hook_when_others_join() {
-    let c = Cluster::new();
+/// Starts alice alone (hooked) and waits until she is master and her hook ran. Returns her,
+/// her hook and her epoch.
+fn lone_master_alice(c: &Cluster) -> (Node, Hook, serde_json::Value) {
     let hook = c.hook("alice");
     let alice = c.start("alice", &["-m", hook.arg(), "-s", hook.arg()]);
     c.wait_for("alice is master alone", DEADLINE, || {
@@ -18,6 +18,24 @@ fn a_lone_master_keeps_its_role_and_runs_no_hook_when_others_join() {
         !hook.runs().is_empty()
     });
     let epoch = alice.status()["epoch"].clone();
+    (alice, hook, epoch)
+}
+
+/// Alice's hook ran once (her first `master`) and her epoch is still `epoch`.
+fn assert_alice_kept_her_mastership(alice: &Node, hook: &Hook, epoch: &serde_json::Value) {
+    let roles: Vec<String> = hook.runs().into_iter().map(|r| r.role).collect();
+    assert_eq!(roles, ["master"], "hook runs of alice\n{}", alice.log());
+    assert_eq!(
+        &alice.status()["epoch"],
+        epoch,
+        "the epoch moved without a new master"
+    );
+}
+
+#[test]
+fn a_lone_master_keeps_its_role_and_runs_no_hook_when_others_join() {
+    let c = Cluster::new();
+    let (alice, hook, epoch) = lone_master_alice(&c);
     let bob = c.start("bob", &[]);
     c.wait_master(&[&alice, &bob], "alice");
     c.hold("alice stays master", Duration::from_secs(2), || {
@@ -28,13 +46,7 @@ fn a_lone_master_keeps_its_role_and_runs_no_hook_when_others_join() {
     c.hold("alice stays master", Duration::from_secs(2), || {
         alice.role().as_deref() == Some("master")
     });
-    let roles: Vec<String> = hook.runs().into_iter().map(|r| r.role).collect();
-    assert_eq!(roles, ["master"], "hook runs of alice");
-    assert_eq!(
-        alice.status()["epoch"],
-        epoch,
-        "the epoch moved without a new master"
-    );
+    assert_alice_kept_her_mastership(&alice, &hook, &epoch);
 }
 
 #[test]
@@ -105,15 +117,7 @@ fn a_lone_master_keeps_its_role_when_two_members_start_at_once() {
     // epoch, three hook runs) every time, until a newcomer pledged its vote to the sitting
     // master while still quiet (docs/ALGORITHM.md, "A pledge").
     let c = Cluster::new();
-    let hook = c.hook("alice");
-    let alice = c.start("alice", &["-m", hook.arg(), "-s", hook.arg()]);
-    c.wait_for("alice is master alone", DEADLINE, || {
-        alice.role().as_deref() == Some("master")
-    });
-    c.wait_for("alice's master hook ran", DEADLINE, || {
-        !hook.runs().is_empty()
-    });
-    let epoch = alice.status()["epoch"].clone();
+    let (alice, hook, epoch) = lone_master_alice(&c);
     // Spawned back to back, without waiting for either socket: they start together.
     let bob = c.spawn_on("bob", c.tcp_port(), &[]);
     let carol = c.spawn_on("carol", c.tcp_port(), &[]);
@@ -125,11 +129,5 @@ fn a_lone_master_keeps_its_role_when_two_members_start_at_once() {
     c.hold("alice stays master", Duration::from_secs(1), || {
         alice.role().as_deref() == Some("master")
     });
-    let roles: Vec<String> = hook.runs().into_iter().map(|r| r.role).collect();
-    assert_eq!(roles, ["master"], "hook runs of alice\n{}", alice.log());
-    assert_eq!(
-        alice.status()["epoch"],
-        epoch,
-        "the epoch moved without a new master"
-    );
+    assert_alice_kept_her_mastership(&alice, &hook, &epoch);
 }
