@@ -264,11 +264,10 @@ impl Election {
         // for anyone else, unless we release it ourselves.
         // A pledge (a vote given while the voter is still quiet after its start) backs
         // nobody yet: it only extends the voter's quiet period below.
-        let pledged = beat.grant.is_some() && beat.grant == mine && !beat.voting;
-        if let (Some(g), Some(m), Some(t)) = (beat.grant, mine, sent_at) {
-            if g == m && beat.voting {
-                p.support_until = p.support_until.max(t + lease);
-            }
+        let granted = beat.grant.is_some() && beat.grant == mine;
+        let pledged = granted && !beat.voting;
+        if let (true, Some(t)) = (granted && beat.voting, sent_at) {
+            p.support_until = p.support_until.max(t + lease);
         }
         let echo_missing = beat.echo == 0 || sent_at.is_none();
         if self.cand.max_epoch < beat.epoch {
@@ -329,7 +328,7 @@ impl Election {
                 };
                 p.pledged = Some((m.epoch, until));
             }
-            _ if beat.voting && beat.grant.is_some() && beat.grant == mine => p.pledged = None,
+            _ if granted && beat.voting => p.pledged = None,
             _ => {}
         }
         // Every beat passes here: the list is searched only when the view just changed.

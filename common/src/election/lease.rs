@@ -108,10 +108,12 @@ impl Election {
                     .filter(|p| p.quiet_until > now)
                     .map(|p| p.quiet_until),
             );
-            ends.extend(self.peers.values().filter_map(|p| match p.pledged {
-                Some((e, until)) if Some(e) == self.cand.current && until > now => Some(until),
-                _ => None,
-            }));
+            ends.extend(
+                self.peers
+                    .values()
+                    .map(|p| p.pledge_end(self.cand.current))
+                    .filter(|&t| t > now),
+            );
         }
         ends.sort();
         ends.dedup();

@@ -151,6 +151,15 @@ impl Peer {
         self.beat.as_ref().is_some_and(|b| b.want)
     }
 
+    /// Until when its pledge to our mastership at `epoch` leaves it out of our lease (0: no
+    /// such pledge; a pledge to another of our epochs is void).
+    pub fn pledge_end(&self, epoch: Option<u64>) -> Millis {
+        match self.pledged {
+            Some((e, until)) if Some(e) == epoch => until,
+            _ => Millis(0),
+        }
+    }
+
     /// Heard from it within the silence window and it heard us within it, both after the
     /// inquorate latch: the link works both ways. While we pace (cadence.rs, "Forming pace")
     /// a member that declared a gap gets twice that gap more (both sides pace), up to the cap.

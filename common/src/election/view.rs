@@ -522,11 +522,7 @@ impl Election {
     /// still quiet or bound to us by its promise, and in both cases no other candidate holds
     /// its vote, which is all the argument above needs (docs/ALGORITHM.md, "A pledge").
     fn quiet_at(&self, p: &Peer, sitting: Option<Millis>) -> bool {
-        sitting.is_some_and(|at| {
-            p.quiet_until > at
-                || p.pledged
-                    .is_some_and(|(e, until)| Some(e) == self.cand.current && until > at)
-        })
+        sitting.is_some_and(|at| p.quiet_until > at || p.pledge_end(self.cand.current) > at)
     }
 
     /// Members that left the count by a certain crash or a dispatch less than a lease and a
@@ -1142,7 +1138,7 @@ fn own_only(voted: u64, candidacy: Option<u64>) -> bool {
 /// Without this, newcomers that pledged their votes waited a lease and a drift for commits
 /// that used to come at once.
 fn unbound_voter(b: &Beat, pledged_to: Option<u64>) -> bool {
-    own_only(b.voted, b.candidacy) || !b.voting && b.voted != 0 && Some(b.voted) == pledged_to
+    own_only(b.voted, b.candidacy) || !b.voting && Some(b.voted) == pledged_to
 }
 
 /// The members of `config` that are in `binding` (sorted), in `config`'s order: one pass

@@ -39,7 +39,8 @@ impl Election {
         let mut changed = false;
         // Our vote for someone else.
         let digests = self.digests();
-        let grant = match target {
+        // The vote, and whether the candidate shows our base (`Promise::based`).
+        let chosen = match target {
             Some(t) if t != self.me.id => self.peers.get(&t).and_then(|p| {
                 // While we are quiet after our start, a vote is a pledge, and only to a
                 // sitting master: it binds us from now on like any vote, but it does not back
@@ -80,12 +81,13 @@ impl Election {
                     && (epoch > self.votes.last_granted_epoch
                         || self.votes.last_grant == Some(g)
                         || sitting);
-                (renewing || free).then_some(g)
+                (renewing || free).then_some((g, base == digests.1))
             }),
             _ => None,
         };
+        let grant = chosen.map(|(g, _)| g);
         // Invariant: a vote we put in beats is always backed by our promise.
-        if let Some(g) = grant {
+        if let Some((g, bases_agree)) = chosen {
             if self.votes.promise.map(|p| p.grant) != Some(g) {
                 if g.epoch > self.votes.last_granted_epoch {
                     self.outputs.push_back(Output::Remember);
@@ -100,11 +102,6 @@ impl Election {
                     based: false,
                 });
             }
-            let bases_agree = self
-                .peers
-                .get(&g.candidate)
-                .and_then(|p| p.digests())
-                .is_some_and(|(_, base)| base == digests.1);
             if let Some(pr) = self.votes.promise.as_mut() {
                 pr.based |= bases_agree;
             }
