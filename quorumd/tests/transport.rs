@@ -268,6 +268,57 @@ async fn a_star_of_seeds_converges_to_a_full_mesh() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A member started after the others' first hellos has heard none of theirs (their next is
+/// seconds away), so the order of ids cannot leave the dial to it: every member that hears
+/// its hello dials it at once. Before, a member with a larger id waited for a dial that never
+/// came, and the link came only from the maintenance round, 4 graces later (here 2 s; 600 ms
+/// with the default timers, long enough for a master elected meanwhile to lose its exact
+/// half to the newcomer counted from a peer's list).
+#[tokio::test]
+async fn a_newcomer_is_dialled_at_once_by_members_it_cannot_have_heard() -> anyhow::Result<()> {
+    init_tracing();
+    let b = free_udp_port();
+    let cluster = format!("late-{}", std::process::id());
+    // Heartbeat 500 ms: the maintenance round's dial comes 2 s after a hello. Announce 2 s:
+    // once linked, a member's steady hellos go 8 s apart.
+    let cfg = || TransportConfig {
+        heartbeat: Duration::from_millis(500),
+        announce: Duration::from_secs(2),
+        ..config(b, &cluster, vec![])
+    };
+    // The two members have larger ids than the newcomer: the order of ids leaves the dial to it.
+    let first = node(cfg(), member_id(900)).await?;
+    let second = node(cfg(), member_id(901)).await?;
+    first.wait_linked(&[second.id], LONG).await?;
+    second.wait_linked(&[first.id], LONG).await?;
+    // Their first hellos (0, 100, 300, 700 ms after start) are over.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let (t, bound, rx) = Transport::bind(cfg()).await?;
+    let mut info = member(member_id(1), &bound);
+    info.started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        .try_into()?;
+    t.start(info);
+    let newcomer = Node {
+        t,
+        rx,
+        id: member_id(1),
+        port: bound.port,
+        seen: Vec::new(),
+    };
+    // Well within the maintenance round's 2 s and the members' next hellos (seconds away).
+    let within = Duration::from_millis(1000);
+    newcomer
+        .wait_linked(&[first.id, second.id], within)
+        .await
+        .context("the members dial a newcomer that cannot have heard them")?;
+    first.wait_linked(&[newcomer.id], within).await?;
+    second.wait_linked(&[newcomer.id], within).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_taken_port_makes_the_transport_use_the_next_free_one() -> anyhow::Result<()> {
     init_tracing();

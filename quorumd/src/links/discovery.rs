@@ -147,11 +147,14 @@ pub(crate) async fn announce_loop(inner: Arc<Inner>) {
     // Seconds apart in steady state: on tokio's timer each hello cost a second wake-up, to
     // move the timer down the wheel (`crate::timer`).
     let mut timer = crate::timer::DeadlineTimer::new();
+    let mut first_over = false;
     loop {
         tokio::select! {
             _ = inner.stop.cancelled() => break,
             _ = timer.sleep_until(next) => {
                 next = schedule.next().unwrap_or_else(|| {
+                    // This hello is the last of the first ones, or a steady one.
+                    first_over = true;
                     let linked = inner.state().linked_count();
                     tokio::time::Instant::now() + steady_interval(announce, linked)
                 });
@@ -165,6 +168,11 @@ pub(crate) async fn announce_loop(inner: Arc<Inner>) {
         match inner.udp.send_to(&bytes, inner.cfg.broadcast).await {
             Ok(n) => {
                 crate::metrics::METRICS.frame("out", "datagram", n);
+                if first_over {
+                    inner
+                        .steady_hello_ms
+                        .store(super::unix_ms(), std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::trace!(to = %inner.cfg.broadcast, "hello sent")
             }
             Err(e) => {

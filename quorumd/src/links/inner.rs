@@ -60,6 +60,10 @@ pub(crate) struct Inner {
     /// We follow a master or are one ([`super::Transport::set_settled`]): a hello from a
     /// member we never heard of is a newcomer's.
     pub(crate) settled: std::sync::atomic::AtomicBool,
+    /// Wall-clock ms of our last broadcast hello once our first hellos are over (0 before):
+    /// a member started after it has not heard us and will not for seconds
+    /// ([`Inner::on_udp_hello`]).
+    pub(crate) steady_hello_ms: AtomicU64,
 }
 
 /// Wall clock, ms since the Unix epoch (datagram time stamps).
@@ -112,6 +116,7 @@ impl Inner {
             refused: Refused::default(),
             traffic: Default::default(),
             settled: Default::default(),
+            steady_hello_ms: AtomicU64::new(0),
         }
     }
 
@@ -302,8 +307,24 @@ impl Inner {
         // on two cores read one another's hellos a second or more after their start, took
         // them all for newcomers' and dialled every pair from both ends.
         let settled = self.settled.load(Ordering::Relaxed);
+        // Nor only once we are settled: a member started after our last hello, our first
+        // ones being over, cannot know our address (our next hello is seconds away) and so
+        // cannot make the dial the order of ids leaves to it. Left to a peer's list and the
+        // maintenance round, the link came 4 graces (600 ms) late, and a master elected in
+        // between counted the newcomer from that peer's list before it had heard it: its
+        // exact half was gone and it stepped down (3 members started 0.5 s apart, 1 run in 3).
+        // Members starting together are still in their first hellos: as before.
+        let last_hello = self.steady_hello_ms.load(Ordering::Relaxed);
+        let unheard = last_hello != 0 && info.started_ms > last_hello;
         let mut table = self.state();
-        let answer = table.hello(me, info.id, &info.name, addr, Instant::now(), settled);
+        let answer = table.hello(
+            me,
+            info.id,
+            &info.name,
+            addr,
+            Instant::now(),
+            settled || unheard,
+        );
         // Dialled now or not, it is the maintenance round's until a link exists.
         if answer != HelloDial::Full && !table.is_linked(info.id) {
             self.await_link(table);

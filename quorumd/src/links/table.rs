@@ -300,11 +300,12 @@ impl Table {
     /// A discovery hello of member `id` at `addr` (`me`: our id): records it like
     /// [`Table::learn`] and says whether to dial it now. The smaller id dials at once; the
     /// other waits a heartbeat for that dial (halving duplicate connections), then the
-    /// maintenance round dials too. Once we are `settled` (we follow a master or are one), a
-    /// member we never heard of is a newcomer that does not know us yet: we dial it at once
-    /// whatever the ids, so its first beats reach us within a round trip (a sitting master
-    /// keeps its exact half only while a newcomer it counts shows it the same view). A linked
-    /// member is never dialled from a hello.
+    /// maintenance round dials too. With `settled` (we follow a master or are one, or the
+    /// member started after our last hello: [`super::Inner::on_udp_hello`]), a member we
+    /// never heard of is a newcomer that does not know us yet: we dial it at once whatever
+    /// the ids, so its first beats reach us within a round trip (a sitting master keeps its
+    /// exact half only while a newcomer it counts shows it the same view). A linked member
+    /// is never dialled from a hello.
     pub(crate) fn hello(
         &mut self,
         me: MemberId,
