@@ -9,7 +9,8 @@
 #
 # Uses the release build (cargo build --release --workspace --bins first), QUORUMD_BIN to
 # use another directory; ports 46000+ (TCP) and 46999 (broadcast, on 127.255.255.255).
-# Sockets, state, logs and the hook log live in a temporary directory named at the end.
+# Sockets, state, logs and the hook log live in a temporary directory named at the end (under
+# $TMPDIR if set: TMPDIR=/dev/shm puts the state files on tmpfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-30}
@@ -19,7 +20,7 @@ bin=${QUORUMD_BIN:-$PWD/target/release}
   echo "rolling-start: $bin/quorumd not built: cargo build --release --workspace --bins" >&2
   exit 2
 }
-dir=$(mktemp -d /tmp/quorumd-rolling.XXXXXX)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/quorumd-rolling.XXXXXX")
 mkdir -p "$dir/state"
 cat > "$dir/hook.sh" <<HOOK
 #!/bin/sh
