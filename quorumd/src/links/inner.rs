@@ -307,12 +307,12 @@ impl Inner {
         // on two cores read one another's hellos a second or more after their start, took
         // them all for newcomers' and dialled every pair from both ends.
         let settled = self.settled.load(Ordering::Relaxed);
-        // Nor only once we are settled: a member started after our last hello, our first
-        // ones being over, cannot know our address (our next hello is seconds away) and so
-        // cannot make the dial the order of ids leaves to it. Left to a peer's list and the
-        // maintenance round, the link came 4 graces (600 ms) late, and a master elected in
-        // between counted the newcomer from that peer's list before it had heard it: its
-        // exact half was gone and it stepped down (3 members started 0.5 s apart, 1 run in 3).
+        // Settled or not, a member started after our last hello, our first ones being over,
+        // cannot know our address (our next hello is seconds away) and so cannot make the
+        // dial the order of ids leaves to it. Left to a peer's list and the maintenance
+        // round, the link came 4 graces (600 ms) late, and a master elected in between
+        // counted the newcomer from that peer's list before it had heard it: its exact half
+        // was gone and it stepped down (3 members started 0.5 s apart: 4 runs in 15).
         // Members starting together are still in their first hellos: as before.
         let last_hello = self.steady_hello_ms.load(Ordering::Relaxed);
         let unheard = last_hello != 0 && info.started_ms > last_hello;
