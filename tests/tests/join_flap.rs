@@ -132,10 +132,16 @@ fn a_lone_master_keeps_its_role_when_two_members_start_at_once() {
     assert_alice_kept_her_mastership(&alice, &hook, &epoch);
 }
 
-/// Starts alice (hooked), bob `gap` later and carol `gap` after bob, each a fresh process not
-/// waited for, in a fresh cluster of `profile`; asserts that alice is master of the three,
-/// backed by both, and that her only hook run is her first `master`.
-fn rolling_start_of_three_keeps_the_first_master(profile: Profile, gap: Duration, round: u32) {
+/// `rounds` times, in a fresh cluster of `profile` each: starts alice (hooked), bob `gap`
+/// later and carol `gap` after bob, none waited for; asserts that alice is master of the
+/// three, backed by both, and that her only hook run is her first `master`.
+fn rolling_starts_of_three_keep_the_first_master(profile: Profile, gap: Duration, rounds: u32) {
+    for round in 0..rounds {
+        rolling_start_of_three(profile, gap, round);
+    }
+}
+
+fn rolling_start_of_three(profile: Profile, gap: Duration, round: u32) {
     let c = Cluster::with_profile(profile);
     let hook = c.hook("alice");
     let alice = c.spawn_on("alice", c.tcp_port(), &["-m", hook.arg(), "-s", hook.arg()]);
@@ -171,13 +177,7 @@ fn the_first_master_of_members_started_half_a_second_apart_keeps_its_role() {
     // dialled a newcomer they knew it could not have heard (quorumd/src/links/inner.rs).
     // Two rounds, each a fresh cluster. The default timers: with the fast profile's the
     // maintenance round's dial came 120 ms late, before alice was elected.
-    for round in 0..2 {
-        rolling_start_of_three_keeps_the_first_master(
-            Profile::Default,
-            Duration::from_millis(500),
-            round,
-        );
-    }
+    rolling_starts_of_three_keep_the_first_master(Profile::Default, Duration::from_millis(500), 2);
 }
 
 #[test]
@@ -186,11 +186,5 @@ fn the_first_master_of_fast_members_started_a_tenth_of_a_second_apart_keeps_its_
     // 200 ms after her start, while her first hellos went on until 700 ms, so the dial rule
     // above did not apply to carol yet; 3 to 5 runs in 30 stepped down before the first
     // hellos shortened with `announce` (quorumd/src/links/discovery.rs). Four rounds.
-    for round in 0..4 {
-        rolling_start_of_three_keeps_the_first_master(
-            Profile::Fast,
-            Duration::from_millis(100),
-            round,
-        );
-    }
+    rolling_starts_of_three_keep_the_first_master(Profile::Fast, Duration::from_millis(100), 4);
 }
