@@ -60,10 +60,11 @@ pub(crate) struct Inner {
     /// We follow a master or are one ([`super::Transport::set_settled`]): a hello from a
     /// member we never heard of is a newcomer's.
     pub(crate) settled: std::sync::atomic::AtomicBool,
-    /// Wall-clock ms of our last broadcast hello once our first hellos are over (0 before):
-    /// a member started after it has not heard us and will not for seconds
-    /// ([`Inner::on_udp_hello`]).
-    pub(crate) steady_hello_ms: AtomicU64,
+    /// Wall-clock ms of our last broadcast hello (0 before the first): a member started
+    /// after it has not heard us ([`Inner::on_udp_hello`]).
+    pub(crate) last_hello_ms: AtomicU64,
+    /// Our first hellos are over: the next is seconds away.
+    pub(crate) first_hellos_over: std::sync::atomic::AtomicBool,
 }
 
 /// Wall clock, ms since the Unix epoch (datagram time stamps).
@@ -116,7 +117,8 @@ impl Inner {
             refused: Refused::default(),
             traffic: Default::default(),
             settled: Default::default(),
-            steady_hello_ms: AtomicU64::new(0),
+            last_hello_ms: AtomicU64::new(0),
+            first_hellos_over: Default::default(),
         }
     }
 
@@ -307,16 +309,19 @@ impl Inner {
         // on two cores read one another's hellos a second or more after their start, took
         // them all for newcomers' and dialled every pair from both ends.
         let settled = self.settled.load(Ordering::Relaxed);
-        // Settled or not, a member started after our last hello, our first ones being over,
-        // cannot know our address (our next hello is seconds away) and so cannot make the
-        // dial the order of ids leaves to it. Left to a peer's list and the maintenance
-        // round, the link came 4 graces (600 ms) late, and a master elected in between
-        // counted the newcomer from that peer's list before it had heard it: its exact half
-        // was gone and it stepped down (3 members started 0.5 s apart: 4 runs in 15).
-        // Members starting together are still in their first hellos: as before.
-        let last_hello = self.steady_hello_ms.load(Ordering::Relaxed);
-        let unheard = last_hello != 0 && info.started_ms > last_hello;
+        // Settled or not, a member that cannot have heard us is dialled at once: it cannot
+        // make the dial the order of ids leaves to it (`super::discovery::cannot_have_heard`).
+        let last_hello = self.last_hello_ms.load(Ordering::Relaxed);
+        let first_over = self.first_hellos_over.load(Ordering::Relaxed);
         let mut table = self.state();
+        let unheard = table.me().is_some_and(|mine| {
+            super::discovery::cannot_have_heard(
+                info.started_ms,
+                mine.started_ms,
+                last_hello,
+                first_over,
+            )
+        });
         let answer = table.hello(
             me,
             info.id,

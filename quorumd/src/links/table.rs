@@ -301,7 +301,7 @@ impl Table {
     /// [`Table::learn`] and says whether to dial it now. The smaller id dials at once; the
     /// other waits a heartbeat for that dial (halving duplicate connections), then the
     /// maintenance round dials too. With `settled` (we follow a master or are one, or the
-    /// member started after our last hello: [`super::Inner::on_udp_hello`]), a member we
+    /// member cannot have heard us: [`super::discovery::cannot_have_heard`]), a member we
     /// never heard of is a newcomer that does not know us yet: we dial it at once whatever
     /// the ids, so its first beats reach us within a round trip (a sitting master keeps its
     /// exact half only while a newcomer it counts shows it the same view). A linked member
