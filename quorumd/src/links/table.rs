@@ -300,8 +300,8 @@ impl Table {
     /// A discovery hello of member `id` at `addr` (`me`: our id): records it like
     /// [`Table::learn`] and says whether to dial it now. The smaller id dials at once; the
     /// other waits a heartbeat for that dial (halving duplicate connections), then the
-    /// maintenance round dials too. With `settled` (we follow a master or are one, or the
-    /// member cannot have heard us: [`super::discovery::cannot_have_heard`]), a member we
+    /// maintenance round dials too. With `dial_unknown` (we follow a master or are one, or
+    /// the member cannot have heard us: [`super::discovery::cannot_have_heard`]), a member we
     /// never heard of is a newcomer that does not know us yet: we dial it at once whatever
     /// the ids, so its first beats reach us within a round trip (a sitting master keeps its
     /// exact half only while a newcomer it counts shows it the same view). A linked member
@@ -313,9 +313,9 @@ impl Table {
         name: &str,
         addr: SocketAddr,
         now: Instant,
-        settled: bool,
+        dial_unknown: bool,
     ) -> HelloDial {
-        let newcomer = settled && self.is_unknown(id);
+        let newcomer = dial_unknown && self.is_unknown(id);
         if !self.learn(id, name, addr, now) {
             return HelloDial::Full;
         }
