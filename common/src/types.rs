@@ -97,6 +97,53 @@ pub struct MemberInfo {
     pub strategy: Strategy,
 }
 
+/// Who a process is when it starts: the one place a member's identity and rank are built
+/// (the daemon and the simulator both call it).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The new incarnation id.
+    pub id: MemberId,
+    /// The name it starts with.
+    pub name: String,
+    /// The address it advertises.
+    pub addr: String,
+    /// Its peer port.
+    pub port: u16,
+    /// Its start time, milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// How it ranks: by start time or by port.
+    pub strategy: Strategy,
+    /// `--priority`.
+    pub priority: i32,
+    /// `--witness`.
+    pub witness: bool,
+}
+
+impl MemberInfo {
+    /// The member a process announces at its start: ranked by its start time (age, the
+    /// oldest first) or by its port, then by its name, then by its incarnation id.
+    pub fn start(who: Identity) -> MemberInfo {
+        MemberInfo {
+            rank: Rank {
+                priority: who.priority,
+                key: match who.strategy {
+                    Strategy::Age => who.started_ms,
+                    Strategy::Port => u64::from(who.port),
+                },
+                tiebreak: who.name.clone(),
+                id: who.id,
+            },
+            id: who.id,
+            name: who.name,
+            addr: who.addr,
+            port: who.port,
+            started_ms: who.started_ms,
+            witness: who.witness,
+            strategy: who.strategy,
+        }
+    }
+}
+
 /// The role of a node, as reported by `quorumctl role` and passed to hooks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -294,5 +341,47 @@ mod rank_tests {
     fn a_rank_without_priority_on_the_wire_has_priority_zero() {
         let r: Rank = serde_json::from_str(r#"{"key":5,"tiebreak":"a","id":3}"#).expect("rank");
         assert_eq!(r.priority, 0);
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::{Identity, MemberInfo, Strategy};
+
+    fn started(name: &str, id: u64, started_ms: u64, port: u16, strategy: Strategy) -> MemberInfo {
+        MemberInfo::start(Identity {
+            id,
+            name: name.into(),
+            addr: "10.0.0.1".into(),
+            port,
+            started_ms,
+            strategy,
+            priority: 0,
+            witness: false,
+        })
+    }
+
+    #[test]
+    fn the_oldest_ranks_first_by_age_and_the_lowest_port_by_port() {
+        let (old, young) = (1_000, 2_000);
+        let a = started("a", 7, old, 9002, Strategy::Age);
+        let b = started("b", 3, young, 9001, Strategy::Age);
+        assert!(a.rank < b.rank, "by age the older process ranks first");
+        let a = started("a", 7, old, 9002, Strategy::Port);
+        let b = started("b", 3, young, 9001, Strategy::Port);
+        assert!(b.rank < a.rank, "by port the lower port ranks first");
+        assert_eq!(
+            (a.rank.key, a.rank.id, a.rank.tiebreak.as_str()),
+            (9002, 7, "a")
+        );
+    }
+
+    #[test]
+    fn equal_keys_are_ordered_by_name_then_id() {
+        let a = started("a", 9, 1_000, 9000, Strategy::Age);
+        let b = started("b", 1, 1_000, 9000, Strategy::Age);
+        let a2 = started("a", 10, 1_000, 9000, Strategy::Age);
+        assert!(a.rank < b.rank);
+        assert!(a.rank < a2.rank);
     }
 }

@@ -13,6 +13,11 @@
 //!
 //! The core never sees a clock: the driver maps `tokio::time::Instant` to [`Millis`] since its
 //! start. Hooks run on their own task and never delay a heartbeat.
+//!
+//! Inside: [`run`] binds the sockets, builds the node's identity and turns the loop;
+//! `Driver` holds what the loop works on, with one method per kind of event
+//! (`handle_all` for frames and ticks, `on_command`, `on_check`, `reload`) and `flush`, which
+//! carries out the core's outputs; `leave` is the graceful leave (rule 6).
 
 use crate::config::Settings;
 use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
@@ -27,7 +32,7 @@ use anyhow::Context;
 use common::control::{CheckState, ErrorKind, Event, MemberChange, Reply, Response, Status};
 use common::election::{Config, Effects, Election, Input, Memory, RoleChange};
 use common::time::Millis;
-use common::types::{MemberId, MemberInfo, Rank, Role, Strategy};
+use common::types::{Identity, MemberId, MemberInfo, Role};
 use common::wire::Message;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -136,24 +141,16 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     };
     let started_ms = unix_ms();
     let id = incarnation_id(started_ms);
-    let me = MemberInfo {
+    let me = MemberInfo::start(Identity {
         id,
         name: name.clone(),
         addr: bound.advertise.to_string(),
         port: bound.port,
-        rank: Rank {
-            priority: settings.priority,
-            key: match settings.strategy {
-                Strategy::Age => started_ms,
-                Strategy::Port => u64::from(bound.port),
-            },
-            tiebreak: name.clone(),
-            id,
-        },
         started_ms,
-        witness: settings.witness,
         strategy: settings.strategy,
-    };
+        priority: settings.priority,
+        witness: settings.witness,
+    });
     let base = Instant::now();
     let election = Election::new(cfg, me.clone(), saved.memory.clone(), Millis(0));
     info!(
@@ -191,7 +188,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         info!(%addr, "serving metrics at /metrics");
         tokio::spawn(crate::metrics::serve(listener));
     }
-    let mut checks_cancel = cancel.child_token();
+    let checks_cancel = cancel.child_token();
     let checks = crate::checks::spawn(&settings.checks, check_tx.clone(), checks_cancel.clone());
     let mut settings = settings;
     transport.start(me);
@@ -232,6 +229,9 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         inquorate_why: String::new(),
         inquorate_logged: None,
         rates: crate::links::Rates::default(),
+        check_tx,
+        node_cancel: cancel.clone(),
+        checks_cancel,
     };
     driver.hold.maintenance = settings.maintenance;
     driver.flush();
@@ -264,120 +264,15 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
             }
             // The state file's write is done: the frames that followed it leave.
             _ = driver.outbox.written_changed(), if driver.outbox.holding() => driver.release(),
-            Some(report) = check_rx.recv() => {
-                if let Some(slot) = driver.checks.get_mut(report.index) {
-                    *slot = report.state;
-                }
-                driver.hold.failing_checks = driver
-                    .checks
-                    .iter()
-                    .filter(|c| !c.passing)
-                    .map(|c| c.command.clone())
-                    .collect();
-                driver.publish_now = true;
-                driver.handle(Input::Tick);
-            }
-            cmd = cmd_rx.recv() => match cmd {
-                Some(Command::Rename { name, reply }) => {
-                    let now = driver.now();
-                    let from = driver.election.info().name.clone();
-                    let answer = driver.election.rename(now, &name).map(|()| {
-                        info!(%from, to = %name, "renamed");
-                        // Kept in the state file: a restart keeps the new name.
-                        driver.saved.renamed = Some(name.clone());
-                        Response::Renamed { from, to: name }
-                    });
-                    driver.flush();
-                    let _ = reply.send(answer);
-                }
-                Some(Command::Forget { name, reply }) => {
-                    let now = driver.now();
-                    let answer = driver
-                        .election
-                        .forget(now, &name)
-                        .map(|()| Response::Forgotten { name });
-                    driver.flush();
-                    let _ = reply.send(answer);
-                }
-                Some(Command::Dispatch { reply }) => {
+            Some(report) = check_rx.recv() => driver.on_check(report),
+            cmd = cmd_rx.recv() => {
+                if let Some(reply) = cmd.and_then(|c| driver.on_command(c)) {
                     dispatch_replies.push(reply);
                     break Stop::Dispatch;
                 }
-                Some(Command::Refresh { reply }) => {
-                    driver.publish_now = true;
-                    driver.flush();
-                    let _ = reply.send(());
-                }
-                Some(Command::Hold { change, reply }) => {
-                    driver.hold.apply(change, Instant::now());
-                    let held = driver.hold.reasons(Instant::now());
-                    info!(%change, held = %held.join(", "), "eligibility changed by the operator");
-                    driver.handle(Input::Tick);
-                    let _ = reply.send(Ok(Response::Held { held }));
-                }
-                None => {}
-            },
+            }
             s = stop.recv() => match s {
-                Some(Stop::Reload) => {
-                    let env = |key: &str| std::env::var(key).ok();
-                    match Settings::parse_from(std::env::args_os(), &env)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|new| check_settings(&new).map(|()| new))
-                    {
-                        Err(e) => error!(error = %e, "reload refused: the configuration is unchanged"),
-                        Ok(new) => {
-                            let restart = needs_restart(&settings, &new);
-                            if !restart.is_empty() {
-                                warn!(options = %restart.join(", "), "reload: changing these needs a restart; they were left as they were");
-                            }
-                            driver.hooks.set_scripts(hook_scripts(&new));
-                            if (&new.log_level, new.debug) != (&settings.log_level, settings.debug) {
-                                let rust_log = std::env::var("RUST_LOG").ok();
-                                let spec = crate::logging::filter_spec(new.log_level.as_deref(), new.debug, rust_log.as_deref());
-                                match crate::logging::set_filter(&spec) {
-                                    Ok(()) => info!(filter = %spec, "reload: log level changed"),
-                                    Err(e) => warn!(error = %e, "reload: log level unchanged"),
-                                }
-                                settings.log_level = new.log_level.clone();
-                                settings.debug = new.debug;
-                            }
-                            if new.maintenance != settings.maintenance {
-                                driver.hold.maintenance = new.maintenance;
-                                settings.maintenance = new.maintenance;
-                                let state = if new.maintenance { "on" } else { "off" };
-                                info!(maintenance = state, "reload: maintenance changed by the config file");
-                                driver.publish_now = true;
-                                driver.handle(Input::Tick);
-                            }
-                            if new.priority != settings.priority {
-                                info!(from = settings.priority, to = new.priority, "reload: priority changed");
-                                settings.priority = new.priority;
-                                let now = driver.now();
-                                driver.election.set_priority(now, new.priority);
-                                driver.flush();
-                            }
-                            if new.exit_on_minority != settings.exit_on_minority {
-                                info!(exit_on_minority = new.exit_on_minority, "reload: exit on minority changed");
-                                driver.exit_on_minority = new.exit_on_minority;
-                                settings.exit_on_minority = new.exit_on_minority;
-                            }
-                            if new.checks != settings.checks {
-                                checks_cancel.cancel();
-                                checks_cancel = cancel.child_token();
-                                driver.checks = crate::checks::spawn(&new.checks, check_tx.clone(), checks_cancel.clone());
-                                driver.hold.failing_checks.clear();
-                                driver.publish_now = true;
-                                driver.handle(Input::Tick);
-                            }
-                            settings.master_script = new.master_script;
-                            settings.slave_script = new.slave_script;
-                            settings.notify_script = new.notify_script;
-                            settings.timers.hook_timeout_ms = new.timers.hook_timeout_ms;
-                            settings.checks = new.checks;
-                            info!("configuration reloaded");
-                        }
-                    }
-                }
+                Some(Stop::Reload) => driver.reload(&mut settings),
                 s => break s.unwrap_or(Stop::Abort),
             },
         }
@@ -399,50 +294,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
             cancel.cancel();
         }
         Stop::Dispatch => {
-            info!("dispatching: handing over and leaving the cluster");
-            notify::stopping();
-            let now = driver.now();
-            driver.election.dispatch(now);
-            driver.flush();
-            // The goodbye leaves once what it follows is on disk.
-            let transport = driver.transport.clone();
-            driver
-                .outbox
-                .settle(Duration::from_secs(5), &mut |h| deliver(&transport, h))
-                .await;
-            let hooks = driver.hooks;
-            // Leave goes out first (peers re-elect at once), then the hook runs.
-            transport.shutdown(Duration::from_millis(500)).await;
-            let hook_wait = driver_hook_timeout(&settings);
-            tokio::select! {
-                _ = hooks.drain() => {}
-                _ = tokio::time::sleep(hook_wait) => warn!("hooks still running at exit"),
-                s = stop.recv() => {
-                    if s.is_some() {
-                        warn!("second stop request: exiting without waiting for hooks");
-                    }
-                }
-            }
-            // Answer other dispatch requests that arrived meanwhile.
-            while let Ok(cmd) = cmd_rx.try_recv() {
-                match cmd {
-                    Command::Dispatch { reply } => dispatch_replies.push(reply),
-                    // Its client reads the last snapshot.
-                    Command::Refresh { .. } => {}
-                    Command::Rename { reply, .. }
-                    | Command::Forget { reply, .. }
-                    | Command::Hold { reply, .. } => {
-                        let _ = reply.send(Err(common::control::ControlError::new(
-                            ErrorKind::ShuttingDown,
-                            "node is leaving",
-                        )));
-                    }
-                }
-            }
-            for reply in dispatch_replies {
-                let _ = reply.send(Ok(Response::Dispatched));
-            }
-            info!("left the cluster");
+            leave(driver, &settings, &mut stop, &mut cmd_rx, dispatch_replies).await;
             cancel.cancel();
         }
     }
@@ -451,6 +303,62 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
     Ok(exit)
+}
+
+/// Rule 6, the graceful leave: hand over and say goodbye (once what it follows is on disk),
+/// run the hook, then answer every dispatch request. A second stop request meanwhile means
+/// "exit now" and cuts the wait for the hooks short; any other command is refused.
+async fn leave(
+    mut driver: Driver,
+    settings: &Settings,
+    stop: &mut mpsc::Receiver<Stop>,
+    cmd_rx: &mut mpsc::Receiver<Command>,
+    mut dispatch_replies: Vec<oneshot::Sender<Reply>>,
+) {
+    info!("dispatching: handing over and leaving the cluster");
+    notify::stopping();
+    let now = driver.now();
+    driver.election.dispatch(now);
+    driver.flush();
+    // The goodbye leaves once what it follows is on disk.
+    let transport = driver.transport.clone();
+    driver
+        .outbox
+        .settle(Duration::from_secs(5), &mut |h| deliver(&transport, h))
+        .await;
+    let hooks = driver.hooks;
+    // Leave goes out first (peers re-elect at once), then the hook runs.
+    transport.shutdown(Duration::from_millis(500)).await;
+    let hook_wait = driver_hook_timeout(settings);
+    tokio::select! {
+        _ = hooks.drain() => {}
+        _ = tokio::time::sleep(hook_wait) => warn!("hooks still running at exit"),
+        s = stop.recv() => {
+            if s.is_some() {
+                warn!("second stop request: exiting without waiting for hooks");
+            }
+        }
+    }
+    // Answer other dispatch requests that arrived meanwhile.
+    while let Ok(cmd) = cmd_rx.try_recv() {
+        match cmd {
+            Command::Dispatch { reply } => dispatch_replies.push(reply),
+            // Its client reads the last snapshot.
+            Command::Refresh { .. } => {}
+            Command::Rename { reply, .. }
+            | Command::Forget { reply, .. }
+            | Command::Hold { reply, .. } => {
+                let _ = reply.send(Err(common::control::ControlError::new(
+                    ErrorKind::ShuttingDown,
+                    "node is leaving",
+                )));
+            }
+        }
+    }
+    for reply in dispatch_replies {
+        let _ = reply.send(Ok(Response::Dispatched));
+    }
+    info!("left the cluster");
 }
 
 /// Hands a frame (or a new hello) that may leave now to the transport.
@@ -587,6 +495,11 @@ struct Driver {
     inquorate_logged: Option<Instant>,
     /// Per-member traffic rates for the status.
     rates: crate::links::Rates,
+    /// Where the health checks report, and what stops them (a reload that changes the
+    /// checks starts new ones under a new child of the node's token).
+    check_tx: mpsc::UnboundedSender<crate::checks::CheckReport>,
+    node_cancel: CancellationToken,
+    checks_cancel: CancellationToken,
 }
 
 impl Driver {
@@ -821,6 +734,150 @@ async fn gather(
         }
     }
     inputs
+}
+
+/// What the loop does with a control command, a check's report and a reload.
+impl Driver {
+    /// Carries out a control command and answers it, except a dispatch: its reply is handed
+    /// back, answered once the node has left.
+    fn on_command(&mut self, cmd: Command) -> Option<oneshot::Sender<Reply>> {
+        match cmd {
+            Command::Rename { name, reply } => {
+                let now = self.now();
+                let from = self.election.info().name.clone();
+                let answer = self.election.rename(now, &name).map(|()| {
+                    info!(%from, to = %name, "renamed");
+                    // Kept in the state file: a restart keeps the new name.
+                    self.saved.renamed = Some(name.clone());
+                    Response::Renamed { from, to: name }
+                });
+                self.flush();
+                let _ = reply.send(answer);
+            }
+            Command::Forget { name, reply } => {
+                let now = self.now();
+                let answer = self
+                    .election
+                    .forget(now, &name)
+                    .map(|()| Response::Forgotten { name });
+                self.flush();
+                let _ = reply.send(answer);
+            }
+            Command::Dispatch { reply } => return Some(reply),
+            Command::Refresh { reply } => {
+                self.publish_now = true;
+                self.flush();
+                let _ = reply.send(());
+            }
+            Command::Hold { change, reply } => {
+                self.hold.apply(change, Instant::now());
+                let held = self.hold.reasons(Instant::now());
+                info!(%change, held = %held.join(", "), "eligibility changed by the operator");
+                self.handle(Input::Tick);
+                let _ = reply.send(Ok(Response::Held { held }));
+            }
+        }
+        None
+    }
+
+    /// A health check ran: a failing one holds the node out of the election.
+    fn on_check(&mut self, report: crate::checks::CheckReport) {
+        if let Some(slot) = self.checks.get_mut(report.index) {
+            *slot = report.state;
+        }
+        self.hold.failing_checks = self
+            .checks
+            .iter()
+            .filter(|c| !c.passing)
+            .map(|c| c.command.clone())
+            .collect();
+        self.publish_now = true;
+        self.handle(Input::Tick);
+    }
+
+    /// SIGHUP: reads the configuration again and applies what can change while running;
+    /// the rest is named in a warning and left as it was. A configuration that does not
+    /// parse or check changes nothing.
+    fn reload(&mut self, settings: &mut Settings) {
+        let env = |key: &str| std::env::var(key).ok();
+        let new = match Settings::parse_from(std::env::args_os(), &env)
+            .map_err(anyhow::Error::from)
+            .and_then(|new| check_settings(&new).map(|()| new))
+        {
+            Err(e) => {
+                error!(error = %e, "reload refused: the configuration is unchanged");
+                return;
+            }
+            Ok(new) => new,
+        };
+        let restart = needs_restart(settings, &new);
+        if !restart.is_empty() {
+            warn!(options = %restart.join(", "), "reload: changing these needs a restart; they were left as they were");
+        }
+        self.hooks.set_scripts(hook_scripts(&new));
+        if (&new.log_level, new.debug) != (&settings.log_level, settings.debug) {
+            let rust_log = std::env::var("RUST_LOG").ok();
+            let spec = crate::logging::filter_spec(
+                new.log_level.as_deref(),
+                new.debug,
+                rust_log.as_deref(),
+            );
+            match crate::logging::set_filter(&spec) {
+                Ok(()) => info!(filter = %spec, "reload: log level changed"),
+                Err(e) => warn!(error = %e, "reload: log level unchanged"),
+            }
+            settings.log_level = new.log_level.clone();
+            settings.debug = new.debug;
+        }
+        if new.maintenance != settings.maintenance {
+            self.hold.maintenance = new.maintenance;
+            settings.maintenance = new.maintenance;
+            let state = if new.maintenance { "on" } else { "off" };
+            info!(
+                maintenance = state,
+                "reload: maintenance changed by the config file"
+            );
+            self.publish_now = true;
+            self.handle(Input::Tick);
+        }
+        if new.priority != settings.priority {
+            info!(
+                from = settings.priority,
+                to = new.priority,
+                "reload: priority changed"
+            );
+            settings.priority = new.priority;
+            let now = self.now();
+            self.election.set_priority(now, new.priority);
+            self.flush();
+        }
+        if new.exit_on_minority != settings.exit_on_minority {
+            info!(
+                exit_on_minority = new.exit_on_minority,
+                "reload: exit on minority changed"
+            );
+            self.exit_on_minority = new.exit_on_minority;
+            settings.exit_on_minority = new.exit_on_minority;
+        }
+        if new.checks != settings.checks {
+            self.checks_cancel.cancel();
+            self.checks_cancel = self.node_cancel.child_token();
+            self.checks = crate::checks::spawn(
+                &new.checks,
+                self.check_tx.clone(),
+                self.checks_cancel.clone(),
+            );
+            self.hold.failing_checks.clear();
+            self.publish_now = true;
+            self.handle(Input::Tick);
+        }
+        settings.master_script = new.master_script;
+        settings.slave_script = new.slave_script;
+        settings.notify_script = new.notify_script;
+        settings.timers.hook_timeout_ms = new.timers.hook_timeout_ms;
+        settings.checks = new.checks;
+        info!("configuration reloaded");
+    }
 }
 
 /// The core's input for a transport event.

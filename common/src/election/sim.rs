@@ -15,7 +15,7 @@
 
 use super::{Config, Election, Input, Memory, quorum};
 use crate::time::Millis;
-use crate::types::{MemberId, MemberInfo, MemberState, Rank, Role, Strategy};
+use crate::types::{Identity, MemberId, MemberInfo, MemberState, Role, Strategy};
 use crate::wire::Grant;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -420,25 +420,16 @@ impl Sim {
         let node = &mut self.nodes[slot];
         let port = node.opts.port.unwrap_or(9000 + slot as u16);
         let strategy = node.opts.strategy.unwrap_or(self.strategy);
-        let key = match strategy {
-            Strategy::Age => 1_700_000_000_000 + self.now.0,
-            Strategy::Port => u64::from(port),
-        };
-        let info = MemberInfo {
+        let info = MemberInfo::start(Identity {
             id,
             name: node.name.clone(),
             addr: host_addr(slot),
             port,
-            rank: Rank {
-                priority: node.opts.priority,
-                key,
-                tiebreak: node.name.clone(),
-                id,
-            },
             started_ms: 1_700_000_000_000 + self.now.0,
-            witness: node.opts.witness,
             strategy,
-        };
+            priority: node.opts.priority,
+            witness: node.opts.witness,
+        });
         let mut cfg = node.cfg.clone();
         cfg.witness = node.opts.witness;
         cfg.strategy = strategy;
