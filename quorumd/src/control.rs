@@ -11,12 +11,13 @@
 //!      follow: Following, Snapshot, then every broadcast Event until hang-up or shutdown
 //! ```
 //!
-//! Nothing a client sends can disturb the daemon: lines are capped at [`MAX_LINE`], bad lines
-//! get a `bad_request` reply, slow readers are disconnected, and the number of clients is capped.
+//! Nothing a client sends can disturb the daemon: lines are capped at
+//! [`common::control::MAX_LINE`], bad lines get a `bad_request` reply, slow readers are
+//! disconnected, and the number of clients is capped.
 //!
-//! - [`auth`]: who may change state (peer credentials vs the socket's group).
-//! - [`lines`]: the bounded line reader.
-//! - [`session`]: one client connection (requests, replies, follow streams).
+//! - `auth`: who may change state (peer credentials vs the socket's group).
+//! - `lines`: the bounded line reader.
+//! - `session`: one client connection (requests, replies, follow streams).
 
 mod auth;
 mod lines;
@@ -194,7 +195,7 @@ fn privileged(stream: &tokio::net::UnixStream) -> bool {
 impl ControlServer {
     /// Creates the parent directory if missing (0750) and checks it (see `sockdir`), then: if
     /// a socket file exists and a
-    /// daemon answers on it -> error "another quorumd is already running on <path>"; if it
+    /// daemon answers on it -> error "another quorumd is already running on `<path>`"; if it
     /// exists but nobody answers -> remove it (stale) and log it. Bind, chmod 0660.
     pub fn bind(path: &Path) -> anyhow::Result<ControlServer> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -40,7 +40,7 @@ pub struct Summary {
     pub quieted: u32,
     /// Members they were of.
     pub members: usize,
-    /// Those whose last quieted change was `lost` (sorted, at most [`NAMED`]; "none"), and
+    /// Those whose last quieted change was `lost` (sorted, at most `NAMED`; "none"), and
     /// how many more there are.
     pub still_lost: String,
 }

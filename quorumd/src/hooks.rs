@@ -205,7 +205,7 @@ impl HookRunner {
     }
 
     /// Queue a hook run; never blocks, never fails. The queue holds only what happens while
-    /// one hook runs (at most the hook timeout); a backlog longer than [`HOOK_BACKLOG`] is
+    /// one hook runs (at most the hook timeout); a backlog longer than `HOOK_BACKLOG` is
     /// coalesced to the latest state before the next run (docs/ALGORITHM.md, rule 12: the
     /// last hook run matches the current state).
     pub fn submit(&self, event: HookEvent) {

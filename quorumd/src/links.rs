@@ -183,7 +183,7 @@ impl Transport {
     }
 
     /// Whether this node follows a master or is one. Only then does a hello from a member
-    /// never heard of make us dial it at once whatever the ids ([`table::Table::hello`]): a
+    /// never heard of make us dial it at once whatever the ids (`table::Table::hello`): a
     /// newcomer to a settled cluster is linked within a round trip, while members starting
     /// together dial each pair once (the smaller id dials).
     pub fn set_settled(&self, settled: bool) {

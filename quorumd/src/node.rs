@@ -14,10 +14,10 @@
 //! The core never sees a clock: the driver maps `tokio::time::Instant` to [`Millis`] since its
 //! start. Hooks run on their own task and never delay a heartbeat.
 //!
-//! Inside: [`run`] binds the sockets, builds the node's identity and turns the loop;
-//! `Driver` holds what the loop works on, with one method per kind of event
-//! (`handle_all` for frames and ticks, `on_command`, `on_check`, `reload`) and `flush`, which
-//! carries out the core's outputs; `leave` is the graceful leave (rule 6).
+//! Inside: `start` binds the sockets, builds the node's identity and spawns the node's
+//! tasks; [`run`] turns the loop; `Driver` holds what the loop works on, with one method per
+//! kind of event (`handle_all` for frames and ticks, `on_command`, `on_check`, `reload`) and
+//! `flush`, which carries out the core's outputs; `leave` is the graceful leave (rule 6).
 
 use crate::config::Settings;
 use crate::control::{Command, ControlHandle, ControlServer, Snapshot};
@@ -76,25 +76,108 @@ impl std::error::Error for StartError {}
 
 /// Runs a node until `stop` says so. `stop` yields every stop request (a second dispatch
 /// request during a dispatch means "exit now").
-pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::Result<Exit> {
-    let scripts = hook_scripts(&settings);
-    let cfg = election_config(&settings);
+pub async fn run(mut settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::Result<Exit> {
+    let Started {
+        mut driver,
+        mut net_rx,
+        mut cmd_rx,
+        mut check_rx,
+        control_task,
+        watchdog,
+        loop_turned,
+    } = start(&settings).await?;
+    let cancel = driver.node_cancel.clone();
 
-    let keys = match &settings.key_file {
-        Some(path) => {
-            let keys = crate::keyfile::load(path).map_err(StartError)?;
-            info!(file = %path.display(), keys = keys.len(), "cluster traffic is authenticated");
-            keys
+    let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
+    // Not tokio's timer: see `crate::timer` (one wake-up per deadline, not two).
+    let mut timer = crate::timer::DeadlineTimer::new();
+    let stop_kind = loop {
+        loop_turned.store(driver.now().0, std::sync::atomic::Ordering::Relaxed);
+        let mut deadline = driver.instant(driver.election.next_deadline());
+        if let Some(d) = driver.hold.deadline() {
+            deadline = deadline.min(d);
         }
-        None => {
-            warn!(
-                "NO CLUSTER KEY (--key-file): cluster traffic is not authenticated; anyone on \
-                 this LAN can join, forge a master or split the cluster (README, Security)"
-            );
-            common::codec::Keyring::none()
+        if let Some(m) = driver.minority_deadline() {
+            deadline = deadline.min(driver.instant(m));
+        }
+        if let Some(f) = driver.flaps.deadline() {
+            deadline = deadline.min(Instant::from_std(f));
+        }
+        tokio::select! {
+            ev = net_rx.recv() => {
+                let Some(ev) = ev else { break Stop::Abort };
+                let inputs = gather(&mut net_rx, vec![net_input(ev)], deadline).await;
+                driver.handle_all(inputs);
+            }
+            _ = timer.sleep_until(deadline) => {
+                let mut inputs = gather(&mut net_rx, Vec::new(), deadline).await;
+                inputs.push(Input::Tick);
+                driver.handle_all(inputs);
+            }
+            // The state file's write is done: the frames that followed it leave.
+            _ = driver.outbox.written_changed(), if driver.outbox.holding() => driver.release(),
+            Some(report) = check_rx.recv() => driver.on_check(report),
+            cmd = cmd_rx.recv() => {
+                if let Some(reply) = cmd.and_then(|c| driver.on_command(c)) {
+                    dispatch_replies.push(reply);
+                    break Stop::Dispatch;
+                }
+            }
+            s = stop.recv() => match s {
+                Some(Stop::Reload) => driver.reload(&mut settings),
+                s => break s.unwrap_or(Stop::Abort),
+            },
+        }
+        driver.check_minority();
+        if driver.minority {
+            break Stop::Abort;
         }
     };
-    let (transport, bound, mut net_rx) = Transport::bind(TransportConfig {
+
+    let exit = if driver.minority {
+        Exit::Minority
+    } else {
+        Exit::Done
+    };
+    match stop_kind {
+        Stop::Abort | Stop::Reload => {
+            info!("stopping at once, without a goodbye (peers will see this node as lost)");
+            notify::stopping();
+            cancel.cancel();
+        }
+        Stop::Dispatch => {
+            leave(driver, &settings, &mut stop, &mut cmd_rx, dispatch_replies).await;
+            cancel.cancel();
+        }
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
+    Ok(exit)
+}
+
+/// A node bound and announced, its loop not turned yet.
+struct Started {
+    driver: Driver,
+    net_rx: mpsc::Receiver<NetEvent>,
+    cmd_rx: mpsc::Receiver<Command>,
+    check_rx: mpsc::UnboundedReceiver<crate::checks::CheckReport>,
+    control_task: tokio::task::JoinHandle<()>,
+    watchdog: Option<tokio::task::JoinHandle<()>>,
+    /// When the loop last turned (the watchdog pings systemd only while it turns).
+    loop_turned: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Binds the sockets (an error here is a [`StartError`]), loads the state file, builds the
+/// node's identity and the core, spawns the control server, the hooks' runner, the checks and
+/// the watchdog, and tells systemd the node is ready.
+async fn start(settings: &Settings) -> anyhow::Result<Started> {
+    let scripts = hook_scripts(settings);
+    let cfg = election_config(settings);
+
+    let keys = cluster_keys(settings)?;
+    let (transport, bound, net_rx) = Transport::bind(TransportConfig {
         keys,
         listen: settings.address,
         port: settings.port,
@@ -169,7 +252,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     });
     let (lease_tx, lease_rx) = watch::channel::<Option<Instant>>(None);
     let (events_tx, _) = broadcast::channel::<Event>(1024);
-    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
     let cancel = CancellationToken::new();
     let control_task = tokio::spawn(control.run(
         ControlHandle {
@@ -180,7 +263,7 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
         cancel.clone(),
     ));
     let hooks = HookRunner::spawn_with_lease(scripts, Some(lease_rx));
-    let (check_tx, mut check_rx) = mpsc::unbounded_channel();
+    let (check_tx, check_rx) = mpsc::unbounded_channel();
     if let Some(addr) = settings.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -190,7 +273,6 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     }
     let checks_cancel = cancel.child_token();
     let checks = crate::checks::spawn(&settings.checks, check_tx.clone(), checks_cancel.clone());
-    let mut settings = settings;
     transport.start(me);
     transport.remember(saved.memory.members.iter().map(|(m, _)| m));
     notify::ready();
@@ -235,74 +317,34 @@ pub async fn run(settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyhow::
     };
     driver.hold.maintenance = settings.maintenance;
     driver.flush();
+    Ok(Started {
+        driver,
+        net_rx,
+        cmd_rx,
+        check_rx,
+        control_task,
+        watchdog,
+        loop_turned,
+    })
+}
 
-    let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
-    // Not tokio's timer: see `crate::timer` (one wake-up per deadline, not two).
-    let mut timer = crate::timer::DeadlineTimer::new();
-    let stop_kind = loop {
-        loop_turned.store(driver.now().0, std::sync::atomic::Ordering::Relaxed);
-        let mut deadline = driver.instant(driver.election.next_deadline());
-        if let Some(d) = driver.hold.deadline() {
-            deadline = deadline.min(d);
+/// The cluster keys of `--key-file`, or none, said loudly: without a key anyone on the LAN
+/// can join.
+fn cluster_keys(settings: &Settings) -> Result<common::codec::Keyring, StartError> {
+    match &settings.key_file {
+        Some(path) => {
+            let keys = crate::keyfile::load(path).map_err(StartError)?;
+            info!(file = %path.display(), keys = keys.len(), "cluster traffic is authenticated");
+            Ok(keys)
         }
-        if let Some(m) = driver.minority_deadline() {
-            deadline = deadline.min(driver.instant(m));
-        }
-        if let Some(f) = driver.flaps.deadline() {
-            deadline = deadline.min(Instant::from_std(f));
-        }
-        tokio::select! {
-            ev = net_rx.recv() => {
-                let Some(ev) = ev else { break Stop::Abort };
-                let inputs = gather(&mut net_rx, vec![net_input(ev)], deadline).await;
-                driver.handle_all(inputs);
-            }
-            _ = timer.sleep_until(deadline) => {
-                let mut inputs = gather(&mut net_rx, Vec::new(), deadline).await;
-                inputs.push(Input::Tick);
-                driver.handle_all(inputs);
-            }
-            // The state file's write is done: the frames that followed it leave.
-            _ = driver.outbox.written_changed(), if driver.outbox.holding() => driver.release(),
-            Some(report) = check_rx.recv() => driver.on_check(report),
-            cmd = cmd_rx.recv() => {
-                if let Some(reply) = cmd.and_then(|c| driver.on_command(c)) {
-                    dispatch_replies.push(reply);
-                    break Stop::Dispatch;
-                }
-            }
-            s = stop.recv() => match s {
-                Some(Stop::Reload) => driver.reload(&mut settings),
-                s => break s.unwrap_or(Stop::Abort),
-            },
-        }
-        driver.check_minority();
-        if driver.minority {
-            break Stop::Abort;
-        }
-    };
-
-    let exit = if driver.minority {
-        Exit::Minority
-    } else {
-        Exit::Done
-    };
-    match stop_kind {
-        Stop::Abort | Stop::Reload => {
-            info!("stopping at once, without a goodbye (peers will see this node as lost)");
-            notify::stopping();
-            cancel.cancel();
-        }
-        Stop::Dispatch => {
-            leave(driver, &settings, &mut stop, &mut cmd_rx, dispatch_replies).await;
-            cancel.cancel();
+        None => {
+            warn!(
+                "NO CLUSTER KEY (--key-file): cluster traffic is not authenticated; anyone on \
+                 this LAN can join, forge a master or split the cluster (README, Security)"
+            );
+            Ok(common::codec::Keyring::none())
         }
     }
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(3), control_task).await;
-    Ok(exit)
 }
 
 /// Rule 6, the graceful leave: hand over and say goodbye (once what it follows is on disk),

@@ -2,7 +2,7 @@
 //!
 //! No IO, no clock, no randomness: the driver passes `now` into every call, feeds it
 //! [`Input`]s, and drains [`Output`]s. The same code runs in the daemon and in the
-//! deterministic simulator ([`sim`]), and both carry the outputs out through one mapping
+//! deterministic simulator (`sim`), and both carry the outputs out through one mapping
 //! ([`Election::take_round`], [`Round::apply`] onto their [`Effects`]).
 //!
 //! ```text
