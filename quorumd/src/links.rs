@@ -291,11 +291,44 @@ fn bind_listener(ip: IpAddr, port: u16) -> anyhow::Result<TcpListener> {
                 candidate += 1;
             }
             Err(e) => {
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    ports_taken_hint(port, candidate, ephemeral_range())
+                } else {
+                    String::new()
+                };
                 return Err(e).with_context(|| {
-                    format!("binding the TCP peer listener on {addr} (requested port {port})")
+                    format!("binding the TCP peer listener on {addr} (requested port {port}){hint}")
                 });
             }
         }
+    }
+}
+
+/// This host's ephemeral port range (`net.ipv4.ip_local_port_range`), where the kernel
+/// picks the local ports of outgoing connections; None where it cannot be read.
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// What to tell the operator when every port from `requested` to `last` was taken. Inside
+/// the ephemeral range, ports are also the local ends of this host's outgoing connections
+/// (a host running hundreds of daemons dials tens of thousands), so the way out is a port
+/// outside it.
+fn ports_taken_hint(requested: u16, last: u16, ephemeral: Option<(u16, u16)>) -> String {
+    let tried = if last > requested {
+        format!(": ports {requested}-{last} are all in use")
+    } else {
+        String::new()
+    };
+    match ephemeral {
+        Some((low, high)) if low <= high && requested <= high && last >= low => format!(
+            "{tried}; they lie in this host's ephemeral port range ({low}-{high}, \
+             net.ipv4.ip_local_port_range), where outgoing connections take ports too: \
+             choose a port outside it"
+        ),
+        _ => tried,
     }
 }
 
@@ -308,4 +341,32 @@ fn try_bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     s.listen(1024)?;
     s.set_nonblocking(true)?;
     TcpListener::from_std(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ports_taken_hint;
+
+    #[test]
+    fn a_port_taken_inside_the_ephemeral_range_says_so_and_outside_does_not() {
+        let inside = ports_taken_hint(47201, 47301, Some((32768, 60999)));
+        assert!(
+            inside.contains("ports 47201-47301 are all in use"),
+            "{inside}"
+        );
+        assert!(
+            inside.contains("ephemeral port range (32768-60999"),
+            "{inside}"
+        );
+        let outside = ports_taken_hint(8080, 8180, Some((32768, 60999)));
+        assert_eq!(outside, ": ports 8080-8180 are all in use");
+        // Overlapping the range's lower end counts; an unreadable range says nothing of it.
+        assert!(ports_taken_hint(32700, 32800, Some((32768, 60999))).contains("ephemeral"));
+        assert_eq!(
+            ports_taken_hint(47201, 47301, None),
+            ": ports 47201-47301 are all in use"
+        );
+        // One port tried (port 0, or the scan's end at 65535): nothing to list.
+        assert_eq!(ports_taken_hint(65535, 65535, None), "");
+    }
 }

@@ -3,8 +3,10 @@
 
 use quorum_tests::{Cluster, DEADLINE, Node, Profile};
 use serde_json::Value;
+use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
-use std::time::Duration;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 /// The names in a status' members table.
 fn member_names(status: &Value) -> Vec<String> {
@@ -297,6 +299,56 @@ fn a_hook_that_hangs_is_killed_and_heartbeats_go_on() {
                 .iter()
                 .any(|r| r.role == "slave" && r.master == "bob" && r.node == "peter")
         },
+    );
+}
+
+#[test]
+fn a_node_whose_every_scanned_port_is_taken_exits_2_naming_them() {
+    let c = Cluster::new();
+    // The requested port and the 100 above it (the scan), all taken: 101 listeners on
+    // consecutive ports, below the usual ephemeral range so that no connection takes one.
+    let (base, _taken) = (20_000u16..32_000)
+        .step_by(150)
+        .find_map(|base| {
+            let taken: Result<Vec<TcpListener>, _> = (base..=base + 100)
+                .map(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)))
+                .collect();
+            taken.ok().map(|t| (base, t))
+        })
+        .expect("101 consecutive free ports between 20000 and 32000");
+    let mut child = c
+        .command("alice", base, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run quorumd");
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for quorumd") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "quorumd started on a port of {base}-{}, all taken",
+                base + 100
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(2), "a start error exits 2:\n{err}");
+    let named = format!("ports {base}-{} are all in use", base + 100);
+    assert!(
+        err.contains(&named),
+        "the error does not say '{named}':\n{err}"
     );
 }
 
