@@ -88,7 +88,8 @@ pub async fn run(mut settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyh
     } = start(&settings).await?;
     let cancel = driver.node_cancel.clone();
 
-    let mut dispatch_replies: Vec<oneshot::Sender<Reply>> = Vec::new();
+    // The reply of the dispatch request that ends the loop, answered once the node left.
+    let mut dispatch_reply = None;
     // Not tokio's timer: see `crate::timer` (one wake-up per deadline, not two).
     let mut timer = crate::timer::DeadlineTimer::new();
     let stop_kind = loop {
@@ -119,7 +120,7 @@ pub async fn run(mut settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyh
             Some(report) = check_rx.recv() => driver.on_check(report),
             cmd = cmd_rx.recv() => {
                 if let Some(reply) = cmd.and_then(|c| driver.on_command(c)) {
-                    dispatch_replies.push(reply);
+                    dispatch_reply = Some(reply);
                     break Stop::Dispatch;
                 }
             }
@@ -146,7 +147,7 @@ pub async fn run(mut settings: Settings, mut stop: mpsc::Receiver<Stop>) -> anyh
             cancel.cancel();
         }
         Stop::Dispatch => {
-            leave(driver, &settings, &mut stop, &mut cmd_rx, dispatch_replies).await;
+            leave(driver, &settings, &mut stop, &mut cmd_rx, dispatch_reply).await;
             cancel.cancel();
         }
     }
@@ -355,7 +356,7 @@ async fn leave(
     settings: &Settings,
     stop: &mut mpsc::Receiver<Stop>,
     cmd_rx: &mut mpsc::Receiver<Command>,
-    mut dispatch_replies: Vec<oneshot::Sender<Reply>>,
+    first: Option<oneshot::Sender<Reply>>,
 ) {
     info!("dispatching: handing over and leaving the cluster");
     notify::stopping();
@@ -381,7 +382,8 @@ async fn leave(
             }
         }
     }
-    // Answer other dispatch requests that arrived meanwhile.
+    // Answer other dispatch requests that arrived meanwhile, with the first.
+    let mut dispatch_replies: Vec<_> = first.into_iter().collect();
     while let Ok(cmd) = cmd_rx.try_recv() {
         match cmd {
             Command::Dispatch { reply } => dispatch_replies.push(reply),
